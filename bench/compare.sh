@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Side-by-side pgbench comparison: direct PostgreSQL, PgBouncer (Debian package) and pglane.
+#
+#   bench/compare.sh [--write]     --write also replaces bench/RESULTS.md with the output
+#
+# Starts its own sandbox (primary only, no Redis), loads pgbench scale SCALE, then runs
+# ROUNDS interleaved rounds; each round runs `pgbench -S` in simple and prepared mode against
+# every target (in a rotating order, so no target always runs first), plus a single-client run
+# for the added latency. For the proxies, CPU seconds per 1,000 transactions come from the
+# process's utime+stime in /proc/PID/stat (all threads) before and after each run.
+# Results (markdown) go to stdout, progress to stderr.
+#
+# Environment (defaults):
+#   ROUNDS=3 DURATION=15 CLIENTS=32 THREADS=2 SCALE=10 LAT_DURATION=10 WARMUP=5
+#   POOL_MODE=session (or transaction; both proxies)   POOL_SIZE=20   WORKERS=2 (pglane threads)
+#   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/../scripts/lib.sh"
+root=$(repo_root)
+cd "$root"
+
+write=0
+case ${1:-} in
+  "") ;;
+  --write) write=1 ;;
+  *) echo "usage: bench/compare.sh [--write]" >&2; exit 2 ;;
+esac
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+CLIENTS=${CLIENTS:-32}
+THREADS=${THREADS:-2}
+SCALE=${SCALE:-10}
+LAT_DURATION=${LAT_DURATION:-10}
+WARMUP=${WARMUP:-5}
+POOL_MODE=${POOL_MODE:-session}
+POOL_SIZE=${POOL_SIZE:-20}
+WORKERS=${WORKERS:-2}
+PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
+case $POOL_MODE in session | transaction) ;; *) die "POOL_MODE must be session or transaction" ;; esac
+for v in ROUNDS DURATION CLIENTS THREADS SCALE LAT_DURATION WARMUP POOL_SIZE WORKERS; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+done
+command -v pgbench >/dev/null || die "pgbench not found (run scripts/bootstrap.sh)"
+command -v pgbouncer >/dev/null || die "pgbouncer not found (run scripts/bootstrap.sh)"
+
+# Session pooling pins a server connection to each client for its whole session: with more
+# clients than pool slots the extra clients would wait for the whole run (and time out).
+if [ "$POOL_MODE" = session ] && [ "$CLIENTS" -gt "$POOL_SIZE" ]; then
+  warn "session pooling with CLIENTS=$CLIENTS > POOL_SIZE=$POOL_SIZE would starve" \
+    "$((CLIENTS - POOL_SIZE)) clients; using POOL_SIZE=$CLIENTS for both proxies"
+  POOL_SIZE=$CLIENTS
+fi
+
+tmp=$(mktemp -d /tmp/pglane-bench.XXXXXX)
+chmod 755 "$tmp"  # the postgres user (PgBouncer, PostgreSQL) must reach its subdirectories
+report="$tmp/report.md"
+pgbouncer_pid=""
+pglane_pid=""
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [ -n "$pglane_pid" ] && stop_pid "$pglane_pid" 10
+  [ -n "$pgbouncer_pid" ] && stop_pid "$pgbouncer_pid" 10
+  "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
+  if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# out TEXT...: one line of the report (stdout and the copy --write uses).
+out() {
+  printf '%s\n' "$*" | tee -a "$report"
+}
+
+# --- servers -------------------------------------------------------------------------------
+note "starting the sandbox"
+"$root/scripts/sandbox.sh" up "$tmp/sandbox" --replicas 0 --no-redis >&2
+# shellcheck source=/dev/null
+. "$tmp/sandbox/sandbox.env"
+export PGPASSWORD=$APP_PASSWORD PGSSLMODE=disable
+note "pgbench -i -s $SCALE"
+pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" "$APP_DB" \
+  >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
+
+declare -A port pid label
+targets=(direct)
+port[direct]=$PG_PRIMARY_PORT
+label[direct]="direct PostgreSQL"
+
+# PgBouncer refuses to run as root: as root it runs as postgres, from a directory it owns.
+# It logs in to PostgreSQL with SCRAM, which needs the plaintext password in auth_file.
+start_pgbouncer() {
+  local dir="$tmp/pgbouncer" bport
+  bport=$(free_port 16432 "$PG_PRIMARY_PORT")
+  mkdir -p "$dir"
+  printf '"%s" "%s"\n' "$APP_USER" "$APP_PASSWORD" >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<EOF
+[databases]
+$APP_DB = host=127.0.0.1 port=$PG_PRIMARY_PORT dbname=$APP_DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/userlist.txt
+pool_mode = $POOL_MODE
+default_pool_size = $POOL_SIZE
+max_client_conn = $((CLIENTS + 100))
+client_tls_sslmode = disable
+server_tls_sslmode = disable
+ignore_startup_parameters = extra_float_digits
+log_connections = 0
+log_disconnections = 0
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+  chmod 700 "$dir"
+  chmod 600 "$dir/userlist.txt" "$dir/pgbouncer.ini"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown -R postgres: "$dir"
+    (cd / && runuser -u postgres -- pgbouncer -d -q "$dir/pgbouncer.ini")
+  else
+    pgbouncer -d -q "$dir/pgbouncer.ini"
+  fi
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ -s "$dir/pgbouncer.pid" ] && break
+    sleep 0.1
+  done
+  pgbouncer_pid=$(cat "$dir/pgbouncer.pid" 2>/dev/null || true)
+  if [ -z "$pgbouncer_pid" ] || ! wait_tcp 127.0.0.1 "$bport" 10 "$pgbouncer_pid"; then
+    tail "$dir/pgbouncer.log" >&2
+    die "PgBouncer did not start"
+  fi
+  targets+=(pgbouncer)
+  port[pgbouncer]=$bport
+  pid[pgbouncer]=$pgbouncer_pid
+  label[pgbouncer]="PgBouncer $(pgbouncer --version | awk 'NR == 1 { print $2 }')"
+}
+
+# pglane with a generated config: no TLS on either side, same pool as PgBouncer.
+start_pglane() {
+  if [ ! -x "$PGLANE_BIN" ]; then
+    warn "$PGLANE_BIN not built: pglane skipped"
+    return 0
+  fi
+  local lport
+  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}")
+  cat >"$tmp/pglane.toml" <<EOF
+[proxy]
+listen_addr = "127.0.0.1"
+listen_port = $lport
+workers = $WORKERS
+users_file = "$SANDBOX_DIR/users.txt"
+log_level = "warning"
+
+[tls]
+mode = "disable"
+
+[backend]
+user = "$APP_USER"
+password_file = "$SANDBOX_DIR/backend_password"
+
+[backend.tls]
+mode = "disable"
+
+[pool]
+mode = "$POOL_MODE"
+size = $POOL_SIZE
+
+[[regions]]
+name = "local"
+writer = "127.0.0.1:$PG_PRIMARY_PORT"
+EOF
+  "$PGLANE_BIN" --config "$tmp/pglane.toml" >"$tmp/pglane.log" 2>&1 &
+  pglane_pid=$!
+  if ! wait_tcp 127.0.0.1 "$lport" 15 "$pglane_pid"; then
+    tail "$tmp/pglane.log" >&2
+    warn "pglane did not start: pglane skipped"
+    stop_pid "$pglane_pid" 2
+    pglane_pid=""
+    return 0
+  fi
+  targets+=(pglane)
+  port[pglane]=$lport
+  pid[pglane]=$pglane_pid
+  label[pglane]="pglane $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
+}
+
+note "starting PgBouncer and pglane ($POOL_MODE pooling, pool size $POOL_SIZE)"
+start_pgbouncer
+start_pglane
+
+# --- measurement ---------------------------------------------------------------------------
+clk_tck=$(getconf CLK_TCK)
+
+# cpu_ticks PID: user + system time of the whole process (all threads), in clock ticks.
+# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+cpu_ticks() {
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  # shellcheck disable=SC2086  # split the fields on purpose
+  set -- $stat
+  echo $((${12} + ${13}))
+}
+
+mkdir -p "$tmp/runs" "$tmp/results"
+failures=()
+
+# bench KIND TARGET MODE CLIENTS THREADS SECONDS: one pgbench run; appends
+# "tps latency_ms cpu_per_1k_tx" to $tmp/results/KIND.TARGET.MODE (cpu "-" for direct).
+bench() {
+  local kind=$1 target=$2 mode=$3 clients=$4 threads=$5 seconds=$6
+  local log
+  log="$tmp/runs/$kind.$target.$mode.$(date +%s%N).log"
+  local p=${pid[$target]:-} before=0 after=0
+  if [ -n "$p" ]; then before=$(cpu_ticks "$p") || before=""; fi
+  if ! pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$seconds" \
+    -h 127.0.0.1 -p "${port[$target]}" -U "$APP_USER" "$APP_DB" >"$log" 2>&1; then
+    failures+=("$kind $target -M $mode: $(grep -m1 -iE 'error|fatal' "$log" || tail -n1 "$log")")
+    warn "pgbench against $target (-M $mode) failed, see the last lines below"
+    tail -n 5 "$log" >&2
+    return 0
+  fi
+  if [ -n "$p" ]; then after=$(cpu_ticks "$p") || after=""; fi
+  local tps lat tx cpu="-"
+  tps=$(awk '/^tps = / { print $3; exit }' "$log")
+  lat=$(awk '/^latency average = / { print $4; exit }' "$log")
+  tx=$(awk -F': ' '/^number of transactions actually processed/ { split($2, a, "/"); print a[1]; exit }' "$log")
+  if [ -n "$p" ] && [ -n "$before" ] && [ -n "$after" ] && [ "${tx:-0}" -gt 0 ]; then
+    cpu=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v tx="$tx" 'BEGIN { printf "%.5f", t / hz / tx * 1000 }')
+  fi
+  echo "$tps $lat $cpu" >>"$tmp/results/$kind.$target.$mode"
+  note "  $kind $target -M $mode: $tps tps, $lat ms, cpu/1k tx $cpu"
+}
+
+# supported TARGET MODE: PgBouncer 1.18 cannot keep protocol-level prepared statements in
+# transaction pooling (a statement prepared on one server connection is missing on the next).
+supported() {
+  [ "$POOL_MODE" = transaction ] && [ "$1" = pgbouncer ] && [ "$2" = prepared ] && return 1
+  return 0
+}
+
+if [ "$WARMUP" -gt 0 ]; then
+  note "warm-up: ${WARMUP} s against every target"
+  for t in "${targets[@]}"; do
+    pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" -h 127.0.0.1 -p "${port[$t]}" \
+      -U "$APP_USER" "$APP_DB" >/dev/null 2>&1 || warn "warm-up against $t failed"
+  done
+fi
+
+modes=(simple prepared)
+n=${#targets[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+  note "round $round of $ROUNDS"
+  for ((k = 0; k < n; k++)); do
+    t=${targets[(k + round - 1) % n]}
+    for mode in "${modes[@]}"; do
+      supported "$t" "$mode" && bench load "$t" "$mode" "$CLIENTS" "$THREADS" "$DURATION"
+    done
+    bench latency "$t" simple 1 1 "$LAT_DURATION"
+  done
+done
+
+# --- report --------------------------------------------------------------------------------
+# column FILE N: the Nth column of FILE, one value per line ("-" dropped).
+column_of() {
+  [ -f "$1" ] || return 0
+  awk -v n="$2" '$n != "-" { print $n }' "$1"
+}
+# median: of the numbers on stdin; empty when there are none.
+median() {
+  sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) exit
+    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+# fmt FORMAT VALUE: printf, or "n/a" for an empty value.
+fmt() {
+  if [ -z "$2" ]; then echo "n/a"; else awk -v v="$2" -v f="$1" 'BEGIN { printf f, v }'; fi
+}
+# ratio A B: A/B as "1.23×", "n/a" when either is missing.
+ratio() {
+  if [ -z "$1" ] || [ -z "$2" ]; then echo "n/a"; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; fi
+}
+
+: >"$report"
+out "## Machine"
+out ""
+out "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+out "- CPU: $(nproc) × $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+out "- $("$PG_BIN/postgres" --version), $(pgbouncer --version | head -n1)${pglane_pid:+, ${label[pglane]}}"
+out ""
+out "Each run: \`pgbench -n -S -c $CLIENTS -j $THREADS -T $DURATION\`, scale $SCALE, sslmode=disable," \
+  "$ROUNDS interleaved rounds, medians shown. Proxies: $POOL_MODE pooling, pool size $POOL_SIZE;" \
+  "pglane workers = $WORKERS. CPU = proxy process utime+stime per 1,000 transactions."
+
+for mode in "${modes[@]}"; do
+  out ""
+  out "## Throughput, \`-M $mode\`"
+  out ""
+  out "| target | median tps | median avg latency (ms) | median CPU s / 1k tx | tps vs PgBouncer | CPU vs PgBouncer | tps per round |"
+  out "|---|---:|---:|---:|---:|---:|---|"
+  f="$tmp/results/load.pgbouncer.$mode"
+  ref_tps=$(column_of "$f" 1 | median)
+  ref_cpu=$(column_of "$f" 3 | median)
+  for t in "${targets[@]}"; do
+    f="$tmp/results/load.$t.$mode"
+    if ! supported "$t" "$mode"; then
+      out "| ${label[$t]} | not supported in transaction pooling | | | | | |"
+      continue
+    fi
+    tps=$(column_of "$f" 1 | median)
+    lat=$(column_of "$f" 2 | median)
+    cpu=$(column_of "$f" 3 | median)
+    rounds=$(column_of "$f" 1 | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 }')
+    cpu_cell="—" cpu_ratio="—"
+    if [ "$t" != direct ]; then
+      cpu_cell=$(fmt '%.4f' "$cpu")
+      cpu_ratio=$(ratio "$cpu" "$ref_cpu")
+    fi
+    out "| ${label[$t]} | $(fmt '%.0f' "$tps") | $(fmt '%.3f' "$lat") | $cpu_cell |" \
+      "$(ratio "$tps" "$ref_tps") | $cpu_ratio | $rounds |"
+  done
+done
+
+out ""
+out "## Single client, \`-c 1 -j 1 -M simple\`, ${LAT_DURATION} s"
+out ""
+out "| target | median latency (ms) | added vs direct (µs) |"
+out "|---|---:|---:|"
+direct_lat=$(column_of "$tmp/results/latency.direct.simple" 2 | median)
+for t in "${targets[@]}"; do
+  lat=$(column_of "$tmp/results/latency.$t.simple" 2 | median)
+  added="—"
+  if [ "$t" != direct ] && [ -n "$lat" ] && [ -n "$direct_lat" ]; then
+    added=$(awk -v a="$lat" -v d="$direct_lat" 'BEGIN { printf "%+.0f", (a - d) * 1000 }')
+  fi
+  out "| ${label[$t]} | $(fmt '%.3f' "$lat") | $added |"
+done
+
+if [ -z "$pglane_pid" ]; then
+  out ""
+  out "pglane was not measured (binary missing or failed to start)."
+fi
+if [ ${#failures[@]} -gt 0 ]; then
+  out ""
+  out "Failed runs (not in the medians):"
+  for f in "${failures[@]}"; do out "- $f"; done
+fi
+
+if [ "$write" = 1 ]; then
+  if [ ${#failures[@]} -gt 0 ]; then
+    die "some runs failed: bench/RESULTS.md left unchanged"
+  fi
+  {
+    echo "# Benchmark: direct PostgreSQL vs PgBouncer vs pglane"
+    echo ""
+    echo "Written by \`bench/compare.sh --write\`; rerun it to refresh. Targets from issue 2:"
+    echo "pglane tps ≥ PgBouncer's, CPU per 1,000 transactions ≤ 0.8× PgBouncer's, added"
+    echo "single-client latency ≤ 20 µs."
+    echo ""
+    cat "$report"
+  } >"$root/bench/RESULTS.md"
+  note "wrote bench/RESULTS.md"
+fi
+[ ${#failures[@]} -eq 0 ]

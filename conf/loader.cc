@@ -1,0 +1,813 @@
+// The TOML loader and validator for conf/proxy.toml, and the users-file parser.
+//
+// The loader walks every table once, collecting every problem it finds together with the line it
+// was found on, and reports the earliest one, so the message points at the first thing a reader
+// of the file would have to fix. Checks that depend on other keys (tls.cert_file is required only
+// when tls.mode is not "disable"; proxy.region must name a region) run only when the keys they
+// depend on parsed cleanly, so one mistake never shows up as a different, misleading one.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "conf/loader.h"
+
+namespace pglane::conf {
+
+const Region& Config::home_region() const {
+  static const Region no_region;  // only reachable with a Config the loader did not produce
+  if (regions.empty()) {
+    return no_region;
+  }
+  if (!proxy.region.empty()) {
+    for (const Region& region : regions) {
+      if (region.name == proxy.region) {
+        return region;
+      }
+    }
+  }
+  return regions.front();
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Debian's abseil is built with its own string_view type; toml++ speaks std::string_view.
+std::string_view to_std(absl::string_view s) {
+  return {s.data(), s.size()};
+}
+absl::string_view to_absl(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
+// Reads a whole file. On failure returns nullopt and sets `why` to the OS's reason.
+std::optional<std::string> read_file(const std::string& path, std::string* why) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    *why = "is a directory";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    *why = "read error";
+    return std::nullopt;
+  }
+  return std::move(buf).str();
+}
+
+// Checks that `path` is a regular file this process can open for reading. Returns an empty
+// string if so, or what is wrong.
+std::string check_readable(const std::string& path) {
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) {
+    return absl::StrCat("file \"", path, "\" does not exist");
+  }
+  if (fs::is_directory(st)) {
+    return absl::StrCat("\"", path, "\" is a directory, not a file");
+  }
+  if (!fs::is_regular_file(st)) {
+    return absl::StrCat("\"", path, "\" is not a regular file");
+  }
+  // O_NONBLOCK: never hang on a FIFO swapped in for the file after the check above.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return absl::StrCat("cannot read \"", path, "\": ", std::strerror(errno));
+  }
+  ::close(fd);
+  return "";
+}
+
+absl::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+uint32_t line_of(const toml::source_region& source) {
+  return source.begin.line == 0 ? 1 : source.begin.line;
+}
+
+// Parses "host:port" or "[v6addr]:port". On failure returns nullopt and sets `why`.
+std::optional<Endpoint> parse_endpoint(absl::string_view text, std::string* why) {
+  constexpr absl::string_view kShape = "expected \"host:port\" (or \"[v6addr]:port\")";
+  absl::string_view host;
+  absl::string_view port;
+  if (absl::StartsWith(text, "[")) {
+    size_t close = text.find(']');
+    if (close == absl::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      *why = absl::StrCat(kShape, ", got \"", text, "\"");
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == absl::string_view::npos) {
+      *why = absl::StrCat(kShape, ", got \"", text, "\" (the port is required)");
+      return std::nullopt;
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != absl::string_view::npos) {
+      *why = absl::StrCat("IPv6 addresses need brackets, e.g. \"[::1]:5432\"; got \"", text, "\"");
+      return std::nullopt;
+    }
+  }
+  if (host.empty()) {
+    *why = absl::StrCat("empty host in \"", text, "\"");
+    return std::nullopt;
+  }
+  for (char c : host) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']' || c == '/') {
+      *why = absl::StrCat("invalid host in \"", text, "\"");
+      return std::nullopt;
+    }
+  }
+  uint32_t port_number = 0;
+  bool digits = !port.empty() && port.size() <= 5 &&
+                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || !absl::SimpleAtoi(port, &port_number) || port_number < 1 || port_number > 65535) {
+    *why = absl::StrCat("port must be between 1 and 65535 in \"", text, "\"");
+    return std::nullopt;
+  }
+  Endpoint endpoint;
+  endpoint.host = std::string(host);
+  endpoint.port = static_cast<uint16_t>(port_number);
+  return endpoint;
+}
+
+// A TOML table together with its dotted path in the document ("backend.tls", "regions[1]").
+struct Table {
+  const toml::table& node;
+  std::string path;
+
+  std::string key(absl::string_view name) const {
+    return path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
+  }
+  uint32_t line() const { return line_of(node.source()); }
+};
+
+template <typename E>
+using Choices = std::initializer_list<std::pair<absl::string_view, E>>;
+
+// The outcome of reading one key: absent (the default stays), read, or wrong (already reported).
+enum class Got { kAbsent, kOk, kBad };
+
+class Loader {
+ public:
+  Loader(std::string file, fs::path dir) : file_(std::move(file)), dir_(std::move(dir)) {}
+
+  absl::Status load(const toml::table& root, Config& config) {
+    Table doc{root, ""};
+    check_keys(doc, {"proxy", "tls", "backend", "pool", "regions", "analytics"});
+    load_proxy(doc, config.proxy);
+    if (const toml::table* tls = subtable(doc, "tls")) {
+      load_client_tls(Table{*tls, "tls"}, config.tls);
+    }
+    if (const toml::table* backend = subtable(doc, "backend")) {
+      load_backend(Table{*backend, "backend"}, config.backend);
+    }
+    if (const toml::table* pool = subtable(doc, "pool")) {
+      load_pool(Table{*pool, "pool"}, config.pool);
+    }
+    load_regions(doc, config);
+    if (const toml::table* analytics = subtable(doc, "analytics")) {
+      load_analytics(Table{*analytics, "analytics"}, config.analytics);
+    }
+    if (errors_.empty()) {
+      return absl::OkStatus();
+    }
+    auto first = std::min_element(errors_.begin(), errors_.end(),
+                                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    return absl::InvalidArgumentError(first->second);
+  }
+
+ private:
+  void fail(uint32_t line, absl::string_view key, absl::string_view what) {
+    std::string message = absl::StrCat(file_, ":", line, ": ", key, ": ", what);
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    errors_.emplace_back(line, std::move(message));
+  }
+
+  void check_keys(const Table& t, std::initializer_list<absl::string_view> allowed) {
+    for (auto&& [name, value] : t.node) {
+      if (std::find(allowed.begin(), allowed.end(), to_absl(name.str())) == allowed.end()) {
+        fail(line_of(name.source()), t.key(to_absl(name.str())),
+             absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
+      }
+    }
+  }
+
+  void missing(const Table& t, absl::string_view name) {
+    fail(t.line(), t.key(name), "missing required key");
+  }
+
+  void wrong_type(const Table& t, absl::string_view name, const toml::node& node,
+                  absl::string_view expected) {
+    fail(line_of(node.source()), t.key(name),
+         absl::StrCat("expected ", expected, ", got ", type_name(node.type())));
+  }
+
+  // The sub-table `name` of `t`, or nullptr if absent (or not a table, which is reported).
+  const toml::table* subtable(const Table& t, absl::string_view name) {
+    const toml::node* node = t.node.get(to_std(name));
+    if (node == nullptr) {
+      return nullptr;
+    }
+    if (!node->is_table()) {
+      wrong_type(t, name, *node, "a table");
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  Got get_string(const Table& t, absl::string_view name, std::string& out) {
+    const toml::node* node = t.node.get(to_std(name));
+    if (node == nullptr) {
+      return Got::kAbsent;
+    }
+    if (!node->is_string()) {
+      wrong_type(t, name, *node, "a string");
+      return Got::kBad;
+    }
+    out = node->as_string()->get();
+    return Got::kOk;
+  }
+
+  // A string that must not be empty when present.
+  Got get_nonempty_string(const Table& t, absl::string_view name, std::string& out) {
+    std::string value;
+    Got got = get_string(t, name, value);
+    if (got == Got::kOk && value.empty()) {
+      fail(line(t, name), t.key(name), "must not be empty");
+      return Got::kBad;
+    }
+    if (got == Got::kOk) {
+      out = std::move(value);
+    }
+    return got;
+  }
+
+  Got get_bool(const Table& t, absl::string_view name, bool& out) {
+    const toml::node* node = t.node.get(to_std(name));
+    if (node == nullptr) {
+      return Got::kAbsent;
+    }
+    if (!node->is_boolean()) {
+      wrong_type(t, name, *node, "a boolean");
+      return Got::kBad;
+    }
+    out = node->as_boolean()->get();
+    return Got::kOk;
+  }
+
+  template <typename T>
+  Got get_int(const Table& t, absl::string_view name, int64_t min, int64_t max, T& out) {
+    const toml::node* node = t.node.get(to_std(name));
+    if (node == nullptr) {
+      return Got::kAbsent;
+    }
+    if (!node->is_integer()) {
+      wrong_type(t, name, *node, "an integer");
+      return Got::kBad;
+    }
+    int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      fail(line_of(node->source()), t.key(name),
+           max == INT_MAX ? absl::StrCat("must be at least ", min, ", got ", value)
+                          : absl::StrCat("must be between ", min, " and ", max, ", got ", value));
+      return Got::kBad;
+    }
+    out = static_cast<T>(value);
+    return Got::kOk;
+  }
+
+  template <typename E>
+  Got get_enum(const Table& t, absl::string_view name, Choices<E> choices, E& out) {
+    std::string value;
+    Got got = get_string(t, name, value);
+    if (got != Got::kOk) {
+      return got;
+    }
+    for (const auto& [text, e] : choices) {
+      if (text == value) {
+        out = e;
+        return Got::kOk;
+      }
+    }
+    std::vector<std::string> quoted;
+    for (const auto& choice : choices) {
+      quoted.push_back(absl::StrCat("\"", choice.first, "\""));
+    }
+    fail(line(t, name), t.key(name),
+         absl::StrCat("must be one of ", absl::StrJoin(quoted, ", "), "; got \"", value, "\""));
+    return Got::kBad;
+  }
+
+  // A file path; relative paths resolve against the config file's directory.
+  Got get_path(const Table& t, absl::string_view name, std::string& out) {
+    std::string value;
+    Got got = get_nonempty_string(t, name, value);
+    if (got == Got::kOk) {
+      fs::path p(value);
+      fs::path resolved = (p.is_absolute() ? p : dir_ / p).lexically_normal();
+      if (!resolved.has_filename() && resolved.has_relative_path()) {
+        resolved = resolved.parent_path();  // "dir/" -> "dir"
+      }
+      out = resolved.string();
+    }
+    return got;
+  }
+
+  // Reports `key` (line of `name` in `t`) unless the already-resolved `path` is readable.
+  bool require_readable(const Table& t, absl::string_view name, const std::string& path) {
+    std::string problem = check_readable(path);
+    if (!problem.empty()) {
+      fail(line(t, name), t.key(name), problem);
+      return false;
+    }
+    return true;
+  }
+
+  // The line of key `name` in `t`, or of the table itself when the key is absent.
+  uint32_t line(const Table& t, absl::string_view name) const {
+    const toml::node* node = t.node.get(to_std(name));
+    return node == nullptr ? t.line() : line_of(node->source());
+  }
+
+  void load_proxy(const Table& doc, ProxySection& proxy) {
+    const toml::table* node = subtable(doc, "proxy");
+    if (node == nullptr) {
+      if (doc.node.get("proxy") == nullptr) {
+        fail(1, "proxy.users_file", "missing required key (no [proxy] table)");
+      }
+      return;
+    }
+    Table t{*node, "proxy"};
+    check_keys(t, {"listen_addr", "listen_port", "workers", "region", "max_client_conn",
+                   "max_message_size", "auth_timeout_ms", "client_idle_timeout_ms", "log_level",
+                   "users_file"});
+    get_nonempty_string(t, "listen_addr", proxy.listen_addr);
+    get_int(t, "listen_port", 1, 65535, proxy.listen_port);
+    get_int(t, "workers", 0, 256, proxy.workers);
+    if (get_string(t, "region", proxy.region) == Got::kOk) {
+      proxy_region_line_ = line(t, "region");
+    }
+    get_int(t, "max_client_conn", 1, 1000000, proxy.max_client_conn);
+    get_int(t, "max_message_size", 1024, int64_t{1} << 30, proxy.max_message_size);
+    get_int(t, "auth_timeout_ms", 100, 600000, proxy.auth_timeout_ms);
+    get_int(t, "client_idle_timeout_ms", 0, INT_MAX, proxy.client_idle_timeout_ms);
+    get_enum<LogLevel>(t, "log_level",
+                       {{"debug", LogLevel::kDebug},
+                        {"info", LogLevel::kInfo},
+                        {"warning", LogLevel::kWarning},
+                        {"error", LogLevel::kError}},
+                       proxy.log_level);
+    Got users = get_path(t, "users_file", proxy.users_file);
+    if (users == Got::kAbsent) {
+      missing(t, "users_file");
+    } else if (users == Got::kOk) {
+      require_readable(t, "users_file", proxy.users_file);
+    }
+  }
+
+  void load_client_tls(const Table& t, ClientTls& tls) {
+    check_keys(t, {"mode", "cert_file", "key_file", "ca_file", "verify_client", "min_version"});
+    Got mode = get_enum<ClientTlsMode>(t, "mode",
+                                       {{"disable", ClientTlsMode::kDisable},
+                                        {"allow", ClientTlsMode::kAllow},
+                                        {"prefer", ClientTlsMode::kPrefer},
+                                        {"require", ClientTlsMode::kRequire}},
+                                       tls.mode);
+    Got cert = get_path(t, "cert_file", tls.cert_file);
+    Got key = get_path(t, "key_file", tls.key_file);
+    Got ca = get_path(t, "ca_file", tls.ca_file);
+    Got verify = get_bool(t, "verify_client", tls.verify_client);
+    get_enum<std::string>(t, "min_version", {{"1.2", "1.2"}, {"1.3", "1.3"}}, tls.min_version);
+    if (mode != Got::kOk || tls.mode == ClientTlsMode::kDisable) {
+      return;
+    }
+    std::string why = absl::StrCat("required when tls.mode is not \"disable\"");
+    for (auto [name, got, path] : {std::tuple{"cert_file", cert, &tls.cert_file},
+                                   std::tuple{"key_file", key, &tls.key_file}}) {
+      if (got == Got::kAbsent) {
+        fail(line(t, "mode"), t.key(name), why);
+      } else if (got == Got::kOk) {
+        require_readable(t, name, *path);
+      }
+    }
+    if (verify == Got::kOk && tls.verify_client) {
+      if (ca == Got::kAbsent) {
+        fail(line(t, "verify_client"), t.key("ca_file"), "required when tls.verify_client is true");
+      } else if (ca == Got::kOk) {
+        require_readable(t, "ca_file", tls.ca_file);
+      }
+    }
+  }
+
+  // user, password and password_file of a credential table.
+  void load_credential(const Table& t, BackendCredential& credential) {
+    get_string(t, "user", credential.user);
+    Got password = get_string(t, "password", credential.password);
+    std::string password_file;
+    if (get_path(t, "password_file", password_file) != Got::kOk) {
+      return;
+    }
+    if (password == Got::kOk || password == Got::kBad) {
+      fail(line(t, "password_file"), t.key("password_file"),
+           absl::StrCat("set either ", t.key("password"), " or ", t.key("password_file"),
+                        ", not both"));
+      return;
+    }
+    std::string why;
+    std::optional<std::string> contents = read_file(password_file, &why);
+    if (!contents) {
+      fail(line(t, "password_file"), t.key("password_file"),
+           absl::StrCat("cannot read \"", password_file, "\": ", why));
+      return;
+    }
+    absl::string_view first_line = *contents;
+    first_line = first_line.substr(0, first_line.find('\n'));
+    if (absl::EndsWith(first_line, "\r")) {
+      first_line.remove_suffix(1);
+    }
+    if (first_line.empty()) {
+      fail(line(t, "password_file"), t.key("password_file"),
+           absl::StrCat("\"", password_file, "\" has an empty first line"));
+      return;
+    }
+    credential.password = std::string(first_line);
+  }
+
+  void load_backend(const Table& t, BackendSection& backend) {
+    check_keys(t, {"user", "password", "password_file", "connect_timeout_ms", "tls", "users"});
+    load_credential(t, backend.service);
+    get_int(t, "connect_timeout_ms", 100, 600000, backend.connect_timeout_ms);
+    if (const toml::table* tls = subtable(t, "tls")) {
+      load_server_tls(Table{*tls, "backend.tls"}, backend.tls);
+    }
+    if (const toml::table* users = subtable(t, "users")) {
+      for (auto&& [name, node] : *users) {
+        std::string path = absl::StrCat("backend.users.", to_absl(name.str()));
+        if (!node.is_table()) {
+          fail(line_of(node.source()), path,
+               absl::StrCat("expected a table, got ", type_name(node.type())));
+          continue;
+        }
+        Table user{*node.as_table(), path};
+        check_keys(user, {"user", "password", "password_file"});
+        load_credential(user, backend.per_user[std::string(name.str())]);
+      }
+    }
+  }
+
+  void load_server_tls(const Table& t, ServerTls& tls) {
+    check_keys(t, {"mode", "ca_file"});
+    Got mode = get_enum<ServerTlsMode>(t, "mode",
+                                       {{"disable", ServerTlsMode::kDisable},
+                                        {"prefer", ServerTlsMode::kPrefer},
+                                        {"require", ServerTlsMode::kRequire},
+                                        {"verify-ca", ServerTlsMode::kVerifyCa},
+                                        {"verify-full", ServerTlsMode::kVerifyFull}},
+                                       tls.mode);
+    Got ca = get_path(t, "ca_file", tls.ca_file);
+    bool verifies = tls.mode == ServerTlsMode::kVerifyCa || tls.mode == ServerTlsMode::kVerifyFull;
+    if (mode != Got::kOk || !verifies) {
+      return;
+    }
+    if (ca == Got::kAbsent) {
+      fail(line(t, "mode"), t.key("ca_file"),
+           "required when backend.tls.mode is \"verify-ca\" or \"verify-full\"");
+    } else if (ca == Got::kOk) {
+      require_readable(t, "ca_file", tls.ca_file);
+    }
+  }
+
+  void load_pool(const Table& t, PoolSection& pool) {
+    check_keys(t, {"mode", "size", "queue_timeout_ms", "server_idle_timeout_ms"});
+    get_enum<PoolMode>(t, "mode",
+                       {{"session", PoolMode::kSession}, {"transaction", PoolMode::kTransaction}},
+                       pool.mode);
+    get_int(t, "size", 1, 10000, pool.size);
+    get_int(t, "queue_timeout_ms", 0, 3600000, pool.queue_timeout_ms);
+    get_int(t, "server_idle_timeout_ms", 0, INT_MAX, pool.server_idle_timeout_ms);
+  }
+
+  // An endpoint-valued string key; reports and returns kBad if it does not parse.
+  Got get_endpoint(const Table& t, absl::string_view name, Endpoint& out) {
+    std::string text;
+    Got got = get_string(t, name, text);
+    if (got != Got::kOk) {
+      return got;
+    }
+    std::string why;
+    std::optional<Endpoint> endpoint = parse_endpoint(text, &why);
+    if (!endpoint) {
+      fail(line(t, name), t.key(name), why);
+      return Got::kBad;
+    }
+    out = std::move(*endpoint);
+    return Got::kOk;
+  }
+
+  void load_regions(const Table& doc, Config& config) {
+    const toml::node* node = doc.node.get("regions");
+    if (node == nullptr) {
+      fail(1, "regions", "at least one [[regions]] table is required");
+      return;
+    }
+    const toml::array* regions = node->as_array();
+    if (regions == nullptr) {
+      wrong_type(doc, "regions", *node, "an array of tables ([[regions]])");
+      return;
+    }
+    if (regions->empty()) {
+      fail(line_of(node->source()), "regions", "at least one region is required");
+      return;
+    }
+    bool names_ok = true;
+    for (size_t i = 0; i < regions->size(); ++i) {
+      const toml::node& element = (*regions)[i];
+      std::string path = absl::StrCat("regions[", i, "]");
+      if (!element.is_table()) {
+        fail(line_of(element.source()), path,
+             absl::StrCat("expected a table, got ", type_name(element.type())));
+        names_ok = false;
+        continue;
+      }
+      Table t{*element.as_table(), path};
+      check_keys(t, {"name", "writer", "readers"});
+      Region region;
+      Got name = get_nonempty_string(t, "name", region.name);
+      if (name == Got::kAbsent) {
+        missing(t, "name");
+      }
+      if (name != Got::kOk) {
+        names_ok = false;
+      } else {
+        for (size_t j = 0; j < config.regions.size(); ++j) {
+          if (config.regions[j].name == region.name) {
+            fail(line(t, "name"), t.key("name"),
+                 absl::StrCat("duplicate region \"", region.name, "\" (also regions[", j, "])"));
+          }
+        }
+      }
+      if (get_endpoint(t, "writer", region.writer) == Got::kAbsent) {
+        missing(t, "writer");
+      }
+      if (const toml::node* readers = t.node.get("readers")) {
+        if (!readers->is_array()) {
+          wrong_type(t, "readers", *readers, "an array of \"host:port\" strings");
+        } else {
+          const toml::array& list = *readers->as_array();
+          for (size_t k = 0; k < list.size(); ++k) {
+            std::string key = absl::StrCat(path, ".readers[", k, "]");
+            const toml::node& reader = list[k];
+            if (!reader.is_string()) {
+              fail(line_of(reader.source()), key,
+                   absl::StrCat("expected a string, got ", type_name(reader.type())));
+              continue;
+            }
+            std::string why;
+            std::optional<Endpoint> endpoint = parse_endpoint(reader.as_string()->get(), &why);
+            if (!endpoint) {
+              fail(line_of(reader.source()), key, why);
+              continue;
+            }
+            region.readers.push_back(std::move(*endpoint));
+          }
+        }
+      }
+      config.regions.push_back(std::move(region));
+    }
+    if (names_ok && !config.proxy.region.empty()) {
+      std::vector<absl::string_view> names;
+      for (const Region& region : config.regions) {
+        names.push_back(region.name);
+      }
+      if (std::find(names.begin(), names.end(), config.proxy.region) == names.end()) {
+        fail(proxy_region_line_, "proxy.region",
+             absl::StrCat("unknown region \"", config.proxy.region,
+                          "\" (regions are: ", absl::StrJoin(names, ", "), ")"));
+      }
+    }
+  }
+
+  void load_analytics(const Table& t, Analytics& analytics) {
+    check_keys(t, {"endpoint", "user", "password", "password_file", "database"});
+    analytics.enabled = true;
+    if (get_endpoint(t, "endpoint", analytics.endpoint) == Got::kAbsent) {
+      missing(t, "endpoint");
+    }
+    load_credential(t, analytics.credential);
+    get_string(t, "database", analytics.database);
+  }
+
+  std::string file_;  // as given by the caller; starts every message
+  fs::path dir_;      // relative paths in the file resolve against this
+  uint32_t proxy_region_line_ = 1;
+  std::vector<std::pair<uint32_t, std::string>> errors_;  // (line, message)
+};
+
+// "<iter>:<salt>$<storedkey>:<serverkey>" after the "SCRAM-SHA-256$" prefix, as PostgreSQL
+// stores it in pg_authid.rolpassword (RFC 5803 shape). Returns what is wrong, or "".
+std::string check_scram_shape(absl::string_view rest) {
+  std::vector<absl::string_view> halves = absl::StrSplit(rest, '$');
+  if (halves.size() != 2) {
+    return "expected SCRAM-SHA-256$<iter>:<salt>$<storedkey>:<serverkey>";
+  }
+  std::vector<absl::string_view> iter_salt = absl::StrSplit(halves[0], ':');
+  std::vector<absl::string_view> keys = absl::StrSplit(halves[1], ':');
+  if (iter_salt.size() != 2 || keys.size() != 2) {
+    return "expected SCRAM-SHA-256$<iter>:<salt>$<storedkey>:<serverkey>";
+  }
+  int iterations = 0;
+  bool digits = !iter_salt[0].empty() && std::all_of(iter_salt[0].begin(), iter_salt[0].end(),
+                                                     [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || !absl::SimpleAtoi(iter_salt[0], &iterations) || iterations < 1) {
+    return "the iteration count must be a positive integer";
+  }
+  auto base64 = [](absl::string_view s, std::string* out) {
+    bool charset = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
+    });
+    return charset && absl::Base64Unescape(s, out) && !out->empty();
+  };
+  std::string decoded;
+  if (!base64(iter_salt[1], &decoded)) {
+    return "the salt is not base64";
+  }
+  // SHA-256 digests: 32 bytes each.
+  if (!base64(keys[0], &decoded) || decoded.size() != 32) {
+    return "the stored key is not 32 bytes of base64";
+  }
+  if (!base64(keys[1], &decoded) || decoded.size() != 32) {
+    return "the server key is not 32 bytes of base64";
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<ConfigPtr> parse_config(const std::string& text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(std::string_view(text), std::string_view(path));
+  } catch (const toml::parse_error& e) {
+    std::string message =
+        absl::StrCat(path, ":", line_of(e.source()), ": syntax error: ", to_absl(e.description()));
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    return absl::InvalidArgumentError(message);
+  }
+  auto config = std::make_shared<Config>();
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec).lexically_normal();
+  config->path = absolute.string();
+  Loader loader(path, absolute.parent_path());
+  if (absl::Status status = loader.load(root, *config); !status.ok()) {
+    return status;
+  }
+  return ConfigPtr(std::move(config));
+}
+
+absl::StatusOr<ConfigPtr> load_config(const std::string& path) {
+  std::string why;
+  std::optional<std::string> text = read_file(path, &why);
+  if (!text) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read: ", why));
+  }
+  return parse_config(*text, path);
+}
+
+absl::StatusOr<UserMap> parse_users(const std::string& text, const std::string& path) {
+  UserMap users;
+  std::map<std::string, int, std::less<>> first_seen;  // name -> line
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    std::vector<absl::string_view> fields;
+    for (absl::string_view field :
+         absl::StrSplit(line, absl::ByAnyChar(" \t\r\f\v"), absl::SkipEmpty())) {
+      if (field.front() == '#') {
+        break;  // a comment runs to the end of the line
+      }
+      fields.push_back(field);
+    }
+    if (fields.empty()) {
+      continue;
+    }
+    absl::string_view name = fields[0];
+    auto fail = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": user ", name, ": ", what));
+    };
+    if (auto it = first_seen.find(name); it != first_seen.end()) {
+      return fail(absl::StrCat("duplicate user (first defined on line ", it->second, ")"));
+    }
+    if (fields.size() < 2) {
+      return fail("missing METHOD (scram-sha-256, md5 or trust)");
+    }
+    if (fields.size() > 3) {
+      return fail("unexpected text after SECRET");
+    }
+    UserEntry entry;
+    entry.name = std::string(name);
+    absl::string_view method = fields[1];
+    absl::string_view secret = fields.size() == 3 ? fields[2] : absl::string_view();
+    if (method == "scram-sha-256") {
+      constexpr absl::string_view kPrefix = "SCRAM-SHA-256$";
+      if (secret.empty()) {
+        return fail("scram-sha-256 needs a SECRET (SCRAM-SHA-256$<iter>:<salt>$<stored>:<server>)");
+      }
+      if (!absl::StartsWith(secret, kPrefix)) {
+        return fail("scram-sha-256 SECRET must start with \"SCRAM-SHA-256$\"");
+      }
+      if (std::string why = check_scram_shape(secret.substr(kPrefix.size())); !why.empty()) {
+        return fail(absl::StrCat("malformed SCRAM secret: ", why));
+      }
+      entry.method = AuthMethod::kScramSha256;
+    } else if (method == "md5") {
+      bool shaped = secret.size() == 35 && absl::StartsWith(secret, "md5") &&
+                    std::all_of(secret.begin() + 3, secret.end(),
+                                [](char c) { return absl::ascii_isxdigit(c); });
+      if (!shaped) {
+        return fail("md5 SECRET must be \"md5\" followed by 32 hex digits");
+      }
+      entry.method = AuthMethod::kMd5;
+    } else if (method == "trust") {
+      if (!secret.empty()) {
+        return fail("trust takes no SECRET");
+      }
+      entry.method = AuthMethod::kTrust;
+    } else {
+      return fail(
+          absl::StrCat("unknown METHOD \"", method, "\" (expected scram-sha-256, md5 or trust)"));
+    }
+    // PostgreSQL writes md5 digests in lower case; compare against that form.
+    entry.secret = method == "md5" ? absl::AsciiStrToLower(secret) : std::string(secret);
+    first_seen.emplace(std::string(name), line_number);
+    users.emplace(entry.name, std::move(entry));
+  }
+  return users;
+}
+
+absl::StatusOr<UserMap> load_users(const std::string& path) {
+  std::string why;
+  std::optional<std::string> text = read_file(path, &why);
+  if (!text) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read: ", why));
+  }
+  return parse_users(*text, path);
+}
+
+}  // namespace pglane::conf

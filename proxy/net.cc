@@ -1,0 +1,129 @@
+#include "proxy/net.h"
+
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace pglane::proxy {
+
+namespace {
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+}
+
+asio::awaitable<error_code> Stream::handshake_server(asio::ssl::context& ctx) {
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+  // Idle sessions drop OpenSSL's read/write buffers (about 34 KiB each) until the next record.
+  SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, kUse);
+  co_return ec;
+}
+
+asio::awaitable<error_code> Stream::handshake_client(asio::ssl::context& ctx,
+                                                     const std::string& host, bool verify_name) {
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+  SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  error_code parse_ec;
+  asio::ip::make_address(host, parse_ec);
+  bool is_ip = !parse_ec;
+  if (!is_ip) {
+    // SNI is for names only (RFC 6066 section 3).
+    SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
+  }
+  if (verify_name) {
+    tls_->set_verify_callback(asio::ssl::host_name_verification(host));
+  }
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUse);
+  co_return ec;
+}
+
+asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buf) {
+  if (tls_) {
+    auto [ec, n] = co_await tls_->async_read_some(buf, kUse);
+    co_return std::pair{ec, n};
+  }
+  auto [ec, n] = co_await socket_.async_read_some(buf, kUse);
+  co_return std::pair{ec, n};
+}
+
+asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
+  if (tls_) {
+    auto [ec, n] = co_await asio::async_write(*tls_, buf, kUse);
+    co_return ec;
+  }
+  auto [ec, n] = co_await asio::async_write(socket_, buf, kUse);
+  co_return ec;
+}
+
+void Stream::close() {
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+asio::mutable_buffer Buffer::prepare(std::size_t min_free) {
+  if (start_ > 0) {
+    std::memmove(storage_.data(), storage_.data() + start_, end_ - start_);
+    end_ -= start_;
+    start_ = 0;
+  }
+  std::size_t want = std::max(capacity_, end_ + min_free);
+  if (storage_.size() < want) {
+    storage_.resize(want);
+  }
+  return asio::mutable_buffer(storage_.data() + end_, storage_.size() - end_);
+}
+
+asio::awaitable<protocol::Decoded<protocol::Frame>> read_frame(Stream& s, Buffer& buf,
+                                                               std::size_t max_message,
+                                                               error_code& ec) {
+  for (;;) {
+    auto d = protocol::decode_frame(buf.data(), max_message);
+    if (d.status != protocol::DecodeStatus::kNeedMore) {
+      co_return d;
+    }
+    std::size_t need = protocol::kHeaderSize;
+    if (auto h = protocol::decode_header(buf.data(), max_message);
+        h.status == protocol::DecodeStatus::kMessage) {
+      need = h.frame.size;
+    }
+    auto space = buf.prepare(need - buf.size());
+    auto [rec, n] = co_await s.read_some(space);
+    if (rec) {
+      ec = rec;
+      co_return d;
+    }
+    buf.commit(n);
+  }
+}
+
+asio::awaitable<protocol::Decoded<protocol::StartupFrame>> read_startup(Stream& s, Buffer& buf,
+                                                                        error_code& ec) {
+  for (;;) {
+    auto d = protocol::decode_startup(buf.data());
+    if (d.status != protocol::DecodeStatus::kNeedMore) {
+      co_return d;
+    }
+    // Bytes past the packet stay in `buf`: the caller must check for them (plaintext smuggled
+    // after an SSLRequest is a protocol violation, CVE-2021-23214).
+    std::size_t need = 4;
+    if (buf.size() >= 4) {
+      const auto* p = reinterpret_cast<const unsigned char*>(buf.data().data());
+      need = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    }
+    auto space = buf.prepare(need - buf.size());
+    auto [rec, n] = co_await s.read_some(space);
+    if (rec) {
+      ec = rec;
+      co_return d;
+    }
+    buf.commit(n);
+  }
+}
+
+}  // namespace pglane::proxy

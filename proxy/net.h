@@ -1,0 +1,97 @@
+// Asio vocabulary shared by proxy/: a Stream that is plain TCP or TLS over TCP, and a growable
+// byte Buffer for framed reads.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include "protocol/frame.h"
+
+namespace pglane::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+// One side of a proxied connection. Starts as plain TCP and may be upgraded to TLS once.
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  tcp::socket& socket() { return socket_; }
+  bool is_tls() const { return tls_ != nullptr; }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // TLS handshake on the already-connected socket. For clients of servers, `host` sets SNI (when
+  // it is a name) and, with `verify_name`, the name the certificate must carry.
+  asio::awaitable<error_code> handshake_server(asio::ssl::context& ctx);
+  asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx, const std::string& host,
+                                               bool verify_name);
+
+  asio::awaitable<std::pair<error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  asio::awaitable<error_code> write_all(asio::const_buffer buf);
+  asio::awaitable<error_code> write_all(std::string_view bytes) {
+    return write_all(asio::const_buffer(bytes.data(), bytes.size()));
+  }
+  void close();
+
+ private:
+  tcp::socket socket_;
+  // References socket_, so a Stream never moves once TLS is on (it lives behind unique_ptr).
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+};
+
+// A contiguous read buffer: [start_, end_) holds unconsumed bytes. Storage is allocated on first
+// use and can be released while idle so idle sessions cost little memory.
+class Buffer {
+ public:
+  explicit Buffer(std::size_t capacity) : capacity_(capacity) {}
+  std::string_view data() const { return {storage_.data() + start_, end_ - start_}; }
+  std::size_t size() const { return end_ - start_; }
+  bool empty() const { return start_ == end_; }
+  void consume(std::size_t n) {
+    start_ += n;
+    if (start_ == end_) {
+      start_ = end_ = 0;
+    }
+  }
+  // Space to read into, after compacting; at least `min_free` bytes (grows past capacity only
+  // when a single frame that must be inspected whole needs it).
+  asio::mutable_buffer prepare(std::size_t min_free = 1);
+  void commit(std::size_t n) { end_ += n; }
+  // Frees the storage when nothing is buffered.
+  void release_if_empty() {
+    if (empty()) {
+      std::vector<char>().swap(storage_);
+    }
+  }
+  std::size_t capacity() const { return capacity_; }
+
+ private:
+  std::vector<char> storage_;
+  std::size_t start_ = 0;
+  std::size_t end_ = 0;
+  std::size_t capacity_;
+};
+
+// Reads from `s` into `buf` until a whole typed frame is buffered and returns it (a view into
+// `buf`, valid until the next consume/prepare). ec is set on I/O errors.
+asio::awaitable<protocol::Decoded<protocol::Frame>> read_frame(Stream& s, Buffer& buf,
+                                                               std::size_t max_message,
+                                                               error_code& ec);
+// Same for an untyped startup-phase packet.
+asio::awaitable<protocol::Decoded<protocol::StartupFrame>> read_startup(Stream& s, Buffer& buf,
+                                                                        error_code& ec);
+
+}  // namespace pglane::proxy

@@ -1,0 +1,159 @@
+#include "proxy/pool.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "protocol/messages.h"
+#include "proxy/log.h"
+#include "proxy/stats.h"
+
+namespace pglane::proxy {
+
+namespace {
+AcquireResult granted(std::unique_ptr<ServerConn> conn) {
+  AcquireResult r;
+  r.conn = std::move(conn);
+  return r;
+}
+
+// Closes a connection on the worker that owns its socket.
+void close_on_owner(std::unique_ptr<ServerConn> conn) {
+  auto ex = conn->stream.executor();
+  asio::post(ex, [c = std::shared_ptr<ServerConn>(std::move(conn))] { c->stream.close(); });
+}
+}  // namespace
+
+PoolManager::Pool& PoolManager::pool_locked(const std::string& key, int worker) {
+  Pool& pool = pools_[key];
+  if (pool.idle.size() <= static_cast<size_t>(worker)) {
+    pool.idle.resize(worker + 1);
+  }
+  return pool;
+}
+
+void PoolManager::grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn) {
+  auto w = std::move(pool.waiters.front());
+  pool.waiters.pop_front();
+  w->granted = true;
+  w->conn = std::move(conn);
+  asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+}
+
+void PoolManager::free_slot_locked(Pool& pool) {
+  if (!pool.waiters.empty()) {
+    grant_locked(pool, nullptr);
+  } else {
+    --pool.total;
+  }
+}
+
+asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
+                                                    std::chrono::milliseconds queue_timeout,
+                                                    ConnectRequest req) {
+  std::shared_ptr<Waiter> waiter;
+  {
+    std::unique_lock lock(mu_);
+    Pool& pool = pool_locked(key, worker);
+    auto& mine = pool.idle[worker];
+    while (!mine.empty()) {
+      auto conn = std::move(mine.back());
+      mine.pop_back();
+      if (!conn->looks_dead()) {
+        co_return granted(std::move(conn));
+      }
+      // Dead while idle (server restarted, idle timeout on the server): replace it.
+      conn.reset();
+      --pool.total;
+    }
+    if (pool.total < limit) {
+      ++pool.total;
+    } else {
+      // Another worker's idle connection is closed there; its slot is reused here.
+      bool stolen = false;
+      for (auto& other : pool.idle) {
+        if (!other.empty()) {
+          close_on_owner(std::move(other.back()));
+          other.pop_back();
+          stolen = true;
+          break;
+        }
+      }
+      if (!stolen) {
+        waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+        waiter->worker = worker;
+        waiter->timer.expires_after(queue_timeout);
+        pool.waiters.push_back(waiter);
+      }
+    }
+  }
+  if (waiter) {
+    for (;;) {
+      co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      std::unique_lock lock(mu_);
+      if (waiter->granted) {
+        if (waiter->conn) {
+          co_return granted(std::move(waiter->conn));
+        }
+        break;  // a free slot: open a connection below
+      }
+      if (std::chrono::steady_clock::now() >= waiter->timer.expiry()) {
+        Pool& pool = pools_[key];
+        std::erase(pool.waiters, waiter);
+        stats().pool_timeouts.fetch_add(1, std::memory_order_relaxed);
+        AcquireResult r;
+        r.sqlstate = protocol::sqlstate::kTooManyConnections;
+        r.message = "no server connection available within pool.queue_timeout_ms";
+        co_return r;
+      }
+    }
+  }
+  ConnectResult c = co_await connect_server(std::move(req));
+  if (!c.conn) {
+    std::lock_guard lock(mu_);
+    free_slot_locked(pools_[key]);
+    co_return AcquireResult{nullptr, std::move(c.sqlstate), std::move(c.message),
+                            std::move(c.server_error)};
+  }
+  co_return granted(std::move(c.conn));
+}
+
+void PoolManager::release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn) {
+  conn->last_used = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  Pool& pool = pool_locked(key, worker);
+  if (pool.waiters.empty()) {
+    pool.idle[worker].push_back(std::move(conn));
+    return;
+  }
+  if (pool.waiters.front()->worker == worker) {
+    grant_locked(pool, std::move(conn));
+    return;
+  }
+  // The first waiter lives on another worker: trade this connection for a slot there.
+  conn->stream.close();
+  conn.reset();
+  grant_locked(pool, nullptr);
+}
+
+void PoolManager::discard(const std::string& key, std::unique_ptr<ServerConn> conn) {
+  stats().server_closed_dirty.fetch_add(1, std::memory_order_relaxed);
+  conn->stream.close();
+  conn.reset();
+  std::lock_guard lock(mu_);
+  free_slot_locked(pools_[key]);
+}
+
+int PoolManager::open_count(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(key);
+  return it == pools_.end() ? 0 : it->second.total;
+}
+
+PoolManager& pools() {
+  static PoolManager manager;
+  return manager;
+}
+
+}  // namespace pglane::proxy

@@ -1,0 +1,73 @@
+// Server connection pools, one per (database, backend user, server endpoint), shared by all
+// worker threads: `pool.size` bounds the connections of a pool process-wide.
+//
+// A connection's socket belongs to the worker that opened it, so idle connections are kept per
+// worker. A client whose worker has no idle connection may open a new one while the pool is under
+// its limit. At the limit it queues (FIFO); a connection released on the waiter's own worker is
+// handed over directly, one released on another worker is closed there and its slot is granted
+// to the waiter, which opens a fresh connection on its own worker. Only pool bookkeeping takes the
+// mutex; no query ever does.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "proxy/server_conn.h"
+
+namespace pglane::proxy {
+
+struct AcquireResult {
+  std::unique_ptr<ServerConn> conn;
+  std::string sqlstate;       // set on failure
+  std::string message;
+  std::string server_error;   // a server's own ErrorResponse to forward, if it refused us
+};
+
+class PoolManager {
+ public:
+  // `worker` is the caller's worker index; `req` says how to open a connection if one is needed.
+  asio::awaitable<AcquireResult> acquire(const std::string& key, int worker, int limit,
+                                         std::chrono::milliseconds queue_timeout,
+                                         ConnectRequest req);
+  // Gives back a connection that is idle ('I') and reset. Must run on the conn's worker.
+  void release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn);
+  // Closes a connection whose state is unknown or broken, freeing its slot.
+  void discard(const std::string& key, std::unique_ptr<ServerConn> conn);
+
+  // Process-wide count of open connections in a pool (tests, stats).
+  int open_count(const std::string& key);
+
+ private:
+  struct Waiter {
+    explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;  // woken (cancelled) by a grant
+    int worker = 0;
+    bool granted = false;
+    std::unique_ptr<ServerConn> conn;  // granted connection; null with granted = a free slot
+  };
+  struct Pool {
+    int total = 0;  // open connections plus slots granted for connections being opened
+    std::vector<std::vector<std::unique_ptr<ServerConn>>> idle;  // per worker, LIFO
+    // shared_ptr: a granter on another thread posts a wake-up that may outlive the waiter's wait.
+    std::deque<std::shared_ptr<Waiter>> waiters;
+  };
+
+  Pool& pool_locked(const std::string& key, int worker);
+  // Hands a slot (conn == nullptr) or a connection to the first waiter. Requires mu_ held.
+  void grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn);
+  void free_slot_locked(Pool& pool);
+
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, Pool> pools_;
+};
+
+PoolManager& pools();
+
+}  // namespace pglane::proxy

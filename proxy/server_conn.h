@@ -1,0 +1,68 @@
+// A logged-in connection from pglane to one PostgreSQL server, and the coroutine that opens it:
+// TCP connect, optional TLS (SSLRequest, docs 55.2.10), StartupMessage, authentication (SCRAM,
+// md5 or cleartext) and the ParameterStatus/BackendKeyData burst up to the first ReadyForQuery.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "conf/config.h"
+#include "protocol/messages.h"
+#include "proxy/net.h"
+
+namespace pglane::proxy {
+
+struct ServerConn {
+  explicit ServerConn(tcp::socket s) : stream(std::move(s)), in(16 * 1024) {}
+  ~ServerConn();
+
+  Stream stream;
+  Buffer in;                      // bytes read from the server, not yet relayed
+  conf::Endpoint endpoint;        // where it is connected
+  protocol::CancelKey key;        // the server's own BackendKeyData
+  // ParameterStatus values as the server last reported them (name -> value), in report order.
+  std::vector<std::pair<std::string, std::string>> params;
+  char status = 'I';              // last ReadyForQuery status: I idle, T in transaction, E failed
+  std::chrono::steady_clock::time_point created;
+  std::chrono::steady_clock::time_point last_used;
+
+  void set_param(std::string_view name, std::string_view value);
+  std::string_view param(std::string_view name) const;
+  // True when the socket shows EOF, an error or unsolicited bytes (an idle server sends nothing
+  // unless it is going away), so the connection must not be handed out.
+  bool looks_dead();
+};
+
+struct ConnectRequest {
+  conf::Endpoint endpoint;
+  std::string database;
+  conf::BackendCredential credential;  // user must be non-empty here
+  conf::ServerTlsMode tls_mode = conf::ServerTlsMode::kPrefer;
+  boost::asio::ssl::context* tls_ctx = nullptr;  // required unless tls_mode is disable
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct ConnectResult {
+  std::unique_ptr<ServerConn> conn;
+  // On failure: the SQLSTATE and message to give the client. When the server itself refused
+  // (e.g. 3D000 unknown database), `server_error` holds its whole ErrorResponse to forward.
+  std::string sqlstate;
+  std::string message;
+  std::string server_error;
+};
+
+asio::awaitable<ConnectResult> connect_server(ConnectRequest req);
+
+// Runs `sql` with the simple protocol and reads to ReadyForQuery, updating params and status.
+// Returns false on I/O errors, protocol violations or when the server reported an error;
+// `error_out` (if given) receives the ErrorResponse frame bytes of the first error.
+asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
+                                       std::string* error_out = nullptr);
+
+// Sends a CancelRequest for `key` to `endpoint` over a fresh TCP connection (docs 55.2.8).
+asio::awaitable<void> send_cancel(conf::Endpoint endpoint, protocol::CancelKey key);
+
+}  // namespace pglane::proxy
