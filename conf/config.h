@@ -19,13 +19,17 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 struct Endpoint {
   std::string host;  // name or address; also the TLS SNI / verify-full name
   uint16_t port = 5432;
-  std::string to_string() const { return host + ":" + std::to_string(port); }
+  std::string to_string() const {
+    // IPv6 literals are bracketed so the port stays unambiguous.
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 };
 
 struct ProxySection {
   std::string listen_addr = "127.0.0.1";
   uint16_t listen_port = 6432;
-  int workers = 0;  // 0 = number of cores
+  int workers = 0;     // 0 = number of cores
   std::string region;  // the gateway's own region (must name one of `regions`)
   int max_client_conn = 10000;
   uint64_t max_message_size = uint64_t{1} << 30;
@@ -39,8 +43,8 @@ struct ClientTls {
   ClientTlsMode mode = ClientTlsMode::kDisable;
   std::string cert_file;
   std::string key_file;
-  std::string ca_file;         // CA for client certificates (only with verify_client)
-  bool verify_client = false;  // require and verify a client certificate
+  std::string ca_file;              // CA for client certificates (only with verify_client)
+  bool verify_client = false;       // require and verify a client certificate
   std::string min_version = "1.2";  // "1.2" or "1.3"
 };
 
@@ -56,7 +60,7 @@ struct BackendCredential {
 };
 
 struct BackendSection {
-  BackendCredential service;                           // default for every client user
+  BackendCredential service;                          // default for every client user
   std::map<std::string, BackendCredential> per_user;  // client user -> credential
   ServerTls tls;
   int connect_timeout_ms = 5000;
@@ -68,8 +72,8 @@ struct BackendSection {
 
 struct PoolSection {
   PoolMode mode = PoolMode::kSession;
-  int size = 20;                  // server connections per (database, user, server)
-  int queue_timeout_ms = 5000;    // how long a client waits for a server connection
+  int size = 20;                        // server connections per (database, user, server)
+  int queue_timeout_ms = 5000;          // how long a client waits for a server connection
   int server_idle_timeout_ms = 600000;  // idle server connections older than this are closed
 };
 

@@ -17,7 +17,7 @@ inline constexpr std::size_t kDefaultMaxMessage = std::size_t{1} << 30;
 inline constexpr std::size_t kHeaderSize = 5;
 
 // Startup-phase request codes (the int32 after the length in an untyped packet).
-inline constexpr std::uint32_t kProtocolV3 = 196608;        // 3.0
+inline constexpr std::uint32_t kProtocolV3 = 196608;  // 3.0
 inline constexpr std::uint32_t kCancelRequestCode = 80877102;
 inline constexpr std::uint32_t kSslRequestCode = 80877103;
 inline constexpr std::uint32_t kGssEncRequestCode = 80877104;
@@ -71,9 +71,9 @@ class Reader {
   std::uint8_t u8();
   std::int16_t i16();
   std::int32_t i32();
-  std::string_view cstring();           // NUL-terminated string (NUL not included)
+  std::string_view cstring();  // NUL-terminated string (NUL not included)
   std::string_view bytes(std::size_t n);
-  std::string_view rest();              // everything left
+  std::string_view rest();  // everything left
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == data_.size(); }
   std::size_t remaining() const { return data_.size() - pos_; }

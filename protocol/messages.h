@@ -54,7 +54,8 @@ struct CancelKey {
 std::optional<CancelKey> parse_cancel(std::string_view body);
 
 // Encodes a complete untyped StartupMessage 3.0 with the given parameters.
-void encode_startup(std::string& out, const std::vector<std::pair<std::string, std::string>>& params);
+void encode_startup(std::string& out,
+                    const std::vector<std::pair<std::string, std::string>>& params);
 void encode_ssl_request(std::string& out);
 void encode_cancel_request(std::string& out, CancelKey key);
 
@@ -67,14 +68,14 @@ struct ErrorFields {
   std::string_view detail;
   std::string_view hint;
 };
-void encode_error(std::string& out, const ErrorFields& fields);  // 'E' ErrorResponse
+void encode_error(std::string& out, const ErrorFields& fields);   // 'E' ErrorResponse
 void encode_notice(std::string& out, const ErrorFields& fields);  // 'N' NoticeResponse
 // Convenience: a FATAL ErrorResponse.
 std::string fatal_error(std::string_view sqlstate, std::string_view message);
 
-void encode_ready_for_query(std::string& out, char status);  // 'Z'; status 'I', 'T' or 'E'
-void encode_auth_ok(std::string& out);                        // 'R' code 0
-void encode_auth_cleartext(std::string& out);                 // 'R' code 3
+void encode_ready_for_query(std::string& out, char status);          // 'Z'; status 'I', 'T' or 'E'
+void encode_auth_ok(std::string& out);                               // 'R' code 0
+void encode_auth_cleartext(std::string& out);                        // 'R' code 3
 void encode_auth_md5(std::string& out, const std::uint8_t salt[4]);  // 'R' code 5
 void encode_auth_sasl(std::string& out, const std::vector<std::string_view>& mechanisms);  // 10
 void encode_auth_sasl_continue(std::string& out, std::string_view data);                   // 11
@@ -87,8 +88,8 @@ void encode_negotiate_protocol_version(std::string& out, std::int32_t newest_min
 
 // ---- Frontend messages the proxy sends to servers ----
 
-void encode_query(std::string& out, std::string_view sql);  // 'Q'
-void encode_terminate(std::string& out);                     // 'X'
+void encode_query(std::string& out, std::string_view sql);          // 'Q'
+void encode_terminate(std::string& out);                            // 'X'
 void encode_password(std::string& out, std::string_view password);  // 'p' (cleartext or md5)
 void encode_sasl_initial(std::string& out, std::string_view mechanism, std::string_view data);
 void encode_sasl_response(std::string& out, std::string_view data);
@@ -105,8 +106,8 @@ std::optional<ErrorView> parse_error(std::string_view body);
 
 // 'R' Authentication* request from a server.
 struct AuthRequest {
-  std::int32_t code = -1;     // 0 ok, 3 cleartext, 5 md5, 10 SASL, 11 continue, 12 final
-  std::string_view data;      // md5: 4-byte salt; SASL: mechanism list; continue/final: payload
+  std::int32_t code = -1;  // 0 ok, 3 cleartext, 5 md5, 10 SASL, 11 continue, 12 final
+  std::string_view data;   // md5: 4-byte salt; SASL: mechanism list; continue/final: payload
 };
 std::optional<AuthRequest> parse_auth(std::string_view body);
 

@@ -114,7 +114,8 @@ asio::awaitable<protocol::Decoded<protocol::StartupFrame>> read_startup(Stream& 
     std::size_t need = 4;
     if (buf.size() >= 4) {
       const auto* p = reinterpret_cast<const unsigned char*>(buf.data().data());
-      need = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+      need =
+          (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
     }
     auto space = buf.prepare(need - buf.size());
     auto [rec, n] = co_await s.read_some(space);

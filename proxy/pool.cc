@@ -51,6 +51,7 @@ void PoolManager::free_slot_locked(Pool& pool) {
 
 asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
                                                     std::chrono::milliseconds queue_timeout,
+                                                    std::chrono::milliseconds idle_timeout,
                                                     ConnectRequest req) {
   std::shared_ptr<Waiter> waiter;
   {
@@ -60,10 +61,13 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
     while (!mine.empty()) {
       auto conn = std::move(mine.back());
       mine.pop_back();
-      if (!conn->looks_dead()) {
+      const bool expired = idle_timeout.count() > 0 &&
+                           std::chrono::steady_clock::now() - conn->last_used > idle_timeout;
+      if (!expired && !conn->looks_dead()) {
         co_return granted(std::move(conn));
       }
-      // Dead while idle (server restarted, idle timeout on the server): replace it.
+      // Idle too long (pool.server_idle_timeout_ms) or dead while idle (server restarted, its
+      // own idle timeout): replace it.
       conn.reset();
       --pool.total;
     }
@@ -149,6 +153,11 @@ int PoolManager::open_count(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   return it == pools_.end() ? 0 : it->second.total;
+}
+
+void PoolManager::clear() {
+  std::lock_guard lock(mu_);
+  pools_.clear();
 }
 
 PoolManager& pools() {

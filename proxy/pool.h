@@ -25,16 +25,18 @@ namespace pglane::proxy {
 
 struct AcquireResult {
   std::unique_ptr<ServerConn> conn;
-  std::string sqlstate;       // set on failure
+  std::string sqlstate;  // set on failure
   std::string message;
-  std::string server_error;   // a server's own ErrorResponse to forward, if it refused us
+  std::string server_error;  // a server's own ErrorResponse to forward, if it refused us
 };
 
 class PoolManager {
  public:
   // `worker` is the caller's worker index; `req` says how to open a connection if one is needed.
+  // Idle connections unused for longer than `idle_timeout` (0 = no limit) are closed, not used.
   asio::awaitable<AcquireResult> acquire(const std::string& key, int worker, int limit,
                                          std::chrono::milliseconds queue_timeout,
+                                         std::chrono::milliseconds idle_timeout,
                                          ConnectRequest req);
   // Gives back a connection that is idle ('I') and reset. Must run on the conn's worker.
   void release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn);
@@ -43,6 +45,9 @@ class PoolManager {
 
   // Process-wide count of open connections in a pool (tests, stats).
   int open_count(const std::string& key);
+  // Drops every idle connection. Called at shutdown after the workers stopped and before their
+  // io_contexts are destroyed, since the sockets belong to them.
+  void clear();
 
  private:
   struct Waiter {

@@ -17,6 +17,7 @@
 #include "protocol/scram.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
+#include "proxy/pool.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
 
@@ -119,8 +120,9 @@ int run_server(const std::string& config_path) {
   runtime.install(*snap);
   const conf::Config& cfg = **config;
 
-  int n = cfg.proxy.workers > 0 ? cfg.proxy.workers
-                                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = cfg.proxy.workers > 0
+              ? cfg.proxy.workers
+              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
@@ -180,6 +182,7 @@ int run_server(const std::string& config_path) {
     w->io.stop();
     w->thread.join();
   }
+  pools().clear();
   return 0;
 }
 

@@ -24,7 +24,9 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxStartupMessage = 64 * 1024;
 }  // namespace
 
-ServerConn::~ServerConn() { stats().server_conns_open.fetch_sub(1, std::memory_order_relaxed); }
+ServerConn::~ServerConn() {
+  stats().server_conns_open.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void ServerConn::set_param(std::string_view name, std::string_view value) {
   for (auto& [k, v] : params) {
@@ -104,9 +106,8 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
             break;
           case 5: {
             const auto* salt = reinterpret_cast<const std::uint8_t*>(auth->data.data());
-            p::encode_password(reply,
-                               p::md5_password_response(req.credential.password,
-                                                        req.credential.user, salt));
+            p::encode_password(reply, p::md5_password_response(req.credential.password,
+                                                               req.credential.user, salt));
             break;
           }
           case 10: {
@@ -151,9 +152,9 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
             }
             break;
           default:
-            co_return fail(std::string(p::sqlstate::kFeatureNotSupported),
-                           absl::StrCat("server requested unsupported authentication method ",
-                                        auth->code));
+            co_return fail(
+                std::string(p::sqlstate::kFeatureNotSupported),
+                absl::StrCat("server requested unsupported authentication method ", auth->code));
         }
         break;
       }
@@ -214,9 +215,9 @@ asio::awaitable<ConnectResult> connect_and_login(ConnectRequest req) {
   tcp::socket sock(ex);
   auto [cec, ep] = co_await asio::async_connect(sock, results, kUse);
   if (cec) {
-    co_return fail(std::string(p::sqlstate::kConnectionFailure),
-                   absl::StrCat("cannot connect to server ", req.endpoint.to_string(), ": ",
-                                cec.message()));
+    co_return fail(
+        std::string(p::sqlstate::kConnectionFailure),
+        absl::StrCat("cannot connect to server ", req.endpoint.to_string(), ": ", cec.message()));
   }
   sock.set_option(tcp::no_delay(true));
   stats().server_conns_open.fetch_add(1, std::memory_order_relaxed);

@@ -20,12 +20,12 @@ struct ServerConn {
   ~ServerConn();
 
   Stream stream;
-  Buffer in;                      // bytes read from the server, not yet relayed
-  conf::Endpoint endpoint;        // where it is connected
-  protocol::CancelKey key;        // the server's own BackendKeyData
+  Buffer in;                // bytes read from the server, not yet relayed
+  conf::Endpoint endpoint;  // where it is connected
+  protocol::CancelKey key;  // the server's own BackendKeyData
   // ParameterStatus values as the server last reported them (name -> value), in report order.
   std::vector<std::pair<std::string, std::string>> params;
-  char status = 'I';              // last ReadyForQuery status: I idle, T in transaction, E failed
+  char status = 'I';  // last ReadyForQuery status: I idle, T in transaction, E failed
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point last_used;
 

@@ -59,22 +59,38 @@ enum class End {
 
 const char* end_name(End e) {
   switch (e) {
-    case End::kRunning: return "running";
-    case End::kClientTerminated: return "client_terminated";
-    case End::kClientGone: return "client_gone";
-    case End::kClientViolation: return "client_protocol_violation";
-    case End::kCancelHandled: return "cancel_request";
-    case End::kTlsFailed: return "tls_failed";
-    case End::kTlsRequired: return "tls_required";
-    case End::kAuthFailed: return "auth_failed";
-    case End::kAuthTimeout: return "auth_timeout";
-    case End::kUnsupported: return "unsupported";
-    case End::kTooManyClients: return "too_many_clients";
-    case End::kNoServer: return "no_server";
-    case End::kServerGone: return "server_gone";
-    case End::kServerViolation: return "server_protocol_violation";
-    case End::kIdleTimeout: return "idle_timeout";
-    case End::kShutdown: return "shutdown";
+    case End::kRunning:
+      return "running";
+    case End::kClientTerminated:
+      return "client_terminated";
+    case End::kClientGone:
+      return "client_gone";
+    case End::kClientViolation:
+      return "client_protocol_violation";
+    case End::kCancelHandled:
+      return "cancel_request";
+    case End::kTlsFailed:
+      return "tls_failed";
+    case End::kTlsRequired:
+      return "tls_required";
+    case End::kAuthFailed:
+      return "auth_failed";
+    case End::kAuthTimeout:
+      return "auth_timeout";
+    case End::kUnsupported:
+      return "unsupported";
+    case End::kTooManyClients:
+      return "too_many_clients";
+    case End::kNoServer:
+      return "no_server";
+    case End::kServerGone:
+      return "server_gone";
+    case End::kServerViolation:
+      return "server_protocol_violation";
+    case End::kIdleTimeout:
+      return "idle_timeout";
+    case End::kShutdown:
+      return "shutdown";
   }
   return "?";
 }
@@ -208,7 +224,8 @@ class Session {
         co_return End::kClientGone;
       }
       if (d.status == p::DecodeStatus::kViolation) {
-        fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid startup packet: ", std::string(d.error)));
+        fail(p::sqlstate::kProtocolViolation,
+             absl::StrCat("invalid startup packet: ", std::string(d.error)));
         co_return End::kClientViolation;
       }
       const p::StartupFrame f = d.frame;
@@ -438,11 +455,12 @@ class Session {
     req.tls_mode = cfg_.backend.tls.mode;
     req.tls_ctx = snap_->server_tls.get();
     req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
-    pool_key_ = absl::StrCat(database_, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
+    pool_key_ =
+        absl::StrCat(database_, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
     auto endpoint = req.endpoint;
-    AcquireResult got = co_await pools().acquire(pool_key_, worker_, cfg_.pool.size,
-                                                 std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
-                                                 std::move(req));
+    AcquireResult got = co_await pools().acquire(
+        pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
+        std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
     if (!got.conn) {
       if (!got.server_error.empty()) {
         error_bytes_ = std::move(got.server_error);
@@ -544,7 +562,8 @@ class Session {
           break;
         }
         if (h.status == p::DecodeStatus::kViolation) {
-          fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid message: ", std::string(h.error)));
+          fail(p::sqlstate::kProtocolViolation,
+               absl::StrCat("invalid message: ", std::string(h.error)));
           stop = End::kClientViolation;
           break;
         }
@@ -579,7 +598,8 @@ class Session {
     std::size_t need = 1;
     for (;;) {
       if (in.size() < need || in.empty()) {
-        auto [ec, n] = co_await server_->stream.read_some(in.prepare(need - std::min(need, in.size())));
+        auto [ec, n] =
+            co_await server_->stream.read_some(in.prepare(need - std::min(need, in.size())));
         if (ec) {
           co_return End::kServerGone;
         }
@@ -734,10 +754,10 @@ class Session {
   bool have_cancel_key_ = false;
 
   // Relay state.
-  int pending_ = 0;               // ReadyForQuery messages the server still owes the client
-  std::size_t c2s_remaining_ = 0; // bytes of a client message still to forward
-  std::size_t s2c_remaining_ = 0; // bytes of a server message still to forward
-  bool s2c_writing_ = false;      // a write to the client is in progress
+  int pending_ = 0;                // ReadyForQuery messages the server still owes the client
+  std::size_t c2s_remaining_ = 0;  // bytes of a client message still to forward
+  std::size_t s2c_remaining_ = 0;  // bytes of a server message still to forward
+  bool s2c_writing_ = false;       // a write to the client is in progress
   std::chrono::steady_clock::time_point last_client_activity_;
 
   std::string error_bytes_;  // ErrorResponse to send the client before closing
@@ -754,11 +774,12 @@ asio::awaitable<void> run_session(tcp::socket socket, Runtime& runtime, int work
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto snap = runtime.snapshot();
-  if (stats().clients_active.load(std::memory_order_relaxed) > snap->config->proxy.max_client_conn) {
+  if (stats().clients_active.load(std::memory_order_relaxed) >
+      snap->config->proxy.max_client_conn) {
     stats().clients_rejected_max_conn.fetch_add(1, std::memory_order_relaxed);
     Stream s(std::move(socket));
-    co_await s.write_all(p::fatal_error(p::sqlstate::kTooManyConnections,
-                                        "sorry, too many clients already"));
+    co_await s.write_all(
+        p::fatal_error(p::sqlstate::kTooManyConnections, "sorry, too many clients already"));
     s.close();
     co_return;
   }

@@ -37,8 +37,8 @@ absl::StatusOr<std::shared_ptr<ssl::context>> make_client_facing_context(
   SSL_CTX* raw = ctx->native_handle();
   // TLS 1.0/1.1 are refused; 1.3 is preferred by OpenSSL when both sides have it.
   SSL_CTX_set_min_proto_version(raw, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(raw, tls.cert_file.c_str()) != 1) {
     return tls_error(config_path, "tls.cert_file", openssl_error());
   }
@@ -66,8 +66,8 @@ absl::StatusOr<std::shared_ptr<ssl::context>> make_server_facing_context(
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
   SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  bool verify = tls.mode == conf::ServerTlsMode::kVerifyCa ||
-                tls.mode == conf::ServerTlsMode::kVerifyFull;
+  bool verify =
+      tls.mode == conf::ServerTlsMode::kVerifyCa || tls.mode == conf::ServerTlsMode::kVerifyFull;
   if (verify) {
     if (SSL_CTX_load_verify_locations(raw, tls.ca_file.c_str(), nullptr) != 1) {
       return tls_error(config_path, "backend.tls.ca_file", openssl_error());
