@@ -75,6 +75,9 @@ struct PoolSection {
   int size = 20;                        // server connections per (database, user, server)
   int queue_timeout_ms = 5000;          // how long a client waits for a server connection
   int server_idle_timeout_ms = 600000;  // idle server connections older than this are closed
+  // Transaction mode: named prepared statements one server connection keeps (LRU, evicted with
+  // Close).
+  int max_prepared_statements = 200;
 };
 
 struct Region {

@@ -534,13 +534,15 @@ class Loader {
   }
 
   void load_pool(const Table& t, PoolSection& pool) {
-    check_keys(t, {"mode", "size", "queue_timeout_ms", "server_idle_timeout_ms"});
+    check_keys(t, {"mode", "size", "queue_timeout_ms", "server_idle_timeout_ms",
+                   "max_prepared_statements"});
     get_enum<PoolMode>(t, "mode",
                        {{"session", PoolMode::kSession}, {"transaction", PoolMode::kTransaction}},
                        pool.mode);
     get_int(t, "size", 1, 10000, pool.size);
     get_int(t, "queue_timeout_ms", 0, 3600000, pool.queue_timeout_ms);
     get_int(t, "server_idle_timeout_ms", 0, INT_MAX, pool.server_idle_timeout_ms);
+    get_int(t, "max_prepared_statements", 1, 100000, pool.max_prepared_statements);
   }
 
   // An endpoint-valued string key; reports and returns kBad if it does not parse.

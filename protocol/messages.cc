@@ -249,6 +249,48 @@ void encode_query(std::string& out, std::string_view sql) {
   finish(out, at);
 }
 
+void encode_parse(std::string& out, std::string_view name, std::string_view query,
+                  std::string_view param_types) {
+  auto at = begin(out, 'P');
+  put_cstring(out, name);
+  put_cstring(out, query);
+  out.append(param_types);
+  finish(out, at);
+}
+
+void encode_close(std::string& out, char kind, std::string_view name) {
+  auto at = begin(out, 'C');
+  put_u8(out, static_cast<std::uint8_t>(kind));
+  put_cstring(out, name);
+  finish(out, at);
+}
+
+void encode_bind(std::string& out, std::string_view portal, std::string_view statement,
+                 std::string_view tail) {
+  auto at = begin(out, 'B');
+  put_cstring(out, portal);
+  put_cstring(out, statement);
+  out.append(tail);
+  finish(out, at);
+}
+
+void encode_describe(std::string& out, char kind, std::string_view name) {
+  auto at = begin(out, 'D');
+  put_u8(out, static_cast<std::uint8_t>(kind));
+  put_cstring(out, name);
+  finish(out, at);
+}
+
+void encode_parse_complete(std::string& out) { finish(out, begin(out, '1')); }
+
+void encode_close_complete(std::string& out) { finish(out, begin(out, '3')); }
+
+void encode_command_complete(std::string& out, std::string_view tag) {
+  auto at = begin(out, 'C');
+  put_cstring(out, tag);
+  finish(out, at);
+}
+
 void encode_terminate(std::string& out) {
   finish(out, begin(out, 'X'));
 }

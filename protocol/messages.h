@@ -94,6 +94,20 @@ void encode_password(std::string& out, std::string_view password);  // 'p' (clea
 void encode_sasl_initial(std::string& out, std::string_view mechanism, std::string_view data);
 void encode_sasl_response(std::string& out, std::string_view data);
 
+// Extended-query messages pglane writes itself when it manages prepared statements for
+// transaction pooling (docs 55.7). `param_types` is the raw int16 count + int32 OIDs tail of a
+// Parse body, copied from the client's Parse.
+void encode_parse(std::string& out, std::string_view name, std::string_view query,
+                  std::string_view param_types);
+void encode_close(std::string& out, char kind, std::string_view name);  // kind 'S' or 'P'
+// Bind with the statement name replaced; `tail` is everything after the statement name.
+void encode_bind(std::string& out, std::string_view portal, std::string_view statement,
+                 std::string_view tail);
+void encode_describe(std::string& out, char kind, std::string_view name);
+void encode_parse_complete(std::string& out);   // '1'
+void encode_close_complete(std::string& out);   // '3'
+void encode_command_complete(std::string& out, std::string_view tag);  // 'C'
+
 // ---- Views of received messages ----
 
 // Fields of an ErrorResponse/NoticeResponse body.

@@ -60,6 +60,40 @@ asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
   co_return ec;
 }
 
+asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buffer>& bufs) {
+  if (tls_) {
+    auto [ec, n] = co_await asio::async_write(*tls_, bufs, kUse);
+    co_return ec;
+  }
+  auto [ec, n] = co_await asio::async_write(socket_, bufs, kUse);
+  co_return ec;
+}
+
+bool Stream::rehome(const asio::any_io_executor& ex) {
+  if (tls_) {
+    return false;
+  }
+  error_code ec;
+  auto protocol = socket_.local_endpoint(ec).protocol();
+  if (ec) {
+    return false;
+  }
+  int fd = socket_.release(ec);
+  if (ec) {
+    return false;
+  }
+  socket_ = tcp::socket(ex, protocol, fd);
+  return true;
+}
+
+asio::awaitable<error_code> Stream::wait_readable() {
+  if (tls_ && SSL_pending(tls_->native_handle()) > 0) {
+    co_return error_code{};
+  }
+  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kUse);
+  co_return ec;
+}
+
 void Stream::close() {
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);

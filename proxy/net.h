@@ -45,6 +45,14 @@ class Stream {
     return write_all(asio::const_buffer(bytes.data(), bytes.size()));
   }
   void close();
+  // Moves a plain-TCP connection to another worker's io_context (the descriptor is released from
+  // this one and adopted there). No operation may be pending. TLS streams cannot move, since
+  // OpenSSL's stream state holds timers of the old io_context: returns false for them.
+  bool rehome(const asio::any_io_executor& ex);
+  // Waits until bytes can be read without holding a read buffer (idle sessions hold none).
+  asio::awaitable<error_code> wait_readable();
+  // Writes several buffers with one gathered write.
+  asio::awaitable<error_code> write_all(const std::vector<asio::const_buffer>& bufs);
 
  private:
   tcp::socket socket_;

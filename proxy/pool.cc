@@ -53,6 +53,7 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
                                                     std::chrono::milliseconds queue_timeout,
                                                     std::chrono::milliseconds idle_timeout,
                                                     ConnectRequest req) {
+  auto ex = co_await asio::this_coro::executor;
   std::shared_ptr<Waiter> waiter;
   {
     std::unique_lock lock(mu_);
@@ -74,18 +75,23 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
     if (pool.total < limit) {
       ++pool.total;
     } else {
-      // Another worker's idle connection is closed there; its slot is reused here.
+      // Another worker's idle connection moves here (plain TCP) or is closed there and its slot
+      // reused here (TLS cannot move between io_contexts).
       bool stolen = false;
       for (auto& other : pool.idle) {
         if (!other.empty()) {
-          close_on_owner(std::move(other.back()));
+          auto conn = std::move(other.back());
           other.pop_back();
           stolen = true;
+          if (!conn->looks_dead() && conn->stream.rehome(ex)) {
+            co_return granted(std::move(conn));
+          }
+          close_on_owner(std::move(conn));
           break;
         }
       }
       if (!stolen) {
-        waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+        waiter = std::make_shared<Waiter>(ex);
         waiter->worker = worker;
         waiter->timer.expires_after(queue_timeout);
         pool.waiters.push_back(waiter);
@@ -135,7 +141,12 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
     grant_locked(pool, std::move(conn));
     return;
   }
-  // The first waiter lives on another worker: trade this connection for a slot there.
+  // The first waiter lives on another worker: move the connection there, or (TLS) trade it for
+  // a slot there.
+  if (conn->stream.rehome(pool.waiters.front()->timer.get_executor())) {
+    grant_locked(pool, std::move(conn));
+    return;
+  }
   conn->stream.close();
   conn.reset();
   grant_locked(pool, nullptr);

@@ -174,8 +174,10 @@ int run_server(const std::string& config_path) {
   for (auto& w : workers) {
     w->thread = std::thread([w = w.get()] { w->io.run(); });
   }
-  PGLANE_LOG_INFO("pglane listening on %s:%d with %d workers (pool mode session, size %d)",
-                  cfg.proxy.listen_addr, cfg.proxy.listen_port, n, cfg.pool.size);
+  PGLANE_LOG_INFO("pglane listening on %s:%d with %d workers (pool mode %s, size %d)",
+                  cfg.proxy.listen_addr, cfg.proxy.listen_port, n,
+                  cfg.pool.mode == conf::PoolMode::kTransaction ? "transaction" : "session",
+                  cfg.pool.size);
   sd_notify(0, "READY=1");
   control.run();
   for (auto& w : workers) {

@@ -28,6 +28,42 @@ ServerConn::~ServerConn() {
   stats().server_conns_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
+bool ServerConn::has_stmt(const std::string& name) {
+  auto it = stmts.find(name);
+  if (it == stmts.end()) {
+    return false;
+  }
+  stmt_lru.splice(stmt_lru.begin(), stmt_lru, it->second);
+  return true;
+}
+
+std::optional<std::string> ServerConn::add_stmt(const std::string& name, size_t max) {
+  if (has_stmt(name)) {
+    return std::nullopt;
+  }
+  stmt_lru.push_front(name);
+  stmts[name] = stmt_lru.begin();
+  if (stmts.size() <= max) {
+    return std::nullopt;
+  }
+  std::string victim = std::move(stmt_lru.back());
+  stmt_lru.pop_back();
+  stmts.erase(victim);
+  return victim;
+}
+
+void ServerConn::forget_stmt(const std::string& name) {
+  if (auto it = stmts.find(name); it != stmts.end()) {
+    stmt_lru.erase(it->second);
+    stmts.erase(it);
+  }
+}
+
+void ServerConn::forget_all_stmts() {
+  stmts.clear();
+  stmt_lru.clear();
+}
+
 void ServerConn::set_param(std::string_view name, std::string_view value) {
   for (auto& [k, v] : params) {
     if (k == name) {
@@ -308,6 +344,48 @@ asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
         error_out->assign(conn.in.data().substr(0, f.size));
       }
       ok = false;
+    } else if (f.type == 'S') {
+      if (auto ps = p::parse_parameter_status(f.body)) {
+        conn.set_param(ps->first, ps->second);
+      }
+    } else if (f.type == 'Z') {
+      conn.status = f.body.empty() ? 'I' : f.body[0];
+      conn.in.consume(f.size);
+      co_return ok;
+    }
+    conn.in.consume(f.size);
+  }
+}
+
+asio::awaitable<bool> run_query_rows(ServerConn& conn, std::string_view sql,
+                                     std::vector<std::vector<std::string>>& rows) {
+  namespace p = protocol;
+  std::string out;
+  p::encode_query(out, sql);
+  if (co_await conn.stream.write_all(out)) {
+    co_return false;
+  }
+  bool ok = true;
+  for (;;) {
+    error_code ec;
+    auto d = co_await read_frame(conn.stream, conn.in, p::kDefaultMaxMessage, ec);
+    if (ec || d.status != p::DecodeStatus::kMessage) {
+      co_return false;
+    }
+    const p::Frame f = d.frame;
+    if (f.type == 'E') {
+      ok = false;
+    } else if (f.type == 'D') {
+      p::Reader r(f.body);
+      int n = r.i16();
+      std::vector<std::string> row;
+      for (int i = 0; i < n && r.ok(); ++i) {
+        int len = r.i32();
+        row.emplace_back(len < 0 ? std::string_view() : r.bytes(static_cast<size_t>(len)));
+      }
+      if (r.ok()) {
+        rows.push_back(std::move(row));
+      }
     } else if (f.type == 'S') {
       if (auto ps = p::parse_parameter_status(f.body)) {
         conn.set_param(ps->first, ps->second);

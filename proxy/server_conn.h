@@ -4,11 +4,14 @@
 #pragma once
 
 #include <chrono>
+#include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "conf/config.h"
 #include "protocol/messages.h"
 #include "proxy/net.h"
@@ -28,6 +31,19 @@ struct ServerConn {
   char status = 'I';  // last ReadyForQuery status: I idle, T in transaction, E failed
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point last_used;
+
+  // Transaction pooling: the named prepared statements (pglane's server-side names) this
+  // connection holds, most recently used first, and the fingerprint of the session settings last
+  // applied to it (0 = the server's defaults).
+  std::list<std::string> stmt_lru;
+  absl::flat_hash_map<std::string, std::list<std::string>::iterator> stmts;
+  uint64_t settings_hash = 0;
+
+  bool has_stmt(const std::string& name);  // and marks it most recently used
+  // Records a statement; returns the least recently used one to Close when over `max`.
+  std::optional<std::string> add_stmt(const std::string& name, size_t max);
+  void forget_stmt(const std::string& name);
+  void forget_all_stmts();
 
   void set_param(std::string_view name, std::string_view value);
   std::string_view param(std::string_view name) const;
@@ -61,6 +77,10 @@ asio::awaitable<ConnectResult> connect_server(ConnectRequest req);
 // `error_out` (if given) receives the ErrorResponse frame bytes of the first error.
 asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
                                        std::string* error_out = nullptr);
+
+// Runs `sql` (one statement returning text columns) and collects its rows.
+asio::awaitable<bool> run_query_rows(ServerConn& conn, std::string_view sql,
+                                     std::vector<std::vector<std::string>>& rows);
 
 // Sends a CancelRequest for `key` to `endpoint` over a fresh TCP connection (docs 55.2.8).
 asio::awaitable<void> send_cancel(conf::Endpoint endpoint, protocol::CancelKey key);

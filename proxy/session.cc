@@ -3,6 +3,8 @@
 #include <openssl/hmac.h>
 
 #include <chrono>
+#include <deque>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -14,7 +16,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "protocol/messages.h"
 #include "protocol/scram.h"
 #include "proxy/cancel.h"
@@ -22,6 +27,7 @@
 #include "proxy/net.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
+#include "routing/session_effects.h"
 
 namespace pglane::proxy {
 
@@ -36,6 +42,8 @@ constexpr std::size_t kRelayBuffer = 32 * 1024;
 constexpr std::size_t kMaxAuthMessage = 65535;
 // Server messages the relay reads whole to track state (ReadyForQuery, ParameterStatus).
 constexpr std::size_t kMaxInspected = 64 * 1024;
+// Client messages that transaction pooling may rewrite or analyse are held whole up to this size.
+constexpr std::size_t kMaxRewrite = 16 * 1024 * 1024;
 
 // Every way a session ends. finish() maps each to what the client is told.
 enum class End {
@@ -55,6 +63,7 @@ enum class End {
   kServerViolation,   // server broke the protocol
   kIdleTimeout,       // proxy.client_idle_timeout_ms: 57P05
   kShutdown,          // pglane is stopping: 57P01
+  kDetach,            // transaction mode: transaction over, server goes back (not an ending)
 };
 
 const char* end_name(End e) {
@@ -91,6 +100,8 @@ const char* end_name(End e) {
       return "idle_timeout";
     case End::kShutdown:
       return "shutdown";
+    case End::kDetach:
+      return "detach";
   }
   return "?";
 }
@@ -180,7 +191,8 @@ class Session {
         snap_(runtime.snapshot()),
         cfg_(*snap_->config),
         worker_(worker),
-        cin_(kRelayBuffer) {}
+        cin_(kRelayBuffer),
+        client_free_(client_.executor()) {}
 
   asio::awaitable<void> run() {
     End end = co_await login_with_deadline();
@@ -188,7 +200,8 @@ class Session {
       end = co_await attach_server();
     }
     if (end == End::kRunning) {
-      end = co_await relay();
+      end = cfg_.pool.mode == conf::PoolMode::kTransaction ? co_await serve_transaction()
+                                                             : co_await relay();
     }
     co_await finish(end);
   }
@@ -445,7 +458,7 @@ class Session {
 
   // ---- Stage 3: a server connection for this client ----
 
-  asio::awaitable<End> attach_server() {
+  ConnectRequest connect_request() {
     const auto& cred = cfg_.backend.credential_for(user_);
     ConnectRequest req;
     req.endpoint = cfg_.home_region().writer;
@@ -457,6 +470,11 @@ class Session {
     req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
     pool_key_ =
         absl::StrCat(database_, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
+    return req;
+  }
+
+  asio::awaitable<End> attach_server() {
+    ConnectRequest req = connect_request();
     auto endpoint = req.endpoint;
     AcquireResult got = co_await pools().acquire(
         pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
@@ -470,6 +488,14 @@ class Session {
       co_return End::kNoServer;
     }
     server_ = std::move(got.conn);
+    const bool txn = cfg_.pool.mode == conf::PoolMode::kTransaction;
+    if (txn && server_->settings_hash != 0) {
+      // Another client's settings: back to the server defaults before applying ours.
+      if (!co_await run_simple_query(*server_, "RESET ALL")) {
+        co_return End::kServerGone;
+      }
+      server_->settings_hash = 0;
+    }
     // Startup parameters the client asked for are applied with SET, so its session looks like a
     // direct connection; DISCARD ALL at release returns the server to its defaults.
     std::vector<std::pair<std::string, std::string>> settings;
@@ -507,7 +533,16 @@ class Session {
         }
         co_return End::kServerGone;
       }
+      // Transaction pooling replays these on whichever server the client lands on.
+      if (txn) {
+        // (co_await is kept out of && and ||: GCC 12 miscompiles it there.)
+        bool refreshed = co_await refresh_settings();
+        if (!refreshed) {
+          co_return End::kServerGone;
+        }
+      }
     }
+    server_->settings_hash = settings_hash_;
     cancel_key_ = cancel_registry().register_client();
     have_cancel_key_ = true;
     cancel_registry().attach(cancel_key_, CancelTarget{endpoint, server_->key});
@@ -678,6 +713,673 @@ class Session {
     }
   }
 
+  // ---- Stage 4, transaction pooling: a server only between a transaction's first message and
+  // the ReadyForQuery that reports idle. See docs/internals.md, "Transaction pooling". ----
+
+  // What the client is owed for each message forwarded (or answered locally), in order. Server
+  // responses are matched to the head entry; PostgreSQL answers strictly in order (docs 55.2.3).
+  struct Expect {
+    char kind = 0;  // P Parse, B Bind, C Close, D Describe statement, d Describe portal,
+                    // E Execute, S Sync, Q Query, F FunctionCall, L local reply
+    bool swallow = false;      // injected by pglane: its success reply is not the client's
+    std::string server_stmt;   // Parse: server statement that does not exist if this fails
+    std::string client_stmt;   // Parse: client statement that does not exist if this fails
+    std::string evicted;       // injected Close: still on the server if the server skipped it
+    std::string local;         // L: bytes to send when this entry reaches the head
+    bool local_rfq = false;    // L: followed by ReadyForQuery with the current status
+  };
+
+  // A named statement as the client prepared it; `server_name` is derived from text and types,
+  // so clients preparing the same statement share it on every server.
+  struct ClientStatement {
+    std::string query;
+    std::string types;  // raw parameter-type tail of the Parse body
+    std::string server_name;
+    bool may_change_settings = false;
+    const char* pin_reason = nullptr;
+  };
+
+  static bool terminal_for(char kind, char type) {
+    switch (kind) {
+      case 'P': return type == '1';
+      case 'B': return type == '2';
+      case 'C': return type == '3';
+      case 'D':
+      case 'd': return type == 'T' || type == 'n';
+      case 'E': return type == 'C' || type == 'I' || type == 's';
+      default: return type == 'Z';  // S, Q, F
+    }
+  }
+
+  static std::string server_name_for(std::string_view query, std::string_view types) {
+    uint64_t h = absl::HashOf(query, types);
+    return absl::StrFormat("pgl_%016x_%zu", h, query.size());
+  }
+
+  asio::awaitable<End> serve_transaction() {
+    for (;;) {
+      if (server_ && !pinned_) {
+        co_await detach();
+      }
+      if (!server_) {
+        End e = co_await wait_for_client();
+        if (e != End::kRunning) {
+          co_return e;
+        }
+        e = co_await attach_for_transaction();
+        if (e != End::kRunning) {
+          co_return e;
+        }
+      }
+      End e;
+      if (cfg_.proxy.client_idle_timeout_ms > 0 && pinned_) {
+        auto r = co_await (c2s_txn() || s2c_txn() || idle_watchdog());
+        e = std::visit([](End x) { return x; }, r);
+      } else {
+        auto r = co_await (c2s_txn() || s2c_txn());
+        e = std::visit([](End x) { return x; }, r);
+      }
+      if (e != End::kDetach) {
+        co_return e;
+      }
+    }
+  }
+
+  // Idle between transactions: no server, and no read buffer either.
+  asio::awaitable<End> wait_for_client() {
+    if (!cin_.empty()) {
+      co_return End::kRunning;
+    }
+    cin_.release_if_empty();
+    if (cfg_.proxy.client_idle_timeout_ms > 0) {
+      auto ex = co_await asio::this_coro::executor;
+      asio::steady_timer timer(ex, std::chrono::milliseconds(cfg_.proxy.client_idle_timeout_ms));
+      auto r = co_await (client_.wait_readable() || timer.async_wait(kUse));
+      if (r.index() == 1) {
+        fail(p::sqlstate::kIdleSessionTimeout, "terminating connection due to idle timeout");
+        co_return End::kIdleTimeout;
+      }
+    } else {
+      co_await client_.wait_readable();
+    }
+    auto [ec, n] = co_await client_.read_some(cin_.prepare());
+    if (ec) {
+      co_return End::kClientGone;
+    }
+    cin_.commit(n);
+    auto h = p::decode_header(cin_.data(), cfg_.proxy.max_message_size);
+    if (h.status == p::DecodeStatus::kMessage && h.frame.type == 'X') {
+      co_return End::kClientTerminated;
+    }
+    co_return End::kRunning;
+  }
+
+  asio::awaitable<End> attach_for_transaction() {
+    ConnectRequest req = connect_request();
+    AcquireResult got = co_await pools().acquire(
+        pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
+        std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
+    if (!got.conn) {
+      // The client is between transactions: an ErrorResponse and ReadyForQuery would leave it
+      // usable, but PostgreSQL has no such error for a healthy session; end it like a direct
+      // server that cannot take more connections.
+      if (!got.server_error.empty()) {
+        error_bytes_ = std::move(got.server_error);
+      } else {
+        fail(got.sqlstate, got.message);
+      }
+      co_return End::kNoServer;
+    }
+    server_ = std::move(got.conn);
+    if (server_->settings_hash != settings_hash_) {
+      std::string sql = "RESET ALL";
+      for (const auto& [name, value] : settings_) {
+        absl::StrAppend(&sql, sql.size() == 9 ? ";SELECT " : ", ", "pg_catalog.set_config(",
+                        quote_literal(name), ", ", quote_literal(value), ", false)");
+      }
+      if (!co_await run_simple_query(*server_, sql)) {
+        pools().discard(pool_key_, std::move(server_));
+        fail(p::sqlstate::kConnectionFailure, "could not restore session settings on a server");
+        co_return End::kNoServer;
+      }
+      server_->settings_hash = settings_hash_;
+    }
+    cancel_registry().attach(cancel_key_, CancelTarget{server_->endpoint, server_->key});
+    co_return End::kRunning;
+  }
+
+  // Reads the client's session-level settings back from the server: this covers SET, RESET,
+  // set_config(), rolled-back SETs and settings changed inside functions alike.
+  asio::awaitable<bool> refresh_settings() {
+    std::vector<std::vector<std::string>> rows;
+    bool ok = co_await run_query_rows(
+        *server_,
+        "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
+        "AND name NOT IN ('role', 'session_authorization') ORDER BY name",
+        rows);
+    if (!ok) {
+      co_return false;
+    }
+    settings_.clear();
+    for (auto& row : rows) {
+      if (row.size() == 2) {
+        settings_.emplace_back(std::move(row[0]), std::move(row[1]));
+      }
+    }
+    settings_hash_ = settings_.empty() ? 0 : (absl::HashOf(settings_) | 1);
+    settings_dirty_ = false;
+    co_return true;
+  }
+
+  asio::awaitable<void> detach() {
+    cancel_registry().detach(cancel_key_);
+    detach_wanted_ = false;
+    if (settings_dirty_) {
+      bool refreshed = co_await refresh_settings();
+      if (!refreshed) {
+        pools().discard(pool_key_, std::move(server_));
+        co_return;
+      }
+    }
+    server_->settings_hash = settings_hash_;
+    pools().release(pool_key_, worker_, std::move(server_));
+  }
+
+  bool detachable() const {
+    return !pinned_ && expect_.empty() && server_->status == 'I' && c2s_remaining_ == 0 &&
+           s2c_remaining_ == 0 && !skipping_;
+  }
+
+  void pin(const char* reason) {
+    if (!pinned_) {
+      pinned_ = reason;
+      stats().sessions_pinned.fetch_add(1, std::memory_order_relaxed);
+      PGLANE_LOG_INFO("user=%s db=%s pinned to its server connection: %s", user_, database_,
+                      reason);
+    }
+  }
+
+  void apply_effects(const routing::SessionEffects& fx) {
+    if (fx.pin_reason) {
+      pin(fx.pin_reason);
+    }
+    if (fx.may_change_settings) {
+      settings_dirty_ = true;
+    }
+    if (fx.discard_all || fx.deallocate_all) {
+      stmts_.clear();
+      server_->forget_all_stmts();
+    }
+    if (fx.discard_all) {
+      pinned_ = nullptr;  // DISCARD ALL drops every kind of session state that pinned us
+    }
+  }
+
+  void push_local(std::string bytes, bool rfq) {
+    if (expect_.empty()) {
+      local_now_.append(bytes);
+      if (rfq) {
+        p::encode_ready_for_query(local_now_, server_->status);
+      }
+      return;
+    }
+    Expect e;
+    e.kind = 'L';
+    e.local = std::move(bytes);
+    e.local_rfq = rfq;
+    expect_.push_back(std::move(e));
+  }
+
+  void push(char kind) {
+    Expect e;
+    e.kind = kind;
+    expect_.push_back(std::move(e));
+  }
+
+  // Makes sure the server holds `st`, injecting Close (LRU eviction) and Parse as needed; their
+  // replies are swallowed.
+  void ensure_statement(const ClientStatement& st, std::string& out) {
+    if (server_->has_stmt(st.server_name)) {
+      return;
+    }
+    auto victim = server_->add_stmt(st.server_name, cfg_.pool.max_prepared_statements);
+    if (victim) {
+      p::encode_close(out, 'S', *victim);
+      Expect c;
+      c.kind = 'C';
+      c.swallow = true;
+      c.evicted = *victim;
+      expect_.push_back(std::move(c));
+    }
+    p::encode_parse(out, st.server_name, st.query, st.types);
+    Expect e;
+    e.kind = 'P';
+    e.swallow = true;
+    e.server_stmt = st.server_name;
+    expect_.push_back(std::move(e));
+  }
+
+  // Handles one whole Query/Parse/Bind/Describe/Close from the client.
+  End on_client_message(char type, std::string_view whole, std::string_view body,
+                        std::string& out) {
+    if (skipping_) {
+      // The server discards everything up to Sync after an error; so do we.
+      out.append(whole);
+      return End::kRunning;
+    }
+    p::Reader r(body);
+    switch (type) {
+      case 'Q': {
+        std::string_view sql = r.cstring();
+        auto fx = routing::analyze_session_effects(sql);
+        if (fx.is_single_deallocate) {
+          if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
+            // A protocol-level statement (drivers deallocate them with SQL): only this client's
+            // name goes away; the server keeps it for others.
+            stmts_.erase(it);
+            std::string reply;
+            p::encode_command_complete(reply, "DEALLOCATE");
+            push_local(std::move(reply), true);
+            return End::kRunning;
+          }
+        }
+        apply_effects(fx);
+        push('Q');
+        out.append(whole);
+        return End::kRunning;
+      }
+      case 'P': {
+        std::string_view name = r.cstring();
+        std::string_view query = r.cstring();
+        std::string_view types = r.rest();
+        if (!r.ok()) {
+          fail(p::sqlstate::kProtocolViolation, "invalid Parse message");
+          return End::kClientViolation;
+        }
+        auto fx = routing::analyze_session_effects(query);
+        if (name.empty()) {
+          apply_effects(fx);
+          push('P');
+          out.append(whole);
+          return End::kRunning;
+        }
+        ClientStatement st;
+        st.query = std::string(query);
+        st.types = std::string(types);
+        st.server_name = server_name_for(query, types);
+        st.may_change_settings = fx.may_change_settings;
+        st.pin_reason = fx.pin_reason;
+        if (server_->has_stmt(st.server_name)) {
+          std::string reply;
+          p::encode_parse_complete(reply);
+          push_local(std::move(reply), false);
+        } else {
+          if (auto victim = server_->add_stmt(st.server_name, cfg_.pool.max_prepared_statements)) {
+            p::encode_close(out, 'S', *victim);
+            Expect c;
+            c.kind = 'C';
+            c.swallow = true;
+            c.evicted = *victim;
+            expect_.push_back(std::move(c));
+          }
+          p::encode_parse(out, st.server_name, st.query, st.types);
+          Expect e;
+          e.kind = 'P';
+          e.server_stmt = st.server_name;
+          e.client_stmt = std::string(name);
+          expect_.push_back(std::move(e));
+        }
+        stmts_[std::string(name)] = std::move(st);
+        return End::kRunning;
+      }
+      case 'B': {
+        std::string_view portal = r.cstring();
+        std::string_view stmt = r.cstring();
+        std::string_view tail = r.rest();
+        if (!r.ok()) {
+          fail(p::sqlstate::kProtocolViolation, "invalid Bind message");
+          return End::kClientViolation;
+        }
+        auto it = stmt.empty() ? stmts_.end() : stmts_.find(std::string(stmt));
+        if (it == stmts_.end()) {
+          push('B');
+          out.append(whole);  // unnamed, or unknown: the server reports 26000 itself
+          return End::kRunning;
+        }
+        ensure_statement(it->second, out);
+        if (it->second.pin_reason) {
+          pin(it->second.pin_reason);
+        }
+        if (it->second.may_change_settings) {
+          settings_dirty_ = true;
+        }
+        p::encode_bind(out, portal, it->second.server_name, tail);
+        push('B');
+        return End::kRunning;
+      }
+      case 'D': {
+        char kind = static_cast<char>(r.u8());
+        std::string_view name = r.cstring();
+        if (kind == 'S' && !name.empty()) {
+          if (auto it = stmts_.find(std::string(name)); it != stmts_.end()) {
+            ensure_statement(it->second, out);
+            p::encode_describe(out, 'S', it->second.server_name);
+            push('D');
+            return End::kRunning;
+          }
+        }
+        push(kind == 'S' ? 'D' : 'd');
+        out.append(whole);
+        return End::kRunning;
+      }
+      case 'C': {
+        char kind = static_cast<char>(r.u8());
+        std::string_view name = r.cstring();
+        if (kind == 'S' && !name.empty()) {
+          // Closing a statement only forgets the client's name for it (closing a statement that
+          // does not exist is not an error either, docs 55.7 Close).
+          stmts_.erase(std::string(name));
+          std::string reply;
+          p::encode_close_complete(reply);
+          push_local(std::move(reply), false);
+          return End::kRunning;
+        }
+        push('C');
+        out.append(whole);
+        return End::kRunning;
+      }
+      default:
+        out.append(whole);
+        return End::kRunning;
+    }
+  }
+
+  asio::awaitable<error_code> write_client(const std::vector<asio::const_buffer>& bufs) {
+    // Both relay directions may answer the client (local replies come from the client side);
+    // writes must not interleave.
+    while (client_busy_) {
+      client_free_.expires_at(asio::steady_timer::time_point::max());
+      co_await client_free_.async_wait(kUse);
+    }
+    client_busy_ = true;
+    auto ec = co_await client_.write_all(bufs);
+    client_busy_ = false;
+    client_free_.cancel();
+    co_return ec;
+  }
+
+  asio::awaitable<End> c2s_txn() {
+    const std::size_t max_message = cfg_.proxy.max_message_size;
+    std::string out;
+    std::size_t need = 1;
+    for (;;) {
+      if (cin_.size() < need) {
+        auto [ec, n] = co_await client_.read_some(cin_.prepare(need - cin_.size()));
+        if (ec) {
+          co_return End::kClientGone;
+        }
+        cin_.commit(n);
+        last_client_activity_ = std::chrono::steady_clock::now();
+      }
+      std::string_view data = cin_.data();
+      std::size_t pos = 0;
+      End stop = End::kRunning;
+      out.clear();
+      need = 1;
+      while (pos < data.size()) {
+        if (c2s_remaining_ > 0) {
+          std::size_t take = std::min(c2s_remaining_, data.size() - pos);
+          out.append(data.substr(pos, take));
+          pos += take;
+          c2s_remaining_ -= take;
+          continue;
+        }
+        auto h = p::decode_header(data.substr(pos), max_message);
+        if (h.status == p::DecodeStatus::kNeedMore) {
+          need = data.size() - pos + 1;
+          break;
+        }
+        if (h.status == p::DecodeStatus::kViolation) {
+          fail(p::sqlstate::kProtocolViolation,
+               absl::StrCat("invalid message: ", std::string(h.error)));
+          stop = End::kClientViolation;
+          break;
+        }
+        const char type = h.frame.type;
+        const std::size_t size = h.frame.size;
+        if (type == 'X') {
+          stop = End::kClientTerminated;
+          break;
+        }
+        const bool rewritable =
+            type == 'Q' || type == 'P' || type == 'B' || type == 'D' || type == 'C';
+        if (rewritable && size <= kMaxRewrite) {
+          if (data.size() - pos < size) {
+            need = size;
+            break;
+          }
+          End e = on_client_message(type, data.substr(pos, size),
+                                    data.substr(pos + p::kHeaderSize, size - p::kHeaderSize), out);
+          if (e != End::kRunning) {
+            stop = e;
+            break;
+          }
+          pos += size;
+          continue;
+        }
+        if (rewritable) {
+          // Too large to hold for analysis: keep this client on its server from now on.
+          pin("message too large to analyse");
+        }
+        if (!skipping_) {
+          switch (type) {
+            case 'Q': case 'P': case 'B': case 'C': case 'E': case 'F':
+              push(type);
+              break;
+            case 'D':
+              push('D');
+              break;
+            case 'S':
+              push('S');
+              break;
+            default:
+              break;
+          }
+        }
+        if (type == 'S') {
+          skipping_ = false;
+        }
+        std::size_t take = std::min(size, data.size() - pos);
+        out.append(data.substr(pos, take));
+        pos += take;
+        c2s_remaining_ = size - take;
+      }
+      if (!local_now_.empty()) {
+        std::string local = std::move(local_now_);
+        local_now_.clear();
+        // (Built outside the co_await: GCC 12 miscompiles braced lists inside co_await.)
+        std::vector<asio::const_buffer> bufs{asio::buffer(local)};
+        if (co_await write_client(bufs)) {
+          co_return End::kClientGone;
+        }
+      }
+      if (!out.empty()) {
+        c2s_writing_ = true;
+        auto ec = co_await server_->stream.write_all(out);
+        c2s_writing_ = false;
+        if (ec) {
+          co_return End::kServerGone;
+        }
+      }
+      cin_.consume(pos);
+      if (stop != End::kRunning) {
+        co_return stop;
+      }
+      if (detach_wanted_ && detachable()) {
+        co_return End::kDetach;
+      }
+    }
+  }
+
+  // A failed or skipped Parse leaves no statement behind; a skipped eviction leaves it in place.
+  void undo(const Expect& e) {
+    if (!e.server_stmt.empty()) {
+      server_->forget_stmt(e.server_stmt);
+      if (!e.client_stmt.empty()) {
+        if (auto it = stmts_.find(e.client_stmt);
+            it != stmts_.end() && it->second.server_name == e.server_stmt) {
+          stmts_.erase(it);
+        }
+      }
+    }
+    if (!e.evicted.empty()) {
+      server_->add_stmt(e.evicted, std::numeric_limits<size_t>::max());
+    }
+  }
+
+  asio::awaitable<End> s2c_txn() {
+    Buffer& in = server_->in;
+    std::size_t need = 1;
+    std::vector<asio::const_buffer> gather;
+    std::deque<std::string> owned;
+    for (;;) {
+      if (in.size() < need) {
+        auto [ec, n] = co_await server_->stream.read_some(in.prepare(need - in.size()));
+        if (ec) {
+          co_return End::kServerGone;
+        }
+        in.commit(n);
+      }
+      std::string_view data = in.data();
+      std::size_t pos = 0;
+      need = 1;
+      gather.clear();
+      owned.clear();
+      const char* run_end = nullptr;
+      auto emit = [&](std::string_view bytes) {
+        if (run_end == bytes.data() && !gather.empty()) {
+          gather.back() = asio::const_buffer(gather.back().data(), gather.back().size() + bytes.size());
+        } else {
+          gather.emplace_back(bytes.data(), bytes.size());
+        }
+        run_end = bytes.data() + bytes.size();
+      };
+      auto emit_owned = [&](std::string s) {
+        owned.push_back(std::move(s));
+        gather.emplace_back(owned.back().data(), owned.back().size());
+        run_end = nullptr;
+      };
+      auto emit_locals = [&] {
+        while (!expect_.empty() && expect_.front().kind == 'L') {
+          std::string bytes = std::move(expect_.front().local);
+          if (expect_.front().local_rfq) {
+            p::encode_ready_for_query(bytes, server_->status);
+          }
+          expect_.pop_front();
+          emit_owned(std::move(bytes));
+        }
+      };
+      bool idle_after = false;
+      while (pos < data.size()) {
+        if (s2c_remaining_ > 0) {
+          std::size_t take = std::min(s2c_remaining_, data.size() - pos);
+          emit(data.substr(pos, take));
+          pos += take;
+          s2c_remaining_ -= take;
+          continue;
+        }
+        auto h = p::decode_header(data.substr(pos), cfg_.proxy.max_message_size);
+        if (h.status == p::DecodeStatus::kNeedMore) {
+          need = data.size() - pos + 1;
+          break;
+        }
+        if (h.status == p::DecodeStatus::kViolation) {
+          co_return End::kServerViolation;
+        }
+        const char type = h.frame.type;
+        const std::size_t size = h.frame.size;
+        // Rows and COPY data stream; replies that complete a request are read whole so local
+        // replies can follow them exactly.
+        const bool streams = type == 'D' || type == 'd' || type == 'A' || type == 'N';
+        if (!streams) {
+          if (data.size() - pos < size) {
+            need = size;
+            break;
+          }
+          std::string_view msg = data.substr(pos, size);
+          std::string_view body = msg.substr(p::kHeaderSize);
+          pos += size;
+          bool forward = true;
+          if (type == 'S') {
+            if (auto ps = p::parse_parameter_status(body)) {
+              server_->set_param(ps->first, ps->second);
+            }
+          } else if (type == 'Z') {
+            server_->status = body.empty() ? 'I' : body[0];
+            if (!expect_.empty()) {
+              expect_.pop_front();
+            }
+            emit(msg);
+            emit_locals();
+            forward = false;
+            idle_after = server_->status == 'I';
+          } else if (!expect_.empty()) {
+            Expect& head = expect_.front();
+            if (type == 'E' && head.kind != 'Q' && head.kind != 'F' && head.kind != 'S') {
+              // Extended-protocol error: the server now skips everything up to Sync.
+              undo(head);
+              expect_.pop_front();
+              while (!expect_.empty() && expect_.front().kind != 'S') {
+                undo(expect_.front());
+                expect_.pop_front();
+              }
+              if (expect_.empty()) {
+                skipping_ = true;
+              }
+            } else if (terminal_for(head.kind, type)) {
+              // Replies to requests pglane injected (Parse/Close of managed statements) are
+              // swallowed; errors are not, since they explain the failure of the client's batch.
+              const bool reply_is_clients = !head.swallow;
+              expect_.pop_front();
+              if (reply_is_clients) {
+                emit(msg);
+              }
+              emit_locals();
+              continue;
+            }
+          }
+          if (forward) {
+            emit(msg);
+          }
+          if (type != 'Z' && type != 'S' && type != 'N') {
+            idle_after = false;
+          }
+          continue;
+        }
+        std::size_t take = std::min(size, data.size() - pos);
+        emit(data.substr(pos, take));
+        pos += take;
+        s2c_remaining_ = size - take;
+      }
+      if (!gather.empty()) {
+        s2c_writing_ = true;
+        auto ec = co_await write_client(gather);
+        s2c_writing_ = false;
+        if (ec) {
+          co_return End::kClientGone;
+        }
+      }
+      in.consume(pos);
+      if (idle_after && detachable()) {
+        if (c2s_writing_) {
+          detach_wanted_ = true;
+        } else {
+          co_return End::kDetach;
+        }
+      }
+    }
+  }
+
   // ---- Stage 5: one cleanup path for every ending ----
 
   asio::awaitable<void> finish(End end) {
@@ -712,20 +1414,36 @@ class Session {
   // A server goes back to the pool only idle and reset; otherwise it is closed (and its running
   // query cancelled first, since PostgreSQL notices a closed socket only when it next does I/O).
   asio::awaitable<void> return_server(End end) {
+    const bool txn = cfg_.pool.mode == conf::PoolMode::kTransaction;
     const bool server_ok = end != End::kServerGone && end != End::kServerViolation;
     const bool mid_message = c2s_remaining_ > 0 || s2c_remaining_ > 0 || !server_->in.empty();
-    if (server_ok && !mid_message && pending_ == 0) {
+    const bool busy = txn ? !expect_.empty() : pending_ > 0;
+    if (server_ok && !mid_message && !busy) {
       bool ok = true;
       if (server_->status != 'I') {
         ok = co_await run_simple_query(*server_, "ROLLBACK");
       }
-      ok = ok && co_await run_simple_query(*server_, "DISCARD ALL");
+      if (!txn || pinned_) {
+        // Session state of unknown extent (or state that pinned the client): wipe it all.
+        if (ok) {
+          ok = co_await run_simple_query(*server_, "DISCARD ALL");
+        }
+        server_->forget_all_stmts();
+        server_->settings_hash = 0;
+      } else if (settings_dirty_) {
+        if (ok) {
+          ok = co_await run_simple_query(*server_, "RESET ALL");
+        }
+        server_->settings_hash = 0;
+      } else {
+        server_->settings_hash = settings_hash_;
+      }
       if (ok && server_->status == 'I') {
         stats().server_resets.fetch_add(1, std::memory_order_relaxed);
         pools().release(pool_key_, worker_, std::move(server_));
         co_return;
       }
-    } else if (server_ok && pending_ > 0) {
+    } else if (server_ok && busy) {
       auto ex = co_await asio::this_coro::executor;
       asio::co_spawn(ex, send_cancel(server_->endpoint, server_->key), asio::detached);
     }
@@ -761,6 +1479,20 @@ class Session {
   std::chrono::steady_clock::time_point last_client_activity_;
 
   std::string error_bytes_;  // ErrorResponse to send the client before closing
+
+  // Transaction pooling state.
+  std::deque<Expect> expect_;   // replies owed to the client, in order
+  bool skipping_ = false;       // server discards messages until Sync after an error
+  absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
+  std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
+  uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none)
+  bool settings_dirty_ = false; // this transaction may have changed settings_
+  const char* pinned_ = nullptr;  // why this client keeps its server, if it does
+  bool detach_wanted_ = false;  // server side saw the end of a transaction during a write
+  bool c2s_writing_ = false;    // a write to the server is in progress
+  std::string local_now_;       // local replies to send before the next server write
+  bool client_busy_ = false;    // a write to the client is in progress
+  asio::steady_timer client_free_;  // wakes writers waiting for client_busy_
 };
 
 }  // namespace

@@ -23,6 +23,7 @@ struct Stats {
   std::atomic<int64_t> cancels_unmatched{0};
   std::atomic<int64_t> server_lost{0};
   std::atomic<int64_t> idle_timeouts{0};
+  std::atomic<int64_t> sessions_pinned{0};
 };
 
 Stats& stats();

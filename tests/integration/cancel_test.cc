@@ -57,11 +57,13 @@ TEST(Cancel, WrongCancelKeyDoesNothing) {
 
   std::mt19937 rng(std::random_device{}());
   // A random key, and the client's own pid with a wrong secret.
-  const uint32_t pids[] = {rng() & 0x3fffffff, static_cast<uint32_t>(PQbackendPID(c.get()))};
+  const uint32_t pids[] = {static_cast<uint32_t>(rng() & 0x3fffffff),
+                           static_cast<uint32_t>(PQbackendPID(c.get()))};
   for (uint32_t pid : pids) {
     RawClient raw;
     ASSERT_TRUE(raw.connect(proxy.port()));
-    ASSERT_TRUE(raw.send(be32(16) + be32(80877102) + be32(pid) + be32(rng())));
+    ASSERT_TRUE(
+        raw.send(be32(16) + be32(80877102) + be32(pid) + be32(static_cast<uint32_t>(rng()))));
     EXPECT_TRUE(raw.wait_closed(2s)) << "pglane kept a CancelRequest connection open";
   }
 

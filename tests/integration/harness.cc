@@ -109,6 +109,22 @@ void sandbox_down() {
   run_command({"/bin/bash", g_script, "down", g_dir}, g_dir + "/sandbox-down.log");
 }
 
+// Runs argv and waits, from a signal handler (fork/execv/waitpid are async-signal-safe).
+void run_in_handler(char* const* argv) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  if (pid > 0) {
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+
 void on_fatal_signal(int sig) {
   for (auto& slot : g_proxy_pids) {
     pid_t pid = slot.load();
@@ -117,17 +133,14 @@ void on_fatal_signal(int sig) {
     }
   }
   if (g_sandbox_up.exchange(false)) {
-    // fork/execv/waitpid are async-signal-safe; the strings were built before.
-    pid_t pid = fork();
-    if (pid == 0) {
-      char* args[] = {const_cast<char*>("/bin/bash"), const_cast<char*>(g_script.c_str()),
-                      const_cast<char*>("down"), const_cast<char*>(g_dir.c_str()), nullptr};
-      execv(args[0], args);
-      _exit(127);
-    }
-    if (pid > 0) {
-      int status;
-      waitpid(pid, &status, 0);
+    // The strings were built before any signal could arrive.
+    char* down[] = {const_cast<char*>("/bin/bash"), const_cast<char*>(g_script.c_str()),
+                    const_cast<char*>("down"), const_cast<char*>(g_dir.c_str()), nullptr};
+    run_in_handler(down);
+    if (std::getenv("PGLANE_KEEP_SANDBOX") == nullptr) {
+      char* rm[] = {const_cast<char*>("/bin/rm"), const_cast<char*>("-rf"),
+                    const_cast<char*>(g_dir.c_str()), nullptr};
+      run_in_handler(rm);
     }
   }
   signal(sig, SIG_DFL);
@@ -254,8 +267,12 @@ const std::string& env(const std::string& key) {
   return it->second;
 }
 
-const std::string& sandbox_dir() { return g_dir; }
-bool sandbox_ready() { return g_ready; }
+const std::string& sandbox_dir() {
+  return g_dir;
+}
+bool sandbox_ready() {
+  return g_ready;
+}
 
 bool skip_heavy() {
   const char* v = std::getenv("PGLANE_SKIP_HEAVY");
@@ -286,8 +303,8 @@ std::string scram_user_line(const std::string& user, const std::string& password
   const std::string pw_path = g_dir + "/passwd-input.txt";
   const std::string out_path = g_dir + "/passwd-output.txt";
   write_file(pw_path, password + "\n");
-  std::string cmd = std::string(PGLANE_BINARY) + " passwd " + user + " <" + pw_path + " >" +
-                    out_path + " 2>&1";
+  std::string cmd =
+      std::string(PGLANE_BINARY) + " passwd " + user + " <" + pw_path + " >" + out_path + " 2>&1";
   int rc = std::system(cmd.c_str());
   std::string line = read_file(out_path);
   EXPECT_EQ(rc, 0) << line;
@@ -347,7 +364,9 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
 
 Proxy::Proxy(ProxySettings settings) : settings_(std::move(settings)) {}
 
-Proxy::~Proxy() { stop(); }
+Proxy::~Proxy() {
+  stop();
+}
 
 bool Proxy::start() {
   if (!sandbox_ready()) {
@@ -444,8 +463,8 @@ Conn connect(const std::string& conninfo, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-    pollfd pfd{PQsocket(c.get()), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT),
-               0};
+    pollfd pfd{PQsocket(c.get()),
+               static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) == 0) {
       break;  // timed out: PQstatus stays != CONNECTION_OK
@@ -463,8 +482,8 @@ Conn connect_ok(const std::string& conninfo) {
 
 Conn connect_direct(const std::string& dbname) {
   std::string info = "host=127.0.0.1 port=" + env("PG_PRIMARY_PORT") + " dbname=" + dbname +
-                     " user=" + env("PG_SUPERUSER") + " password=" +
-                     env("PG_SUPERUSER_PASSWORD") + " sslmode=require gssencmode=disable";
+                     " user=" + env("PG_SUPERUSER") + " password=" + env("PG_SUPERUSER_PASSWORD") +
+                     " sslmode=require gssencmode=disable";
   return connect_ok(info);
 }
 
@@ -482,7 +501,9 @@ std::string sqlstate(const PGresult* r) {
   return s ? s : "";
 }
 
-Result exec(PGconn* c, const std::string& sql) { return Result(PQexec(c, sql.c_str())); }
+Result exec(PGconn* c, const std::string& sql) {
+  return Result(PQexec(c, sql.c_str()));
+}
 
 void exec_ok(PGconn* c, const std::string& sql) {
   Result r = exec(c, sql);
@@ -568,7 +589,9 @@ bool RawClient::send(std::string_view bytes) {
   return true;
 }
 
-void RawClient::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void RawClient::shutdown_write() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 std::string RawClient::read_some(std::chrono::milliseconds timeout, std::size_t max) {
   std::string out = std::move(pending_);
@@ -689,8 +712,12 @@ std::string startup_message(const std::map<std::string, std::string>& params, ui
   return be32(static_cast<uint32_t>(body.size() + 4)) + body;
 }
 
-std::string ssl_request() { return be32(8) + be32(80877103); }
-std::string gssenc_request() { return be32(8) + be32(80877104); }
+std::string ssl_request() {
+  return be32(8) + be32(80877103);
+}
+std::string gssenc_request() {
+  return be32(8) + be32(80877104);
+}
 
 std::string typed_message(char type, std::string_view body) {
   std::string s(1, type);

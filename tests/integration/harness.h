@@ -40,11 +40,11 @@ void install_cleanup_handlers();
 
 // Heavy tests (500 clients, slow reader, large COPY) skip under PGLANE_SKIP_HEAVY=1.
 bool skip_heavy();
-#define SKIP_IF_HEAVY_DISABLED()                                      \
-  do {                                                                \
-    if (::pglane::itest::skip_heavy()) {                              \
-      GTEST_SKIP() << "PGLANE_SKIP_HEAVY=1: heavy test skipped";      \
-    }                                                                 \
+#define SKIP_IF_HEAVY_DISABLED()                                 \
+  do {                                                           \
+    if (::pglane::itest::skip_heavy()) {                         \
+      GTEST_SKIP() << "PGLANE_SKIP_HEAVY=1: heavy test skipped"; \
+    }                                                            \
   } while (0)
 
 // ---- pglane processes ----
@@ -122,7 +122,8 @@ using Result = std::unique_ptr<PGresult, PgResultDeleter>;
 
 // Connects with verbose error messages (so a failed login's message carries its SQLSTATE).
 // Always returns a PGconn; check PQstatus.
-Conn connect(const std::string& conninfo, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+Conn connect(const std::string& conninfo,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // Connects and fails the test on error.
 Conn connect_ok(const std::string& conninfo);
 // Superuser connection straight to PostgreSQL (TLS, for checks: pg_stat_activity, pg_locks).

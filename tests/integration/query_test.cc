@@ -22,8 +22,8 @@ TEST(Query, SimpleQueryExecParamsAndPreparedStatements) {
   EXPECT_EQ(query_value(c.get(), "select current_user"), "pglane_app");
 
   const char* params[] = {"20", "hello"};
-  Result r(PQexecParams(c.get(), "select $1::int * 2, upper($2::text)", 2, nullptr, params,
-                        nullptr, nullptr, 0));
+  Result r(PQexecParams(c.get(), "select $1::int * 2, upper($2::text)", 2, nullptr, params, nullptr,
+                        nullptr, 0));
   ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
   EXPECT_STREQ(PQgetvalue(r.get(), 0, 0), "40");
   EXPECT_STREQ(PQgetvalue(r.get(), 0, 1), "HELLO");
@@ -57,15 +57,13 @@ TEST(Query, PipelineErrorAbortsOnlyUntilSync) {
   constexpr int kBatch2 = 3;
   for (int i = 0; i < kBatch1; ++i) {
     std::string sql = i == kFailing ? "select 1/0" : "select " + std::to_string(i);
-    ASSERT_EQ(PQsendQueryParams(c.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0),
-              1)
+    ASSERT_EQ(PQsendQueryParams(c.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0), 1)
         << PQerrorMessage(c.get());
   }
   ASSERT_EQ(PQpipelineSync(c.get()), 1);
   for (int i = 0; i < kBatch2; ++i) {
     std::string sql = "select " + std::to_string(100 + i);
-    ASSERT_EQ(PQsendQueryParams(c.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0),
-              1);
+    ASSERT_EQ(PQsendQueryParams(c.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
   }
   ASSERT_EQ(PQpipelineSync(c.get()), 1);
 

@@ -126,8 +126,7 @@ TEST(Auth, WrongPasswordRejectedWhilePooledServerExists) {
   EXPECT_TRUE(wait_app_backends(direct.get(), 1, 2s));
   Conn bad = connect(proxy.conninfo("password=wrong"));
   ASSERT_NE(PQstatus(bad.get()), CONNECTION_OK);
-  EXPECT_EQ(sqlstate_from_message(PQerrorMessage(bad.get())), "28P01")
-      << PQerrorMessage(bad.get());
+  EXPECT_EQ(sqlstate_from_message(PQerrorMessage(bad.get())), "28P01") << PQerrorMessage(bad.get());
 }
 
 }  // namespace
