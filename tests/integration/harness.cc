@@ -44,6 +44,7 @@ std::array<std::atomic<pid_t>, kMaxProxies> g_proxy_pids{};
 // argv for `sandbox.sh down DIR`, prepared before any signal can arrive.
 std::string g_script;
 std::atomic<bool> g_sandbox_up{false};
+bool g_keep_dir = false;  // PGLANE_KEEP_SANDBOX set: leave DIR (logs) for inspection
 
 void register_pid(pid_t pid) {
   for (auto& slot : g_proxy_pids) {
@@ -137,7 +138,7 @@ void on_fatal_signal(int sig) {
     char* down[] = {const_cast<char*>("/bin/bash"), const_cast<char*>(g_script.c_str()),
                     const_cast<char*>("down"), const_cast<char*>(g_dir.c_str()), nullptr};
     run_in_handler(down);
-    if (std::getenv("PGLANE_KEEP_SANDBOX") == nullptr) {
+    if (!g_keep_dir) {
       char* rm[] = {const_cast<char*>("/bin/rm"), const_cast<char*>("-rf"),
                     const_cast<char*>(g_dir.c_str()), nullptr};
       run_in_handler(rm);
@@ -218,6 +219,7 @@ void SandboxEnvironment::SetUp() {
   g_dir = tmpl;
   chmod(g_dir.c_str(), 0755);  // the postgres user must be able to enter it when we are root
   g_script = std::string(PGLANE_SOURCE_DIR) + "/scripts/sandbox.sh";
+  g_keep_dir = std::getenv("PGLANE_KEEP_SANDBOX") != nullptr;
   g_sandbox_up = true;
   const std::string log = g_dir + "/sandbox-up.log";
   int rc = run_command({"/bin/bash", g_script, "up", g_dir, "--replicas", "0", "--no-redis"}, log);
@@ -240,7 +242,7 @@ void SandboxEnvironment::TearDown() {
     }
   }
   sandbox_down();
-  if (!g_dir.empty() && std::getenv("PGLANE_KEEP_SANDBOX") == nullptr) {
+  if (!g_dir.empty() && !g_keep_dir) {
     std::error_code ec;
     fs::remove_all(g_dir, ec);
   }

@@ -1,0 +1,91 @@
+#include "routing/session_effects.h"
+
+#include <gtest/gtest.h>
+
+namespace pglane::routing {
+namespace {
+
+TEST(SessionEffects, PlainStatementsHaveNoEffect) {
+  for (const char* sql : {"SELECT 1", "UPDATE t SET a = 1", "INSERT INTO t VALUES (1)",
+                          "SET LOCAL statement_timeout = 5", "SET TRANSACTION READ ONLY",
+                          "BEGIN; SELECT 1; COMMIT", "UNLISTEN *", "DISCARD PLANS"}) {
+    auto fx = analyze_session_effects(sql);
+    EXPECT_EQ(fx.pin_reason, nullptr) << sql;
+    EXPECT_FALSE(fx.discard_all) << sql;
+  }
+  EXPECT_FALSE(analyze_session_effects("UPDATE t SET a = 1").may_change_settings);
+  EXPECT_FALSE(analyze_session_effects("SET LOCAL work_mem = '1MB'").may_change_settings);
+}
+
+TEST(SessionEffects, SettingsChanges) {
+  for (const char* sql : {"SET search_path TO foo", "set statement_timeout=5", "RESET ALL",
+                          "reset timezone", "SELECT set_config('a.b', 'c', false)",
+                          "/* c */ SET TimeZone = 'UTC'", "SELECT 1; SET work_mem = '8MB'",
+                          "DO $$ BEGIN PERFORM 1; END $$", "CALL p()",
+                          "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"}) {
+    EXPECT_TRUE(analyze_session_effects(sql).may_change_settings) << sql;
+  }
+}
+
+TEST(SessionEffects, PinsStateThatCannotMove) {
+  EXPECT_STREQ(analyze_session_effects("LISTEN ch").pin_reason, "LISTEN");
+  EXPECT_STREQ(analyze_session_effects("CREATE TEMP TABLE t (a int)").pin_reason,
+               "temporary table");
+  EXPECT_STREQ(analyze_session_effects("create global temporary table t (a int)").pin_reason,
+               "temporary table");
+  EXPECT_STREQ(analyze_session_effects("SELECT * INTO TEMP t FROM x").pin_reason,
+               "temporary table");
+  EXPECT_STREQ(analyze_session_effects("SELECT pg_advisory_lock(1)").pin_reason,
+               "session advisory lock");
+  EXPECT_STREQ(analyze_session_effects("select PG_TRY_ADVISORY_LOCK(1)").pin_reason,
+               "session advisory lock");
+  EXPECT_EQ(analyze_session_effects("SELECT pg_advisory_xact_lock(1)").pin_reason, nullptr);
+  EXPECT_STREQ(analyze_session_effects("DECLARE c CURSOR WITH HOLD FOR SELECT 1").pin_reason,
+               "DECLARE ... WITH HOLD cursor");
+  EXPECT_EQ(analyze_session_effects("DECLARE c CURSOR FOR SELECT 1").pin_reason, nullptr);
+  EXPECT_STREQ(analyze_session_effects("SET ROLE admin").pin_reason, "SET ROLE");
+  EXPECT_STREQ(analyze_session_effects("SET SESSION AUTHORIZATION bob").pin_reason,
+               "SET SESSION AUTHORIZATION");
+  EXPECT_STREQ(analyze_session_effects("LOAD 'auto_explain'").pin_reason, "LOAD");
+  EXPECT_STREQ(analyze_session_effects("PREPARE q AS SELECT 1").pin_reason, "SQL PREPARE");
+  EXPECT_EQ(analyze_session_effects("PREPARE TRANSACTION 'x'").pin_reason, nullptr);
+}
+
+TEST(SessionEffects, KeywordsInsideLiteralsAndCommentsAreIgnored) {
+  for (const char* sql : {"SELECT 'LISTEN x'", "SELECT $$CREATE TEMP TABLE t$$",
+                          "SELECT 1 -- LISTEN x\n", "SELECT /* outer /* LISTEN */ x */ 1",
+                          "SELECT \"listen\" FROM t", "SELECT E'it\\'s; LISTEN x'",
+                          "SELECT $tag$ ; LISTEN a $tag$"}) {
+    EXPECT_EQ(analyze_session_effects(sql).pin_reason, nullptr) << sql;
+  }
+}
+
+TEST(SessionEffects, StatementBoundariesFollowStrings) {
+  EXPECT_STREQ(analyze_session_effects("SELECT ';'; LISTEN x").pin_reason, "LISTEN");
+  EXPECT_STREQ(analyze_session_effects("SELECT $$;$$; LISTEN x").pin_reason, "LISTEN");
+}
+
+TEST(SessionEffects, DiscardAndDeallocate) {
+  auto fx = analyze_session_effects("DISCARD ALL");
+  EXPECT_TRUE(fx.discard_all);
+  EXPECT_TRUE(analyze_session_effects("DEALLOCATE ALL").deallocate_all);
+  EXPECT_TRUE(analyze_session_effects("deallocate prepare all").deallocate_all);
+  fx = analyze_session_effects("DEALLOCATE _pg3_1");
+  EXPECT_TRUE(fx.is_single_deallocate);
+  EXPECT_EQ(fx.deallocate_name, "_pg3_1");
+  fx = analyze_session_effects("DEALLOCATE PREPARE \"MyStmt\"");
+  EXPECT_TRUE(fx.is_single_deallocate);
+  EXPECT_EQ(fx.deallocate_name, "MyStmt");
+  EXPECT_EQ(analyze_session_effects("DEALLOCATE Foo").deallocate_name, "foo");
+  EXPECT_FALSE(analyze_session_effects("DEALLOCATE a; SELECT 1").is_single_deallocate);
+}
+
+TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
+  for (const char* sql : {"SELECT '", "SELECT \"", "SELECT $$", "/* /*", "SELECT E'\\", "$a",
+                          "$", ";;;", ""}) {
+    analyze_session_effects(sql);
+  }
+}
+
+}  // namespace
+}  // namespace pglane::routing
