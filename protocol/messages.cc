@@ -281,9 +281,13 @@ void encode_describe(std::string& out, char kind, std::string_view name) {
   finish(out, at);
 }
 
-void encode_parse_complete(std::string& out) { finish(out, begin(out, '1')); }
+void encode_parse_complete(std::string& out) {
+  finish(out, begin(out, '1'));
+}
 
-void encode_close_complete(std::string& out) { finish(out, begin(out, '3')); }
+void encode_close_complete(std::string& out) {
+  finish(out, begin(out, '3'));
+}
 
 void encode_command_complete(std::string& out, std::string_view tag) {
   auto at = begin(out, 'C');

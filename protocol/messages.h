@@ -104,8 +104,8 @@ void encode_close(std::string& out, char kind, std::string_view name);  // kind 
 void encode_bind(std::string& out, std::string_view portal, std::string_view statement,
                  std::string_view tail);
 void encode_describe(std::string& out, char kind, std::string_view name);
-void encode_parse_complete(std::string& out);   // '1'
-void encode_close_complete(std::string& out);   // '3'
+void encode_parse_complete(std::string& out);                          // '1'
+void encode_close_complete(std::string& out);                          // '3'
 void encode_command_complete(std::string& out, std::string_view tag);  // 'C'
 
 // ---- Views of received messages ----

@@ -105,7 +105,10 @@ ConnectResult fail(std::string sqlstate, std::string message) {
 asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req) {
   namespace p = protocol;
   std::string out;
-  p::encode_startup(out, {{"user", req.credential.user}, {"database", req.database}});
+  std::vector<std::pair<std::string, std::string>> params = {{"user", req.credential.user},
+                                                             {"database", req.database}};
+  params.insert(params.end(), req.extra_params.begin(), req.extra_params.end());
+  p::encode_startup(out, params);
   if (auto ec = co_await conn.stream.write_all(out)) {
     co_return fail(std::string(p::sqlstate::kConnectionFailure),
                    absl::StrCat("server ", req.endpoint.to_string(), ": ", ec.message()));

@@ -56,6 +56,9 @@ struct ConnectRequest {
   conf::Endpoint endpoint;
   std::string database;
   conf::BackendCredential credential;  // user must be non-empty here
+  // Further StartupMessage parameters (session pooling passes the client's own, so RESET ALL
+  // on the server returns to exactly what the client asked for).
+  std::vector<std::pair<std::string, std::string>> extra_params;
   conf::ServerTlsMode tls_mode = conf::ServerTlsMode::kPrefer;
   boost::asio::ssl::context* tls_ctx = nullptr;  // required unless tls_mode is disable
   std::chrono::milliseconds timeout{5000};

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -17,7 +18,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "protocol/messages.h"
@@ -183,6 +186,36 @@ bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std
   return true;
 }
 
+// Statements (pool key + server name) that some server has parsed successfully. A client that
+// prepares one of them while it holds no server gets ParseComplete from pglane itself: drivers
+// such as pgbench prepare synchronously, and making them wait for a server held by another
+// client of the same (blocked) thread would deadlock until the queue timeout. If the statement
+// stopped being valid (DDL), the error surfaces at its first Bind instead.
+class KnownStatements {
+ public:
+  bool contains(const std::string& key) {
+    std::lock_guard lock(mu_);
+    return set_.contains(key);
+  }
+  void add(const std::string& key) {
+    std::lock_guard lock(mu_);
+    if (set_.size() >= kMax) {
+      set_.clear();  // a crude bound; entries are re-learned from the next successful Parse
+    }
+    set_.insert(key);
+  }
+
+ private:
+  static constexpr size_t kMax = 100000;
+  std::mutex mu_;
+  absl::flat_hash_set<std::string> set_;
+};
+
+KnownStatements& known_statements() {
+  static KnownStatements known;
+  return known;
+}
+
 class Session {
  public:
   Session(tcp::socket socket, Runtime& runtime, int worker)
@@ -201,7 +234,7 @@ class Session {
     }
     if (end == End::kRunning) {
       end = cfg_.pool.mode == conf::PoolMode::kTransaction ? co_await serve_transaction()
-                                                             : co_await relay();
+                                                           : co_await relay();
     }
     co_await finish(end);
   }
@@ -458,6 +491,32 @@ class Session {
 
   // ---- Stage 3: a server connection for this client ----
 
+  // The client's startup parameters that become settings (everything but user, database,
+  // replication and protocol options; `options` is split into its -c settings).
+  bool collect_startup_settings() {
+    for (const auto& [k, v] : startup_.params) {
+      if (k == "user" || k == "database" || k == "replication" || k.rfind("_pq_.", 0) == 0) {
+        continue;
+      }
+      if (k == "options") {
+        if (!parse_options(v, startup_settings_)) {
+          fail(p::sqlstate::kFeatureNotSupported,
+               "only -c name=value settings are supported in the options parameter");
+          return false;
+        }
+        continue;
+      }
+      startup_settings_.emplace_back(k, v);
+    }
+    for (const auto& [k, v] : startup_settings_) {
+      if (!is_safe_guc_name(k)) {
+        fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid parameter name \"", k, "\""));
+        return false;
+      }
+    }
+    return true;
+  }
+
   ConnectRequest connect_request() {
     const auto& cred = cfg_.backend.credential_for(user_);
     ConnectRequest req;
@@ -470,10 +529,20 @@ class Session {
     req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
     pool_key_ =
         absl::StrCat(database_, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
+    if (cfg_.pool.mode == conf::PoolMode::kSession && !startup_settings_.empty()) {
+      // Session pooling: the server connection starts with the client's own parameters, and
+      // only clients asking for the same ones share it.
+      req.extra_params = startup_settings_;
+      absl::StrAppend(&pool_key_, "\x1f",
+                      absl::Hash<decltype(startup_settings_)>()(startup_settings_));
+    }
     return req;
   }
 
   asio::awaitable<End> attach_server() {
+    if (!collect_startup_settings()) {
+      co_return End::kUnsupported;
+    }
     ConnectRequest req = connect_request();
     auto endpoint = req.endpoint;
     AcquireResult got = co_await pools().acquire(
@@ -496,29 +565,12 @@ class Session {
       }
       server_->settings_hash = 0;
     }
-    // Startup parameters the client asked for are applied with SET, so its session looks like a
-    // direct connection; DISCARD ALL at release returns the server to its defaults.
-    std::vector<std::pair<std::string, std::string>> settings;
-    for (const auto& [k, v] : startup_.params) {
-      if (k == "user" || k == "database" || k == "replication" || k.rfind("_pq_.", 0) == 0) {
-        continue;
-      }
-      if (k == "options") {
-        if (!parse_options(v, settings)) {
-          fail(p::sqlstate::kFeatureNotSupported,
-               "only -c name=value settings are supported in the options parameter");
-          co_return End::kUnsupported;
-        }
-        continue;
-      }
-      settings.emplace_back(k, v);
-    }
+    // Transaction pooling applies the client's startup parameters with SET (a server connection
+    // serves many clients) and replays them wherever the client goes.
+    const auto& settings =
+        txn ? startup_settings_ : std::vector<std::pair<std::string, std::string>>{};
     std::string sql;
     for (const auto& [k, v] : settings) {
-      if (!is_safe_guc_name(k)) {
-        fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid parameter name \"", k, "\""));
-        co_return End::kClientViolation;
-      }
       if (server_->param(k) == v) {
         continue;
       }
@@ -719,14 +771,14 @@ class Session {
   // What the client is owed for each message forwarded (or answered locally), in order. Server
   // responses are matched to the head entry; PostgreSQL answers strictly in order (docs 55.2.3).
   struct Expect {
-    char kind = 0;  // P Parse, B Bind, C Close, D Describe statement, d Describe portal,
-                    // E Execute, S Sync, Q Query, F FunctionCall, L local reply
-    bool swallow = false;      // injected by pglane: its success reply is not the client's
-    std::string server_stmt;   // Parse: server statement that does not exist if this fails
-    std::string client_stmt;   // Parse: client statement that does not exist if this fails
-    std::string evicted;       // injected Close: still on the server if the server skipped it
-    std::string local;         // L: bytes to send when this entry reaches the head
-    bool local_rfq = false;    // L: followed by ReadyForQuery with the current status
+    char kind = 0;            // P Parse, B Bind, C Close, D Describe statement, d Describe portal,
+                              // E Execute, S Sync, Q Query, F FunctionCall, L local reply
+    bool swallow = false;     // injected by pglane: its success reply is not the client's
+    std::string server_stmt;  // Parse: server statement that does not exist if this fails
+    std::string client_stmt;  // Parse: client statement that does not exist if this fails
+    std::string evicted;      // injected Close: still on the server if the server skipped it
+    std::string local;        // L: bytes to send when this entry reaches the head
+    bool local_rfq = false;   // L: followed by ReadyForQuery with the current status
   };
 
   // A named statement as the client prepared it; `server_name` is derived from text and types,
@@ -735,19 +787,24 @@ class Session {
     std::string query;
     std::string types;  // raw parameter-type tail of the Parse body
     std::string server_name;
-    bool may_change_settings = false;
-    const char* pin_reason = nullptr;
+    routing::SessionEffects fx;  // applied each time the statement is bound
   };
 
   static bool terminal_for(char kind, char type) {
     switch (kind) {
-      case 'P': return type == '1';
-      case 'B': return type == '2';
-      case 'C': return type == '3';
+      case 'P':
+        return type == '1';
+      case 'B':
+        return type == '2';
+      case 'C':
+        return type == '3';
       case 'D':
-      case 'd': return type == 'T' || type == 'n';
-      case 'E': return type == 'C' || type == 'I' || type == 's';
-      default: return type == 'Z';  // S, Q, F
+      case 'd':
+        return type == 'T' || type == 'n';
+      case 'E':
+        return type == 'C' || type == 'I' || type == 's';
+      default:
+        return type == 'Z';  // S, Q, F
     }
   }
 
@@ -766,6 +823,14 @@ class Session {
         if (e != End::kRunning) {
           co_return e;
         }
+        bool answered = false;
+        e = co_await answer_known_prepare(answered);
+        if (e != End::kRunning) {
+          co_return e;
+        }
+        if (answered) {
+          continue;
+        }
         e = co_await attach_for_transaction();
         if (e != End::kRunning) {
           co_return e;
@@ -779,9 +844,167 @@ class Session {
         auto r = co_await (c2s_txn() || s2c_txn());
         e = std::visit([](End x) { return x; }, r);
       }
+      if (e == End::kServerGone && c2s_remaining_ == 0 && s2c_remaining_ == 0) {
+        // The server died under this client. Its transaction is gone (rolled back by the
+        // server's death); the client keeps its session and learns it from an error in place
+        // of the replies it is owed, or of the next ones it asks for.
+        e = co_await survive_server_loss();
+        if (e == End::kRunning) {
+          continue;
+        }
+      }
       if (e != End::kDetach) {
         co_return e;
       }
+    }
+  }
+
+  std::string lost_error() const {
+    std::string out;
+    p::ErrorFields f;
+    f.sqlstate = p::sqlstate::kConnectionFailure;
+    f.message = "server connection lost; the current transaction was rolled back";
+    p::encode_error(out, f);
+    return out;
+  }
+
+  asio::awaitable<End> survive_server_loss() {
+    stats().server_lost.fetch_add(1, std::memory_order_relaxed);
+    PGLANE_LOG_WARN("user=%s db=%s: server %s lost mid-transaction", user_, database_,
+                    server_->endpoint.to_string());
+    const bool in_transaction = server_->status != 'I';
+    cancel_registry().detach(cancel_key_);
+    pools().discard(pool_key_, std::move(server_));
+    pinned_ = nullptr;  // whatever pinned us died with the server
+    int owed = 0;
+    for (const auto& e : expect_) {
+      owed += (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') ? 1 : 0;
+    }
+    expect_.clear();
+    skipping_ = false;
+    if (owed == 0 && !in_transaction) {
+      co_return End::kRunning;  // nothing was lost that the client relied on
+    }
+    std::string out;
+    if (owed > 0) {
+      out = lost_error();
+      for (int i = 0; i < owed; ++i) {
+        p::encode_ready_for_query(out, 'I');
+      }
+    } else {
+      // Idle inside a transaction: answer the client's next Query/Sync with the error, dropping
+      // what it sends up to there (it belongs to the lost transaction; a COMMIT must not reach
+      // a fresh server and "succeed").
+      for (;;) {
+        auto h = p::decode_header(cin_.data(), cfg_.proxy.max_message_size);
+        if (h.status == p::DecodeStatus::kViolation) {
+          fail(p::sqlstate::kProtocolViolation, "invalid message");
+          co_return End::kClientViolation;
+        }
+        if (h.status == p::DecodeStatus::kMessage && cin_.size() >= h.frame.size) {
+          const char t = h.frame.type;
+          cin_.consume(h.frame.size);
+          if (t == 'X') {
+            co_return End::kClientTerminated;
+          }
+          if (t == 'S' || t == 'Q' || t == 'F') {
+            break;
+          }
+          continue;
+        }
+        auto [ec, n] = co_await client_.read_some(
+            cin_.prepare(h.status == p::DecodeStatus::kMessage ? h.frame.size - cin_.size() : 1));
+        if (ec) {
+          co_return End::kClientGone;
+        }
+        cin_.commit(n);
+      }
+      out = lost_error();
+      p::encode_ready_for_query(out, 'I');
+    }
+    std::vector<asio::const_buffer> bufs{asio::buffer(out)};
+    if (co_await write_client(bufs)) {
+      co_return End::kClientGone;
+    }
+    co_return End::kRunning;
+  }
+
+  // A batch of only named Parses of known statements and a Sync, outside a transaction, is
+  // answered without a server (see KnownStatements).
+  asio::awaitable<End> answer_known_prepare(bool& answered) {
+    answered = false;
+    for (;;) {
+      std::string_view data = cin_.data();
+      std::size_t pos = 0;
+      bool complete = false;
+      bool eligible = true;
+      while (pos < data.size()) {
+        auto h = p::decode_header(data.substr(pos), cfg_.proxy.max_message_size);
+        if (h.status != p::DecodeStatus::kMessage || data.size() - pos < h.frame.size ||
+            h.frame.size > kMaxInspected) {
+          eligible = h.status == p::DecodeStatus::kNeedMore ||
+                     (h.status == p::DecodeStatus::kMessage && h.frame.size <= kMaxInspected);
+          break;
+        }
+        const char t = h.frame.type;
+        if (t == 'S') {
+          complete = pos > 0;
+          eligible = complete;
+          pos += h.frame.size;
+          break;
+        }
+        if (t != 'P') {
+          eligible = false;
+          break;
+        }
+        p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
+        std::string_view name = r.cstring();
+        std::string_view query = r.cstring();
+        std::string_view types = r.rest();
+        if (!r.ok() || name.empty() ||
+            !known_statements().contains(pool_key_ + server_name_for(query, types)) ||
+            routing::analyze_session_effects(query).pin_reason) {
+          eligible = false;
+          break;
+        }
+        pos += h.frame.size;
+      }
+      if (!eligible) {
+        co_return End::kRunning;
+      }
+      if (complete) {
+        std::string reply;
+        std::size_t at = 0;
+        while (at < pos) {
+          auto h = p::decode_header(data.substr(at), cfg_.proxy.max_message_size);
+          if (h.frame.type == 'P') {
+            p::Reader r(data.substr(at + p::kHeaderSize, h.frame.size - p::kHeaderSize));
+            std::string name(r.cstring());
+            ClientStatement st;
+            st.query = std::string(r.cstring());
+            st.types = std::string(r.rest());
+            st.server_name = server_name_for(st.query, st.types);
+            st.fx = routing::analyze_session_effects(st.query);
+            stmts_[name] = std::move(st);
+            p::encode_parse_complete(reply);
+          }
+          at += h.frame.size;
+        }
+        p::encode_ready_for_query(reply, 'I');
+        cin_.consume(pos);
+        answered = true;
+        std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
+        if (co_await write_client(bufs)) {
+          co_return End::kClientGone;
+        }
+        co_return End::kRunning;
+      }
+      // The batch so far qualifies but is incomplete: read on.
+      auto [ec, n] = co_await client_.read_some(cin_.prepare());
+      if (ec) {
+        co_return End::kClientGone;
+      }
+      cin_.commit(n);
     }
   }
 
@@ -850,7 +1073,7 @@ class Session {
 
   // Reads the client's session-level settings back from the server: this covers SET, RESET,
   // set_config(), rolled-back SETs and settings changed inside functions alike.
-  asio::awaitable<bool> refresh_settings() {
+  asio::awaitable<bool> read_session_settings() {
     std::vector<std::vector<std::string>> rows;
     bool ok = co_await run_query_rows(
         *server_,
@@ -868,6 +1091,50 @@ class Session {
     }
     settings_hash_ = settings_.empty() ? 0 : (absl::HashOf(settings_) | 1);
     settings_dirty_ = false;
+    co_return true;
+  }
+
+  asio::awaitable<bool> refresh_settings() {
+    bool ok = co_await read_session_settings();
+    if (!ok) {
+      co_return false;
+    }
+    // On a direct connection RESET returns a startup parameter to the value the client gave at
+    // startup; here those were applied with SET, so put back the ones RESET removed and tell the
+    // client (ParameterStatus may arrive at any time, docs 55.2.7).
+    std::string restore;
+    std::vector<std::string> restored;
+    for (const auto& [name, value] : startup_settings_) {
+      bool present = false;
+      for (const auto& [n, v] : settings_) {
+        present |= absl::AsciiStrToLower(n) == absl::AsciiStrToLower(name);
+      }
+      if (!present) {
+        absl::StrAppend(&restore, restore.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+                        quote_literal(name), ", ", quote_literal(value), ", false)");
+        restored.push_back(absl::AsciiStrToLower(name));
+      }
+    }
+    if (restore.empty()) {
+      co_return true;
+    }
+    ok = co_await run_simple_query(*server_, restore);
+    if (ok) {
+      ok = co_await read_session_settings();
+    }
+    if (!ok) {
+      co_return false;
+    }
+    std::string status;
+    for (const auto& [k, v] : server_->params) {
+      if (std::find(restored.begin(), restored.end(), absl::AsciiStrToLower(k)) != restored.end()) {
+        p::encode_parameter_status(status, k, v);
+      }
+    }
+    if (!status.empty()) {
+      std::vector<asio::const_buffer> bufs{asio::buffer(status)};
+      co_await write_client(bufs);
+    }
     co_return true;
   }
 
@@ -998,6 +1265,22 @@ class Session {
         }
         auto fx = routing::analyze_session_effects(query);
         if (name.empty()) {
+          if (fx.is_single_deallocate) {
+            if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
+              // DEALLOCATE of a protocol-level statement through the extended protocol (psycopg
+              // does this): the server knows it by its pglane name. It leaves this server for
+              // every client; others get it re-Parsed when they need it.
+              // The statement may not be on this server (it is re-Parsed lazily): make sure it
+              // is, so the DEALLOCATE succeeds as it would on a direct connection.
+              ensure_statement(it->second, out);
+              std::string server_name = it->second.server_name;
+              stmts_.erase(it);
+              server_->forget_stmt(server_name);
+              p::encode_parse(out, "", "DEALLOCATE " + server_name, types);
+              push('P');
+              return End::kRunning;
+            }
+          }
           apply_effects(fx);
           push('P');
           out.append(whole);
@@ -1007,8 +1290,7 @@ class Session {
         st.query = std::string(query);
         st.types = std::string(types);
         st.server_name = server_name_for(query, types);
-        st.may_change_settings = fx.may_change_settings;
-        st.pin_reason = fx.pin_reason;
+        st.fx = fx;
         if (server_->has_stmt(st.server_name)) {
           std::string reply;
           p::encode_parse_complete(reply);
@@ -1047,14 +1329,12 @@ class Session {
           return End::kRunning;
         }
         ensure_statement(it->second, out);
-        if (it->second.pin_reason) {
-          pin(it->second.pin_reason);
-        }
-        if (it->second.may_change_settings) {
-          settings_dirty_ = true;
-        }
         p::encode_bind(out, portal, it->second.server_name, tail);
         push('B');
+        // Effects apply when the statement runs; a prepared DEALLOCATE ALL or DISCARD ALL also
+        // clears stmts_, so `it` is not used after this.
+        routing::SessionEffects fx = it->second.fx;
+        apply_effects(fx);
         return End::kRunning;
       }
       case 'D': {
@@ -1173,7 +1453,12 @@ class Session {
         }
         if (!skipping_) {
           switch (type) {
-            case 'Q': case 'P': case 'B': case 'C': case 'E': case 'F':
+            case 'Q':
+            case 'P':
+            case 'B':
+            case 'C':
+            case 'E':
+            case 'F':
               push(type);
               break;
             case 'D':
@@ -1258,7 +1543,8 @@ class Session {
       const char* run_end = nullptr;
       auto emit = [&](std::string_view bytes) {
         if (run_end == bytes.data() && !gather.empty()) {
-          gather.back() = asio::const_buffer(gather.back().data(), gather.back().size() + bytes.size());
+          gather.back() =
+              asio::const_buffer(gather.back().data(), gather.back().size() + bytes.size());
         } else {
           gather.emplace_back(bytes.data(), bytes.size());
         }
@@ -1323,6 +1609,10 @@ class Session {
             emit_locals();
             forward = false;
             idle_after = server_->status == 'I';
+          } else if (type == 'E' && expect_.empty()) {
+            // Unsolicited: the server's notice that it is terminating. The loss is reported to
+            // the client when it next needs the server (survive_server_loss).
+            forward = false;
           } else if (!expect_.empty()) {
             Expect& head = expect_.front();
             if (type == 'E' && head.kind != 'Q' && head.kind != 'F' && head.kind != 'S') {
@@ -1337,6 +1627,9 @@ class Session {
                 skipping_ = true;
               }
             } else if (terminal_for(head.kind, type)) {
+              if (type == '1' && !head.server_stmt.empty()) {
+                known_statements().add(pool_key_ + head.server_stmt);
+              }
               // Replies to requests pglane injected (Parse/Close of managed statements) are
               // swallowed; errors are not, since they explain the failure of the client's batch.
               const bool reply_is_clients = !head.swallow;
@@ -1468,6 +1761,7 @@ class Session {
 
   std::unique_ptr<ServerConn> server_;
   std::string pool_key_;
+  std::vector<std::pair<std::string, std::string>> startup_settings_;
   p::CancelKey cancel_key_;
   bool have_cancel_key_ = false;
 
@@ -1481,17 +1775,17 @@ class Session {
   std::string error_bytes_;  // ErrorResponse to send the client before closing
 
   // Transaction pooling state.
-  std::deque<Expect> expect_;   // replies owed to the client, in order
-  bool skipping_ = false;       // server discards messages until Sync after an error
-  absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
+  std::deque<Expect> expect_;  // replies owed to the client, in order
+  bool skipping_ = false;      // server discards messages until Sync after an error
+  absl::flat_hash_map<std::string, ClientStatement> stmts_;    // client name -> statement
   std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
-  uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none)
-  bool settings_dirty_ = false; // this transaction may have changed settings_
-  const char* pinned_ = nullptr;  // why this client keeps its server, if it does
-  bool detach_wanted_ = false;  // server side saw the end of a transaction during a write
-  bool c2s_writing_ = false;    // a write to the server is in progress
-  std::string local_now_;       // local replies to send before the next server write
-  bool client_busy_ = false;    // a write to the client is in progress
+  uint64_t settings_hash_ = 0;      // fingerprint of settings_ (0 = none)
+  bool settings_dirty_ = false;     // this transaction may have changed settings_
+  const char* pinned_ = nullptr;    // why this client keeps its server, if it does
+  bool detach_wanted_ = false;      // server side saw the end of a transaction during a write
+  bool c2s_writing_ = false;        // a write to the server is in progress
+  std::string local_now_;           // local replies to send before the next server write
+  bool client_busy_ = false;        // a write to the client is in progress
   asio::steady_timer client_free_;  // wakes writers waiting for client_busy_
 };
 

@@ -12,8 +12,12 @@ struct Token {
   bool quoted = false;
 };
 
-bool ident_start(unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; }
-bool ident_char(unsigned char c) { return std::isalnum(c) || c == '_' || c == '$' || c >= 0x80; }
+bool ident_start(unsigned char c) {
+  return std::isalpha(c) || c == '_' || c >= 0x80;
+}
+bool ident_char(unsigned char c) {
+  return std::isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
 
 // Splits `sql` into statements of word tokens. Literals, numbers and operators are dropped; only
 // words matter for the decisions below. Unterminated constructs end the scan (the server will
@@ -126,8 +130,7 @@ bool contains_ci(std::string_view hay, std::string_view needle) {
   }
   for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
     size_t k = 0;
-    while (k < needle.size() &&
-           std::tolower(static_cast<unsigned char>(hay[i + k])) == needle[k]) {
+    while (k < needle.size() && std::tolower(static_cast<unsigned char>(hay[i + k])) == needle[k]) {
       ++k;
     }
     if (k == needle.size()) {

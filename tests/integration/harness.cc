@@ -351,9 +351,10 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "mode = " << toml_string(s.backend_tls_mode) << "\n"
     << "ca_file = " << toml_string(s.backend_ca.empty() ? env("TLS_CA") : s.backend_ca) << "\n"
     << "[pool]\n"
-    << "mode = \"session\"\n"
+    << "mode = \"" << s.pool_mode << "\"\n"
     << "size = " << s.pool_size << "\n"
     << "queue_timeout_ms = " << s.queue_timeout_ms << "\n"
+    << "max_prepared_statements = " << s.max_prepared_statements << "\n"
     << "[[regions]]\n"
     << "name = \"local\"\n"
     << "writer = \"127.0.0.1:" << env("PG_PRIMARY_PORT") << "\"\n";

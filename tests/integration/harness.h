@@ -54,7 +54,9 @@ struct ProxySettings {
   std::string tls_mode = "prefer";
   std::string backend_tls_mode = "verify-full";
   std::string backend_ca;  // empty = the sandbox CA
+  std::string pool_mode = "session";
   int pool_size = 20;
+  int max_prepared_statements = 200;
   int queue_timeout_ms = 5000;
   std::optional<int> max_client_conn;
   std::optional<int> auth_timeout_ms;

@@ -18,11 +18,11 @@ TEST(SessionEffects, PlainStatementsHaveNoEffect) {
 }
 
 TEST(SessionEffects, SettingsChanges) {
-  for (const char* sql : {"SET search_path TO foo", "set statement_timeout=5", "RESET ALL",
-                          "reset timezone", "SELECT set_config('a.b', 'c', false)",
-                          "/* c */ SET TimeZone = 'UTC'", "SELECT 1; SET work_mem = '8MB'",
-                          "DO $$ BEGIN PERFORM 1; END $$", "CALL p()",
-                          "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"}) {
+  for (const char* sql :
+       {"SET search_path TO foo", "set statement_timeout=5", "RESET ALL", "reset timezone",
+        "SELECT set_config('a.b', 'c', false)", "/* c */ SET TimeZone = 'UTC'",
+        "SELECT 1; SET work_mem = '8MB'", "DO $$ BEGIN PERFORM 1; END $$", "CALL p()",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"}) {
     EXPECT_TRUE(analyze_session_effects(sql).may_change_settings) << sql;
   }
 }
@@ -52,10 +52,10 @@ TEST(SessionEffects, PinsStateThatCannotMove) {
 }
 
 TEST(SessionEffects, KeywordsInsideLiteralsAndCommentsAreIgnored) {
-  for (const char* sql : {"SELECT 'LISTEN x'", "SELECT $$CREATE TEMP TABLE t$$",
-                          "SELECT 1 -- LISTEN x\n", "SELECT /* outer /* LISTEN */ x */ 1",
-                          "SELECT \"listen\" FROM t", "SELECT E'it\\'s; LISTEN x'",
-                          "SELECT $tag$ ; LISTEN a $tag$"}) {
+  for (const char* sql :
+       {"SELECT 'LISTEN x'", "SELECT $$CREATE TEMP TABLE t$$", "SELECT 1 -- LISTEN x\n",
+        "SELECT /* outer /* LISTEN */ x */ 1", "SELECT \"listen\" FROM t",
+        "SELECT E'it\\'s; LISTEN x'", "SELECT $tag$ ; LISTEN a $tag$"}) {
     EXPECT_EQ(analyze_session_effects(sql).pin_reason, nullptr) << sql;
   }
 }
@@ -81,8 +81,8 @@ TEST(SessionEffects, DiscardAndDeallocate) {
 }
 
 TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
-  for (const char* sql : {"SELECT '", "SELECT \"", "SELECT $$", "/* /*", "SELECT E'\\", "$a",
-                          "$", ";;;", ""}) {
+  for (const char* sql :
+       {"SELECT '", "SELECT \"", "SELECT $$", "/* /*", "SELECT E'\\", "$a", "$", ";;;", ""}) {
     analyze_session_effects(sql);
   }
 }
