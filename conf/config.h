@@ -71,7 +71,7 @@ struct BackendSection {
 };
 
 struct PoolSection {
-  PoolMode mode = PoolMode::kSession;
+  PoolMode mode = PoolMode::kTransaction;
   int size = 20;                        // server connections per (database, user, server)
   int queue_timeout_ms = 5000;          // how long a client waits for a server connection
   int server_idle_timeout_ms = 600000;  // idle server connections older than this are closed

@@ -208,7 +208,7 @@ TEST_F(ConfigTest, ShippedConfigLoadsAgainstASandboxLayout) {
   EXPECT_EQ(c.backend.service.password, "app-password");
   EXPECT_EQ(c.backend.tls.mode, ServerTlsMode::kVerifyFull);
   EXPECT_EQ(c.backend.tls.ca_file, dir_.path("sandbox/tls/ca.crt"));
-  EXPECT_EQ(c.pool.mode, PoolMode::kSession);
+  EXPECT_EQ(c.pool.mode, PoolMode::kTransaction);
   ASSERT_EQ(c.regions.size(), 2u);
   EXPECT_EQ(c.home_region().name, "eu-west");
   EXPECT_EQ(c.home_region().writer.to_string(), "127.0.0.1:15432");
@@ -246,7 +246,7 @@ TEST_F(ConfigTest, DefaultsWhenKeysAreOmitted) {
   EXPECT_TRUE(config->backend.per_user.empty());
   EXPECT_EQ(config->backend.tls.mode, ServerTlsMode::kPrefer);
   EXPECT_EQ(config->backend.connect_timeout_ms, 5000);
-  EXPECT_EQ(config->pool.mode, PoolMode::kSession);
+  EXPECT_EQ(config->pool.mode, PoolMode::kTransaction);
   EXPECT_EQ(config->pool.size, 20);
   EXPECT_EQ(config->pool.queue_timeout_ms, 5000);
   EXPECT_EQ(config->pool.server_idle_timeout_ms, 600000);
