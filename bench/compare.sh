@@ -7,13 +7,22 @@
 # ROUNDS interleaved rounds; each round runs `pgbench -S` in simple and prepared mode against
 # every target (in a rotating order, so no target always runs first), plus a single-client run
 # for the added latency. For the proxies, CPU seconds per 1,000 transactions come from the
-# process's utime+stime in /proc/PID/stat (all threads) before and after each run.
+# process's utime+stime in /proc/PID/stat (all threads) before and after each run. Every run
+# also writes pgbench's per-transaction log (-l); its 99th percentile latency is computed per
+# run and the median over rounds reported, and the log is deleted right after.
 # Results (markdown) go to stdout, progress to stderr.
 #
 # Environment (defaults):
 #   ROUNDS=3 DURATION=15 CLIENTS=32 THREADS=2 SCALE=10 LAT_DURATION=10 WARMUP=5
 #   POOL_MODE=session (or transaction; both proxies)   POOL_SIZE=20   WORKERS=2 (pglane threads)
+#   TARGETS="direct pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
+# pgbench -j is min(THREADS, CLIENTS). The open-files limit is raised (65536, or the hard limit)
+# for pgbench and both proxies, so CLIENTS=500 works. pgbench's -T clock includes connecting, and
+# 500 direct SCRAM logins took ~20 s on the busy 2-core machine (the proxies ~3 s): give such
+# runs DURATION=60 or more (a run that completes no transaction is reported as failed). In
+# session pooling each proxy keeps CLIENTS server connections, so CLIENTS=500 only fits
+# PostgreSQL's max_connections (600) one target at a time (TARGETS=...); the script checks.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,13 +48,32 @@ WARMUP=${WARMUP:-5}
 POOL_MODE=${POOL_MODE:-session}
 POOL_SIZE=${POOL_SIZE:-20}
 WORKERS=${WORKERS:-2}
+TARGETS=${TARGETS:-direct pgbouncer pglane}
 PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
 case $POOL_MODE in session | transaction) ;; *) die "POOL_MODE must be session or transaction" ;; esac
 for v in ROUNDS DURATION CLIENTS THREADS SCALE LAT_DURATION WARMUP POOL_SIZE WORKERS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
+if [ "$CLIENTS" -lt 1 ] || [ "$THREADS" -lt 1 ]; then die "CLIENTS and THREADS must be at least 1"; fi
+declare -A wanted=()
+for t in $TARGETS; do
+  case $t in direct | pgbouncer | pglane) wanted[$t]=1 ;; *) die "TARGETS: unknown target '$t' (direct, pgbouncer, pglane)" ;; esac
+done
+[ ${#wanted[@]} -gt 0 ] || die "TARGETS is empty"
+# pgbench refuses more threads than clients.
+JOBS=$((THREADS < CLIENTS ? THREADS : CLIENTS))
 command -v pgbench >/dev/null || die "pgbench not found (run scripts/bootstrap.sh)"
-command -v pgbouncer >/dev/null || die "pgbouncer not found (run scripts/bootstrap.sh)"
+if [ -n "${wanted[pgbouncer]:-}" ]; then
+  command -v pgbouncer >/dev/null || die "pgbouncer not found (run scripts/bootstrap.sh)"
+fi
+
+# Hundreds of clients need more descriptors than the usual 1024 (pgbench: one socket per client;
+# each proxy: one per client plus its pool). Children (PgBouncer, pglane) inherit the limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((CLIENTS + 100)) ]; then
+  warn "open-files limit is $nofile (hard limit $(ulimit -Hn)): too low for CLIENTS=$CLIENTS"
+fi
 
 # Session pooling pins a server connection to each client for its whole session: with more
 # clients than pool slots the extra clients would wait for the whole run (and time out).
@@ -85,12 +113,27 @@ note "starting the sandbox"
 # shellcheck source=/dev/null
 . "$tmp/sandbox/sandbox.env"
 export PGPASSWORD=$APP_PASSWORD PGSSLMODE=disable
+
+# Server connections: direct runs use CLIENTS; each proxy keeps up to POOL_SIZE open between runs
+# (pglane closes idle ones only when it next needs one, PgBouncer after server_idle_timeout).
+max_conn=$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" -d "$APP_DB" \
+  -c "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")
+need=0
+[ -n "${wanted[direct]:-}" ] && need=$((need + CLIENTS))
+[ -n "${wanted[pgbouncer]:-}" ] && need=$((need + POOL_SIZE))
+[ -n "${wanted[pglane]:-}" ] && need=$((need + POOL_SIZE))
+if [ "$need" -gt $((max_conn - 5)) ]; then
+  die "TARGETS=\"$TARGETS\" with CLIENTS=$CLIENTS and pool size $POOL_SIZE ($POOL_MODE pooling) can" \
+    "need $need server connections at once, PostgreSQL allows $max_conn: run the targets" \
+    "separately (TARGETS=direct, TARGETS=pgbouncer, TARGETS=pglane) or use POOL_MODE=transaction"
+fi
+
 note "pgbench -i -s $SCALE"
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" "$APP_DB" \
   >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
 
 declare -A port pid label
-targets=(direct)
+targets=()
 port[direct]=$PG_PRIMARY_PORT
 label[direct]="direct PostgreSQL"
 
@@ -126,7 +169,11 @@ EOF
   chmod 600 "$dir/userlist.txt" "$dir/pgbouncer.ini"
   if [ "$(id -u)" -eq 0 ]; then
     chown -R postgres: "$dir"
-    (cd / && runuser -u postgres -- pgbouncer -d -q "$dir/pgbouncer.ini")
+    # runuser's PAM session (pam_limits) resets the soft open-files limit: raise it again.
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    (cd / && runuser -u postgres -- bash -c \
+      'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+       exec pgbouncer -d -q "$2"' _ "$nofile" "$dir/pgbouncer.ini")
   else
     pgbouncer -d -q "$dir/pgbouncer.ini"
   fi
@@ -193,11 +240,29 @@ EOF
   port[pglane]=$lport
   pid[pglane]=$pglane_pid
   label[pglane]="pglane $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
+  case $WORKERS in
+    0) label[pglane]="${label[pglane]% } (workers: one per core)" ;;
+    1) label[pglane]="${label[pglane]% } (1 worker)" ;;
+    *) label[pglane]="${label[pglane]% } ($WORKERS workers)" ;;
+  esac
 }
 
-note "starting PgBouncer and pglane ($POOL_MODE pooling, pool size $POOL_SIZE)"
-start_pgbouncer
-start_pglane
+[ -n "${wanted[direct]:-}" ] && targets+=(direct)
+proxies=""
+[ -n "${wanted[pgbouncer]:-}" ] && proxies+=" PgBouncer"
+[ -n "${wanted[pglane]:-}" ] && proxies+="${proxies:+ and} pglane"
+[ -n "$proxies" ] && note "starting${proxies} ($POOL_MODE pooling, pool size $POOL_SIZE)"
+[ -n "${wanted[pgbouncer]:-}" ] && start_pgbouncer
+[ -n "${wanted[pglane]:-}" ] && start_pglane
+[ ${#targets[@]} -gt 0 ] || die "nothing to measure (TARGETS=\"$TARGETS\")"
+# open_files PID: the soft open-files limit of a running process.
+open_files() {
+  awk '/^Max open files/ { print $4 }' "/proc/$1/limits" 2>/dev/null || echo "?"
+}
+limits="open-files limit: pgbench $nofile"
+[ -n "$pgbouncer_pid" ] && limits+=", PgBouncer $(open_files "$pgbouncer_pid")"
+[ -n "$pglane_pid" ] && limits+=", pglane $(open_files "$pglane_pid")"
+note "$limits"
 
 # --- measurement ---------------------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
@@ -213,34 +278,65 @@ cpu_ticks() {
   echo $((${12} + ${13}))
 }
 
-mkdir -p "$tmp/runs" "$tmp/results"
+# p99_ms FILE...: 99th percentile (nearest rank) of the latencies in pgbench per-transaction
+# logs, in ms with 3 decimals; nothing when the logs hold no transactions. Log lines are
+# "client_id transaction_no time script_no time_epoch time_us", time = latency in µs. The last
+# awk reads to the end: exiting early would kill sort with SIGPIPE, which pipefail reports.
+p99_ms() {
+  local n rank
+  n=$(cat -- "$@" | wc -l)
+  [ "$n" -gt 0 ] || return 0
+  rank=$(((n * 99 + 99) / 100))  # ceil(0.99 n)
+  awk '{ print $3 }' "$@" | LC_ALL=C sort -n -S 64M -T "$tmp" |
+    awk -v r="$rank" 'NR == r { v = $1 } END { if (v != "") printf "%.3f", v / 1000 }'
+}
+
+mkdir -p "$tmp/runs" "$tmp/results" "$tmp/txlog"
 failures=()
 
-# bench KIND TARGET MODE CLIENTS THREADS SECONDS: one pgbench run; appends
-# "tps latency_ms cpu_per_1k_tx" to $tmp/results/KIND.TARGET.MODE (cpu "-" for direct).
+# bench KIND TARGET MODE CLIENTS THREADS SECONDS ROUND: one pgbench run; appends
+# "tps latency_ms cpu_per_1k_tx p99_ms" to $tmp/results/KIND.TARGET.MODE (cpu "-" for direct).
+# The per-transaction log goes to $tmp/txlog/[KIND_]TARGET_MODE_ROUND.* (pgbench adds the pid,
+# and .N for threads after the first) and is deleted once read.
 bench() {
-  local kind=$1 target=$2 mode=$3 clients=$4 threads=$5 seconds=$6
-  local log
+  local kind=$1 target=$2 mode=$3 clients=$4 threads=$5 seconds=$6 round=$7
+  local log prefix
   log="$tmp/runs/$kind.$target.$mode.$(date +%s%N).log"
+  prefix="$tmp/txlog/${target}_${mode}_${round}"
+  [ "$kind" = load ] || prefix="$tmp/txlog/${kind}_${target}_${mode}_${round}"
+  rm -f "$prefix".*
   local p=${pid[$target]:-} before=0 after=0
   if [ -n "$p" ]; then before=$(cpu_ticks "$p") || before=""; fi
   if ! pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$seconds" \
+    -l --log-prefix="$prefix" \
     -h 127.0.0.1 -p "${port[$target]}" -U "$APP_USER" "$APP_DB" >"$log" 2>&1; then
+    rm -f "$prefix".*
     failures+=("$kind $target -M $mode: $(grep -m1 -iE 'error|fatal' "$log" || tail -n1 "$log")")
     warn "pgbench against $target (-M $mode) failed, see the last lines below"
     tail -n 5 "$log" >&2
     return 0
   fi
   if [ -n "$p" ]; then after=$(cpu_ticks "$p") || after=""; fi
-  local tps lat tx cpu="-"
+  local p99="" logs=("$prefix".*)
+  if [ -e "${logs[0]}" ]; then p99=$(p99_ms "${logs[@]}") || p99=""; fi
+  rm -f "${logs[@]}"
+  local tps lat tx conn cpu="-"
   tps=$(awk '/^tps = / { print $3; exit }' "$log")
   lat=$(awk '/^latency average = / { print $4; exit }' "$log")
   tx=$(awk -F': ' '/^number of transactions actually processed/ { split($2, a, "/"); print a[1]; exit }' "$log")
+  conn=$(awk '/^initial connection time = / { printf "%.1f s", $5 / 1000; exit }' "$log")
+  if [ "${tx:-0}" -eq 0 ] || [ -z "$tps" ] || [ -z "$lat" ]; then
+    # pgbench's -T clock includes connecting: many clients over SCRAM can use it all up.
+    failures+=("$kind $target -M $mode: no transaction completed in $seconds s (connecting $clients clients may take longer: raise DURATION)")
+    warn "pgbench against $target (-M $mode): no transaction completed in $seconds s"
+    return 0
+  fi
   if [ -n "$p" ] && [ -n "$before" ] && [ -n "$after" ] && [ "${tx:-0}" -gt 0 ]; then
     cpu=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v tx="$tx" 'BEGIN { printf "%.5f", t / hz / tx * 1000 }')
   fi
-  echo "$tps $lat $cpu" >>"$tmp/results/$kind.$target.$mode"
-  note "  $kind $target -M $mode: $tps tps, $lat ms, cpu/1k tx $cpu"
+  echo "$tps $lat $cpu ${p99:--}" >>"$tmp/results/$kind.$target.$mode"
+  note "  $kind $target -M $mode: $tps tps, $lat ms, p99 ${p99:-?} ms, cpu/1k tx $cpu," \
+    "connecting ${conn:-?}"
 }
 
 # supported TARGET MODE: PgBouncer 1.18 cannot keep protocol-level prepared statements in
@@ -253,7 +349,7 @@ supported() {
 if [ "$WARMUP" -gt 0 ]; then
   note "warm-up: ${WARMUP} s against every target"
   for t in "${targets[@]}"; do
-    pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" -h 127.0.0.1 -p "${port[$t]}" \
+    pgbench -n -S -c "$CLIENTS" -j "$JOBS" -T "$WARMUP" -h 127.0.0.1 -p "${port[$t]}" \
       -U "$APP_USER" "$APP_DB" >/dev/null 2>&1 || warn "warm-up against $t failed"
   done
 fi
@@ -265,9 +361,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for ((k = 0; k < n; k++)); do
     t=${targets[(k + round - 1) % n]}
     for mode in "${modes[@]}"; do
-      supported "$t" "$mode" && bench load "$t" "$mode" "$CLIENTS" "$THREADS" "$DURATION"
+      if supported "$t" "$mode"; then
+        bench load "$t" "$mode" "$CLIENTS" "$JOBS" "$DURATION" "$round"
+      fi
     done
-    bench latency "$t" simple 1 1 "$LAT_DURATION"
+    bench latency "$t" simple 1 1 "$LAT_DURATION" "$round"
   done
 done
 
@@ -297,37 +395,42 @@ out "## Machine"
 out ""
 out "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 out "- CPU: $(nproc) × $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
-out "- $("$PG_BIN/postgres" --version), $(pgbouncer --version | head -n1)${pglane_pid:+, ${label[pglane]}}"
+versions="$("$PG_BIN/postgres" --version)"
+[ -n "$pgbouncer_pid" ] && versions+=", $(pgbouncer --version | head -n1)"
+[ -n "$pglane_pid" ] && versions+=", ${label[pglane]}"
+out "- $versions"
 out ""
-out "Each run: \`pgbench -n -S -c $CLIENTS -j $THREADS -T $DURATION\`, scale $SCALE, sslmode=disable," \
+out "Each run: \`pgbench -n -S -c $CLIENTS -j $JOBS -T $DURATION -l\`, scale $SCALE, sslmode=disable," \
   "$ROUNDS interleaved rounds, medians shown. Proxies: $POOL_MODE pooling, pool size $POOL_SIZE;" \
-  "pglane workers = $WORKERS. CPU = proxy process utime+stime per 1,000 transactions."
+  "pglane workers = $WORKERS. CPU = proxy process utime+stime per 1,000 transactions." \
+  "p99 = 99th percentile of the per-transaction latencies in pgbench's log (-l), per run."
 
 for mode in "${modes[@]}"; do
   out ""
   out "## Throughput, \`-M $mode\`"
   out ""
-  out "| target | median tps | median avg latency (ms) | median CPU s / 1k tx | tps vs PgBouncer | CPU vs PgBouncer | tps per round |"
-  out "|---|---:|---:|---:|---:|---:|---|"
+  out "| target | median tps | median avg latency (ms) | median p99 (ms) | median CPU s / 1k tx | tps vs PgBouncer | CPU vs PgBouncer | tps per round |"
+  out "|---|---:|---:|---:|---:|---:|---:|---|"
   f="$tmp/results/load.pgbouncer.$mode"
   ref_tps=$(column_of "$f" 1 | median)
   ref_cpu=$(column_of "$f" 3 | median)
   for t in "${targets[@]}"; do
     f="$tmp/results/load.$t.$mode"
     if ! supported "$t" "$mode"; then
-      out "| ${label[$t]} | not supported in transaction pooling | | | | | |"
+      out "| ${label[$t]} | not supported in transaction pooling | | | | | | |"
       continue
     fi
     tps=$(column_of "$f" 1 | median)
     lat=$(column_of "$f" 2 | median)
     cpu=$(column_of "$f" 3 | median)
+    p99=$(column_of "$f" 4 | median)
     rounds=$(column_of "$f" 1 | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 }')
     cpu_cell="—" cpu_ratio="—"
     if [ "$t" != direct ]; then
       cpu_cell=$(fmt '%.4f' "$cpu")
       cpu_ratio=$(ratio "$cpu" "$ref_cpu")
     fi
-    out "| ${label[$t]} | $(fmt '%.0f' "$tps") | $(fmt '%.3f' "$lat") | $cpu_cell |" \
+    out "| ${label[$t]} | $(fmt '%.0f' "$tps") | $(fmt '%.3f' "$lat") | $(fmt '%.3f' "$p99") | $cpu_cell |" \
       "$(ratio "$tps" "$ref_tps") | $cpu_ratio | $rounds |"
   done
 done
@@ -335,19 +438,22 @@ done
 out ""
 out "## Single client, \`-c 1 -j 1 -M simple\`, ${LAT_DURATION} s"
 out ""
-out "| target | median latency (ms) | added vs direct (µs) |"
-out "|---|---:|---:|"
+out "| target | median latency (ms) | median p99 (ms) | added vs direct (µs) |"
+out "|---|---:|---:|---:|"
 direct_lat=$(column_of "$tmp/results/latency.direct.simple" 2 | median)
 for t in "${targets[@]}"; do
   lat=$(column_of "$tmp/results/latency.$t.simple" 2 | median)
+  p99=$(column_of "$tmp/results/latency.$t.simple" 4 | median)
   added="—"
-  if [ "$t" != direct ] && [ -n "$lat" ] && [ -n "$direct_lat" ]; then
+  if [ "$t" != direct ] && { [ -z "$lat" ] || [ -z "$direct_lat" ]; }; then
+    added="n/a"
+  elif [ "$t" != direct ]; then
     added=$(awk -v a="$lat" -v d="$direct_lat" 'BEGIN { printf "%+.0f", (a - d) * 1000 }')
   fi
-  out "| ${label[$t]} | $(fmt '%.3f' "$lat") | $added |"
+  out "| ${label[$t]} | $(fmt '%.3f' "$lat") | $(fmt '%.3f' "$p99") | $added |"
 done
 
-if [ -z "$pglane_pid" ]; then
+if [ -n "${wanted[pglane]:-}" ] && [ -z "$pglane_pid" ]; then
   out ""
   out "pglane was not measured (binary missing or failed to start)."
 fi
@@ -360,6 +466,9 @@ fi
 if [ "$write" = 1 ]; then
   if [ ${#failures[@]} -gt 0 ]; then
     die "some runs failed: bench/RESULTS.md left unchanged"
+  fi
+  if [ ${#wanted[@]} -lt 3 ]; then
+    die "TARGETS=\"$TARGETS\" is not the full comparison: bench/RESULTS.md left unchanged"
   fi
   {
     echo "# Benchmark: direct PostgreSQL vs PgBouncer vs pglane"
