@@ -326,8 +326,12 @@ asio::awaitable<ConnectResult> connect_server(ConnectRequest req) {
   co_return r;
 }
 
-asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
-                                       std::string* error_out) {
+namespace {
+
+// Runs `sql` with the simple protocol to ReadyForQuery, keeping params and status current.
+// Collects DataRows into `rows` and the first ErrorResponse into `error_out` when given.
+asio::awaitable<bool> run_query(ServerConn& conn, std::string_view sql, std::string* error_out,
+                                std::vector<std::vector<std::string>>* rows) {
   namespace p = protocol;
   std::string out;
   p::encode_query(out, sql);
@@ -347,6 +351,17 @@ asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
         error_out->assign(conn.in.data().substr(0, f.size));
       }
       ok = false;
+    } else if (f.type == 'D' && rows) {
+      p::Reader r(f.body);
+      int n = r.i16();
+      std::vector<std::string> row;
+      for (int i = 0; i < n && r.ok(); ++i) {
+        int len = r.i32();
+        row.emplace_back(len < 0 ? std::string_view() : r.bytes(static_cast<size_t>(len)));
+      }
+      if (r.ok()) {
+        rows->push_back(std::move(row));
+      }
     } else if (f.type == 'S') {
       if (auto ps = p::parse_parameter_status(f.body)) {
         conn.set_param(ps->first, ps->second);
@@ -360,46 +375,16 @@ asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
   }
 }
 
+}  // namespace
+
+asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
+                                       std::string* error_out) {
+  co_return co_await run_query(conn, sql, error_out, nullptr);
+}
+
 asio::awaitable<bool> run_query_rows(ServerConn& conn, std::string_view sql,
                                      std::vector<std::vector<std::string>>& rows) {
-  namespace p = protocol;
-  std::string out;
-  p::encode_query(out, sql);
-  if (co_await conn.stream.write_all(out)) {
-    co_return false;
-  }
-  bool ok = true;
-  for (;;) {
-    error_code ec;
-    auto d = co_await read_frame(conn.stream, conn.in, p::kDefaultMaxMessage, ec);
-    if (ec || d.status != p::DecodeStatus::kMessage) {
-      co_return false;
-    }
-    const p::Frame f = d.frame;
-    if (f.type == 'E') {
-      ok = false;
-    } else if (f.type == 'D') {
-      p::Reader r(f.body);
-      int n = r.i16();
-      std::vector<std::string> row;
-      for (int i = 0; i < n && r.ok(); ++i) {
-        int len = r.i32();
-        row.emplace_back(len < 0 ? std::string_view() : r.bytes(static_cast<size_t>(len)));
-      }
-      if (r.ok()) {
-        rows.push_back(std::move(row));
-      }
-    } else if (f.type == 'S') {
-      if (auto ps = p::parse_parameter_status(f.body)) {
-        conn.set_param(ps->first, ps->second);
-      }
-    } else if (f.type == 'Z') {
-      conn.status = f.body.empty() ? 'I' : f.body[0];
-      conn.in.consume(f.size);
-      co_return ok;
-    }
-    conn.in.consume(f.size);
-  }
+  co_return co_await run_query(conn, sql, nullptr, &rows);
 }
 
 asio::awaitable<void> send_cancel(conf::Endpoint endpoint, protocol::CancelKey key) {

@@ -539,12 +539,9 @@ class Session {
     return req;
   }
 
-  asio::awaitable<End> attach_server() {
-    if (!collect_startup_settings()) {
-      co_return End::kUnsupported;
-    }
+  // Takes a server connection from the pool into server_, or says why not.
+  asio::awaitable<End> acquire_server() {
     ConnectRequest req = connect_request();
-    auto endpoint = req.endpoint;
     AcquireResult got = co_await pools().acquire(
         pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
         std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
@@ -557,6 +554,28 @@ class Session {
       co_return End::kNoServer;
     }
     server_ = std::move(got.conn);
+    co_return End::kRunning;
+  }
+
+  // "SELECT pg_catalog.set_config(name, value, false), ..." for a non-empty list.
+  static std::string set_config_sql(const std::vector<std::pair<std::string, std::string>>& list) {
+    std::string sql;
+    for (const auto& [name, value] : list) {
+      absl::StrAppend(&sql, sql.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+                      quote_literal(name), ", ", quote_literal(value), ", false)");
+    }
+    return sql;
+  }
+
+  asio::awaitable<End> attach_server() {
+    if (!collect_startup_settings()) {
+      co_return End::kUnsupported;
+    }
+    End acquired = co_await acquire_server();
+    if (acquired != End::kRunning) {
+      co_return acquired;
+    }
+    const auto endpoint = server_->endpoint;
     const bool txn = cfg_.pool.mode == conf::PoolMode::kTransaction;
     if (txn && server_->settings_hash != 0) {
       // Another client's settings: back to the server defaults before applying ours.
@@ -1038,27 +1057,16 @@ class Session {
   }
 
   asio::awaitable<End> attach_for_transaction() {
-    ConnectRequest req = connect_request();
-    AcquireResult got = co_await pools().acquire(
-        pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
-        std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
-    if (!got.conn) {
-      // The client is between transactions: an ErrorResponse and ReadyForQuery would leave it
-      // usable, but PostgreSQL has no such error for a healthy session; end it like a direct
-      // server that cannot take more connections.
-      if (!got.server_error.empty()) {
-        error_bytes_ = std::move(got.server_error);
-      } else {
-        fail(got.sqlstate, got.message);
-      }
-      co_return End::kNoServer;
+    // Between transactions, a failure to get a server ends the session like a direct server
+    // that cannot take more connections: PostgreSQL has no error for a healthy idle session.
+    End e = co_await acquire_server();
+    if (e != End::kRunning) {
+      co_return e;
     }
-    server_ = std::move(got.conn);
     if (server_->settings_hash != settings_hash_) {
       std::string sql = "RESET ALL";
-      for (const auto& [name, value] : settings_) {
-        absl::StrAppend(&sql, sql.size() == 9 ? ";SELECT " : ", ", "pg_catalog.set_config(",
-                        quote_literal(name), ", ", quote_literal(value), ", false)");
+      if (!settings_.empty()) {
+        absl::StrAppend(&sql, ";", set_config_sql(settings_));
       }
       if (!co_await run_simple_query(*server_, sql)) {
         pools().discard(pool_key_, std::move(server_));
@@ -1102,7 +1110,7 @@ class Session {
     // On a direct connection RESET returns a startup parameter to the value the client gave at
     // startup; here those were applied with SET, so put back the ones RESET removed and tell the
     // client (ParameterStatus may arrive at any time, docs 55.2.7).
-    std::string restore;
+    std::vector<std::pair<std::string, std::string>> missing;
     std::vector<std::string> restored;
     for (const auto& [name, value] : startup_settings_) {
       bool present = false;
@@ -1110,15 +1118,14 @@ class Session {
         present |= absl::AsciiStrToLower(n) == absl::AsciiStrToLower(name);
       }
       if (!present) {
-        absl::StrAppend(&restore, restore.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
-                        quote_literal(name), ", ", quote_literal(value), ", false)");
+        missing.emplace_back(name, value);
         restored.push_back(absl::AsciiStrToLower(name));
       }
     }
-    if (restore.empty()) {
+    if (missing.empty()) {
       co_return true;
     }
-    ok = co_await run_simple_query(*server_, restore);
+    ok = co_await run_simple_query(*server_, set_config_sql(missing));
     if (ok) {
       ok = co_await read_session_settings();
     }
