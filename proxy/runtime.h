@@ -27,7 +27,6 @@ class Runtime {
   // A per-process secret for mock SCRAM salts, so unknown users look like known ones.
   const std::string& mock_secret() const { return mock_secret_; }
   void set_mock_secret(std::string s) { mock_secret_ = std::move(s); }
-  std::atomic<bool> shutting_down{false};
 
  private:
   std::atomic<std::shared_ptr<const Snapshot>> current_;

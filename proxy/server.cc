@@ -162,7 +162,6 @@ int run_server(const std::string& config_path) {
       }
       PGLANE_LOG_INFO("received signal %d, shutting down", sig);
       sd_notify(0, "STOPPING=1");
-      runtime.shutting_down = true;
       for (auto& w : workers) {
         w->io.stop();
       }

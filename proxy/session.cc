@@ -65,7 +65,6 @@ enum class End {
   kServerGone,        // server connection lost mid-session: 08006
   kServerViolation,   // server broke the protocol
   kIdleTimeout,       // proxy.client_idle_timeout_ms: 57P05
-  kShutdown,          // pglane is stopping: 57P01
   kDetach,            // transaction mode: transaction over, server goes back (not an ending)
 };
 
@@ -101,8 +100,6 @@ const char* end_name(End e) {
       return "server_protocol_violation";
     case End::kIdleTimeout:
       return "idle_timeout";
-    case End::kShutdown:
-      return "shutdown";
     case End::kDetach:
       return "detach";
   }
