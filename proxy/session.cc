@@ -1210,11 +1210,16 @@ class Session {
   // Makes sure the server holds `st`, injecting Close (LRU eviction) and Parse as needed; their
   // replies are swallowed.
   void ensure_statement(const ClientStatement& st, std::string& out) {
-    if (server_->has_stmt(st.server_name)) {
-      return;
+    if (!server_->has_stmt(st.server_name)) {
+      send_parse(st, "", out);
     }
-    auto victim = server_->add_stmt(st.server_name, cfg_.pool.max_prepared_statements);
-    if (victim) {
+  }
+
+  // Parses `st` on the server under its server name, evicting the least recently used statement
+  // with a Close when the server holds too many. `client_name` empty means pglane injected the
+  // Parse for a Bind/Describe, so its reply is swallowed; otherwise it answers the client's Parse.
+  void send_parse(const ClientStatement& st, std::string_view client_name, std::string& out) {
+    if (auto victim = server_->add_stmt(st.server_name, cfg_.pool.max_prepared_statements)) {
       p::encode_close(out, 'S', *victim);
       Expect c;
       c.kind = 'C';
@@ -1225,8 +1230,9 @@ class Session {
     p::encode_parse(out, st.server_name, st.query, st.types);
     Expect e;
     e.kind = 'P';
-    e.swallow = true;
+    e.swallow = client_name.empty();
     e.server_stmt = st.server_name;
+    e.client_stmt = std::string(client_name);
     expect_.push_back(std::move(e));
   }
 
@@ -1300,20 +1306,7 @@ class Session {
           p::encode_parse_complete(reply);
           push_local(std::move(reply), false);
         } else {
-          if (auto victim = server_->add_stmt(st.server_name, cfg_.pool.max_prepared_statements)) {
-            p::encode_close(out, 'S', *victim);
-            Expect c;
-            c.kind = 'C';
-            c.swallow = true;
-            c.evicted = *victim;
-            expect_.push_back(std::move(c));
-          }
-          p::encode_parse(out, st.server_name, st.query, st.types);
-          Expect e;
-          e.kind = 'P';
-          e.server_stmt = st.server_name;
-          e.client_stmt = std::string(name);
-          expect_.push_back(std::move(e));
+          send_parse(st, name, out);
         }
         stmts_[std::string(name)] = std::move(st);
         return End::kRunning;
