@@ -950,61 +950,48 @@ class Session {
   asio::awaitable<End> answer_known_prepare(bool& answered) {
     answered = false;
     for (;;) {
+      // Each Parse is decoded, hashed and analysed once; the batch is answered only when it
+      // turns out to be complete and eligible.
       std::string_view data = cin_.data();
       std::size_t pos = 0;
-      bool complete = false;
-      bool eligible = true;
-      while (pos < data.size()) {
+      std::vector<std::pair<std::string, ClientStatement>> batch;
+      bool synced = false;
+      while (!synced) {
         auto h = p::decode_header(data.substr(pos), cfg_.proxy.max_message_size);
-        if (h.status != p::DecodeStatus::kMessage || data.size() - pos < h.frame.size ||
-            h.frame.size > kMaxInspected) {
-          eligible = h.status == p::DecodeStatus::kNeedMore ||
-                     (h.status == p::DecodeStatus::kMessage && h.frame.size <= kMaxInspected);
-          break;
+        if (h.status == p::DecodeStatus::kNeedMore ||
+            (h.status == p::DecodeStatus::kMessage && h.frame.size <= kMaxInspected &&
+             data.size() - pos < h.frame.size)) {
+          break;  // eligible so far; the rest of the batch has not arrived
+        }
+        if (h.status != p::DecodeStatus::kMessage || h.frame.size > kMaxInspected) {
+          co_return End::kRunning;
         }
         const char t = h.frame.type;
-        if (t == 'S') {
-          complete = pos > 0;
-          eligible = complete;
-          pos += h.frame.size;
-          break;
-        }
-        if (t != 'P') {
-          eligible = false;
-          break;
-        }
-        p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
-        std::string_view name = r.cstring();
-        std::string_view query = r.cstring();
-        std::string_view types = r.rest();
-        if (!r.ok() || name.empty() ||
-            !known_statements().contains(pool_key_ + server_name_for(query, types)) ||
-            routing::analyze_session_effects(query).pin_reason) {
-          eligible = false;
-          break;
+        if (t == 'S' && !batch.empty()) {
+          synced = true;
+        } else if (t == 'P') {
+          p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
+          std::string_view name = r.cstring();
+          ClientStatement st;
+          st.query = std::string(r.cstring());
+          st.types = std::string(r.rest());
+          st.server_name = server_name_for(st.query, st.types);
+          st.fx = routing::analyze_session_effects(st.query);
+          if (!r.ok() || name.empty() || st.fx.pin_reason ||
+              !known_statements().contains(pool_key_ + st.server_name)) {
+            co_return End::kRunning;
+          }
+          batch.emplace_back(std::string(name), std::move(st));
+        } else {
+          co_return End::kRunning;
         }
         pos += h.frame.size;
       }
-      if (!eligible) {
-        co_return End::kRunning;
-      }
-      if (complete) {
+      if (synced) {
         std::string reply;
-        std::size_t at = 0;
-        while (at < pos) {
-          auto h = p::decode_header(data.substr(at), cfg_.proxy.max_message_size);
-          if (h.frame.type == 'P') {
-            p::Reader r(data.substr(at + p::kHeaderSize, h.frame.size - p::kHeaderSize));
-            std::string name(r.cstring());
-            ClientStatement st;
-            st.query = std::string(r.cstring());
-            st.types = std::string(r.rest());
-            st.server_name = server_name_for(st.query, st.types);
-            st.fx = routing::analyze_session_effects(st.query);
-            stmts_[name] = std::move(st);
-            p::encode_parse_complete(reply);
-          }
-          at += h.frame.size;
+        for (auto& [name, st] : batch) {
+          stmts_[name] = std::move(st);
+          p::encode_parse_complete(reply);
         }
         p::encode_ready_for_query(reply, 'I');
         cin_.consume(pos);
@@ -1015,7 +1002,6 @@ class Session {
         }
         co_return End::kRunning;
       }
-      // The batch so far qualifies but is incomplete: read on.
       auto [ec, n] = co_await client_.read_some(cin_.prepare());
       if (ec) {
         co_return End::kClientGone;
@@ -1456,13 +1442,9 @@ class Session {
             case 'C':
             case 'E':
             case 'F':
-              push(type);
-              break;
             case 'D':
-              push('D');
-              break;
             case 'S':
-              push('S');
+              push(type);
               break;
             default:
               break;
