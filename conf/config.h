@@ -93,6 +93,42 @@ struct Analytics {
   std::string database;
 };
 
+enum class ReadYourWrites { kLsn, kWindow, kOff };
+enum class NoReplica { kWriter, kError };
+
+// Read/write splitting (transaction pooling only; session pooling keeps every client on the
+// writer).
+struct RoutingSection {
+  bool enabled = true;
+  int max_replica_lag_ms = 1000;  // replicas further behind than this serve no reads
+  ReadYourWrites read_your_writes = ReadYourWrites::kLsn;
+  int read_your_writes_window_ms = 2000;      // "window": reads stay on the writer this long
+  NoReplica no_replica = NoReplica::kWriter;  // when no replica qualifies for a read
+  // Volatile functions that do not write (anything else volatile sends a statement to the
+  // writer). Names are matched unqualified or in pg_catalog.
+  std::vector<std::string> read_only_functions = {"random",
+                                                  "clock_timestamp",
+                                                  "timeofday",
+                                                  "gen_random_uuid",
+                                                  "pg_is_in_recovery",
+                                                  "pg_last_wal_replay_lsn",
+                                                  "pg_last_wal_receive_lsn",
+                                                  "pg_last_xact_replay_timestamp",
+                                                  "pg_sleep"};
+  int analysis_cache_size = 10000;  // analyses kept per worker
+  int catalog_refresh_ms = 60000;   // how often pg_proc volatility is re-read
+};
+
+// The health checker: every endpoint is probed on its own thread with libpq.
+struct HealthSection {
+  int interval_ms = 1000;
+  int timeout_ms = 1000;
+  int fall = 2;                  // consecutive failures before an endpoint is down
+  int rise = 1;                  // consecutive successes before it is up again
+  BackendCredential credential;  // empty user = backend.service
+  std::string database = "postgres";
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   ProxySection proxy;
@@ -101,6 +137,8 @@ struct Config {
   PoolSection pool;
   std::vector<Region> regions;
   Analytics analytics;
+  RoutingSection routing;
+  HealthSection health;
 
   // The writer of the gateway's own region (the first region if `proxy.region` is empty).
   const Region& home_region() const;

@@ -209,7 +209,8 @@ class Loader {
 
   absl::Status load(const toml::table& root, Config& config) {
     Table doc{root, ""};
-    check_keys(doc, {"proxy", "tls", "backend", "pool", "regions", "analytics"});
+    check_keys(doc,
+               {"proxy", "tls", "backend", "pool", "regions", "analytics", "routing", "health"});
     load_proxy(doc, config.proxy);
     if (const toml::table* tls = subtable(doc, "tls")) {
       load_client_tls(Table{*tls, "tls"}, config.tls);
@@ -223,6 +224,12 @@ class Loader {
     load_regions(doc, config);
     if (const toml::table* analytics = subtable(doc, "analytics")) {
       load_analytics(Table{*analytics, "analytics"}, config.analytics);
+    }
+    if (const toml::table* routing = subtable(doc, "routing")) {
+      load_routing(Table{*routing, "routing"}, config.routing);
+    }
+    if (const toml::table* health = subtable(doc, "health")) {
+      load_health(Table{*health, "health"}, config.health);
     }
     if (errors_.empty()) {
       return absl::OkStatus();
@@ -653,6 +660,52 @@ class Loader {
     }
     load_credential(t, analytics.credential);
     get_string(t, "database", analytics.database);
+  }
+
+  void load_routing(const Table& t, RoutingSection& routing) {
+    check_keys(t,
+               {"enabled", "max_replica_lag_ms", "read_your_writes", "read_your_writes_window_ms",
+                "no_replica", "read_only_functions", "analysis_cache_size", "catalog_refresh_ms"});
+    get_bool(t, "enabled", routing.enabled);
+    get_int(t, "max_replica_lag_ms", 0, 86400000, routing.max_replica_lag_ms);
+    get_enum<ReadYourWrites>(t, "read_your_writes",
+                             {{"lsn", ReadYourWrites::kLsn},
+                              {"window", ReadYourWrites::kWindow},
+                              {"off", ReadYourWrites::kOff}},
+                             routing.read_your_writes);
+    get_int(t, "read_your_writes_window_ms", 0, 3600000, routing.read_your_writes_window_ms);
+    get_enum<NoReplica>(t, "no_replica",
+                        {{"writer", NoReplica::kWriter}, {"error", NoReplica::kError}},
+                        routing.no_replica);
+    if (const toml::node* list = t.node.get("read_only_functions")) {
+      if (!list->is_array()) {
+        wrong_type(t, "read_only_functions", *list, "an array of function names");
+      } else {
+        routing.read_only_functions.clear();
+        const toml::array& names = *list->as_array();
+        for (size_t k = 0; k < names.size(); ++k) {
+          if (!names[k].is_string() || names[k].as_string()->get().empty()) {
+            fail(line_of(names[k].source()), absl::StrCat("routing.read_only_functions[", k, "]"),
+                 "expected a non-empty function name");
+            continue;
+          }
+          routing.read_only_functions.push_back(names[k].as_string()->get());
+        }
+      }
+    }
+    get_int(t, "analysis_cache_size", 0, 10000000, routing.analysis_cache_size);
+    get_int(t, "catalog_refresh_ms", 1000, INT_MAX, routing.catalog_refresh_ms);
+  }
+
+  void load_health(const Table& t, HealthSection& health) {
+    check_keys(t, {"interval_ms", "timeout_ms", "fall", "rise", "user", "password", "password_file",
+                   "database"});
+    get_int(t, "interval_ms", 100, 3600000, health.interval_ms);
+    get_int(t, "timeout_ms", 50, 600000, health.timeout_ms);
+    get_int(t, "fall", 1, 100, health.fall);
+    get_int(t, "rise", 1, 100, health.rise);
+    load_credential(t, health.credential);
+    get_nonempty_string(t, "database", health.database);
   }
 
   std::string file_;  // as given by the caller; starts every message

@@ -20,6 +20,7 @@
 #include "proxy/pool.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+#include "proxy/topology.h"
 
 namespace pglane::proxy {
 
@@ -120,6 +121,24 @@ int run_server(const std::string& config_path) {
   runtime.install(*snap);
   const conf::Config& cfg = **config;
 
+  // Read/write splitting needs somewhere to split to, and transaction pooling to move clients.
+  std::unique_ptr<Topology> topo;
+  bool has_replicas = cfg.analytics.enabled;
+  for (const auto& region : cfg.regions) {
+    has_replicas |= !region.readers.empty();
+  }
+  if (cfg.routing.enabled && has_replicas) {
+    if (cfg.pool.mode != conf::PoolMode::kTransaction) {
+      PGLANE_LOG_WARN(
+          "read/write splitting needs pool.mode = \"transaction\"; with session "
+          "pooling every client stays on the writer");
+    } else {
+      topo = std::make_unique<Topology>(cfg);
+      topo->start();
+      set_topology(topo.get());
+    }
+  }
+
   int n = cfg.proxy.workers > 0
               ? cfg.proxy.workers
               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -184,6 +203,10 @@ int run_server(const std::string& config_path) {
     w->thread.join();
   }
   pools().clear();
+  if (topo) {
+    set_topology(nullptr);
+    topo->stop();
+  }
   return 0;
 }
 

@@ -2,7 +2,9 @@
 
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -30,6 +32,9 @@
 #include "proxy/net.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
+#include "proxy/topology.h"
+#include "routing/analyzer.h"
+#include "routing/route.h"
 #include "routing/session_effects.h"
 
 namespace pglane::proxy {
@@ -47,6 +52,8 @@ constexpr std::size_t kMaxAuthMessage = 65535;
 constexpr std::size_t kMaxInspected = 64 * 1024;
 // Client messages that transaction pooling may rewrite or analyse are held whole up to this size.
 constexpr std::size_t kMaxRewrite = 16 * 1024 * 1024;
+// A read is retried on another replica only if what it sent fits in this many bytes.
+constexpr std::size_t kMaxRetryBytes = 64 * 1024;
 
 // Every way a session ends. finish() maps each to what the client is told.
 enum class End {
@@ -222,7 +229,13 @@ class Session {
         cfg_(*snap_->config),
         worker_(worker),
         cin_(kRelayBuffer),
-        client_free_(client_.executor()) {}
+        client_free_(client_.executor()),
+        drained_(client_.executor()) {
+    Topology* t = topology();
+    routing_ = t != nullptr && cfg_.routing.enabled &&
+               cfg_.pool.mode == conf::PoolMode::kTransaction &&
+               (!t->replicas().empty() || t->analytics() != nullptr);
+  }
 
   asio::awaitable<void> run() {
     End end = co_await login_with_deadline();
@@ -514,11 +527,14 @@ class Session {
     return true;
   }
 
-  ConnectRequest connect_request() {
-    const auto& cred = cfg_.backend.credential_for(user_);
+  // How to reach `endpoint` (null: the writer) as this client.
+  ConnectRequest connect_request(const EndpointState* endpoint) {
+    const bool analytics = endpoint != nullptr && endpoint->analytics;
+    const auto& cred = analytics ? cfg_.analytics.credential : cfg_.backend.credential_for(user_);
     ConnectRequest req;
-    req.endpoint = cfg_.home_region().writer;
-    req.database = database_;
+    req.endpoint = endpoint ? endpoint->endpoint : cfg_.home_region().writer;
+    req.database =
+        analytics && !cfg_.analytics.database.empty() ? cfg_.analytics.database : database_;
     req.credential.user = cred.user.empty() ? user_ : cred.user;
     req.credential.password = cred.password;
     req.tls_mode = cfg_.backend.tls.mode;
@@ -536,13 +552,15 @@ class Session {
     return req;
   }
 
-  // Takes a server connection from the pool into server_, or says why not.
-  asio::awaitable<End> acquire_server() {
-    ConnectRequest req = connect_request();
+  // Takes a server connection to `endpoint` (null: the writer) from the pool into server_, or
+  // says why not.
+  asio::awaitable<End> acquire_server(const EndpointState* endpoint = nullptr) {
+    ConnectRequest req = connect_request(endpoint);
     AcquireResult got = co_await pools().acquire(
         pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
         std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
     if (!got.conn) {
+      acquire_failed_sqlstate_ = got.sqlstate;
       if (!got.server_error.empty()) {
         error_bytes_ = std::move(got.server_error);
       } else {
@@ -804,6 +822,7 @@ class Session {
     std::string types;  // raw parameter-type tail of the Parse body
     std::string server_name;
     routing::SessionEffects fx;  // applied each time the statement is bound
+    routing::Analysis analysis;  // what it does, for routing each Bind (analysed at Parse)
   };
 
   static bool terminal_for(char kind, char type) {
@@ -847,9 +866,12 @@ class Session {
         if (answered) {
           continue;
         }
-        e = co_await attach_for_transaction();
+        e = co_await attach_for_transaction(answered);
         if (e != End::kRunning) {
           co_return e;
+        }
+        if (answered) {
+          continue;  // answered without a server (SET pglane.route, no replica)
         }
       }
       End e;
@@ -892,6 +914,28 @@ class Session {
     cancel_registry().detach(cancel_key_);
     pools().discard(pool_key_, std::move(server_));
     pinned_ = nullptr;  // whatever pinned us died with the server
+    const bool was_read = attached_route_ == routing::Route::kReader && attached_ != nullptr;
+    if (was_read) {
+      topology()->report_failure(*attached_);
+    }
+    leave_endpoint();
+    if (was_read && retry_ok_ && !retried_) {
+      // A read whose replica died before the client saw any of its answer: run it again on
+      // another node, once. Put back what the lost server was sent, ahead of what followed.
+      retried_ = true;
+      retry_ok_ = false;
+      expect_.clear();
+      skipping_ = false;
+      std::string rest(cin_.data());
+      cin_.consume(cin_.size());
+      attach_raw_.append(rest);
+      auto room = cin_.prepare(attach_raw_.size());
+      std::memcpy(room.data(), attach_raw_.data(), attach_raw_.size());
+      cin_.commit(attach_raw_.size());
+      attach_raw_.clear();
+      topology()->stats().retries.fetch_add(1, std::memory_order_relaxed);
+      co_return End::kRunning;
+    }
     int owed = 0;
     for (const auto& e : expect_) {
       owed += (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') ? 1 : 0;
@@ -977,6 +1021,9 @@ class Session {
           st.types = std::string(r.rest());
           st.server_name = server_name_for(st.query, st.types);
           st.fx = routing::analyze_session_effects(st.query);
+          if (routing_) {
+            st.analysis = analyze(st.query);
+          }
           if (!r.ok() || name.empty() || st.fx.pin_reason ||
               !known_statements().contains(pool_key_ + st.server_name)) {
             co_return End::kRunning;
@@ -1039,12 +1086,65 @@ class Session {
     co_return End::kRunning;
   }
 
-  asio::awaitable<End> attach_for_transaction() {
+  asio::awaitable<End> attach_for_transaction(bool& answered) {
+    answered = false;
     // Between transactions, a failure to get a server ends the session like a direct server
     // that cannot take more connections: PostgreSQL has no error for a healthy idle session.
-    End e = co_await acquire_server();
-    if (e != End::kRunning) {
-      co_return e;
+    EndpointState* endpoint = nullptr;
+    routing::Route route = routing::Route::kWriter;
+    if (routing_) {
+      Unit unit;
+      for (;;) {
+        unit = classify_unit(cin_.data());
+        if (unit.state != UnitState::kIncomplete || cin_.size() >= kMaxInspected) {
+          break;
+        }
+        auto [ec, n] = co_await client_.read_some(cin_.prepare());
+        if (ec) {
+          co_return End::kClientGone;
+        }
+        cin_.commit(n);
+      }
+      if (unit.state == UnitState::kLocalSet) {
+        answered = true;
+        co_return co_await answer_route_setting(unit);
+      }
+      routing::Decision decision = unit.state == UnitState::kDecided
+                                       ? unit.d
+                                       : routing::Decision{routing::Route::kReader, "neutral"};
+      if (unit.state == UnitState::kIncomplete) {
+        decision = {routing::Route::kWriter, "too large to analyse"};
+      }
+      excluded_.clear();
+      for (;;) {
+        Target target = choose_target(decision);
+        if (target.endpoint == nullptr) {
+          answered = true;
+          co_return co_await reject_unit(unit, p::sqlstate::kCannotConnectNow,
+                                         "no replica can serve this read now "
+                                         "(routing.no_replica = \"error\")");
+        }
+        End e = co_await acquire_server(target.endpoint);
+        if (e == End::kRunning) {
+          endpoint = target.endpoint;
+          route = target.route;
+          count_route(target, decision);
+          break;
+        }
+        if (target.route != routing::Route::kReader ||
+            acquire_failed_sqlstate_ == p::sqlstate::kTooManyConnections) {
+          co_return e;
+        }
+        // A replica that cannot be reached: mark it down and try the next choice.
+        error_bytes_.clear();
+        topology()->report_failure(*target.endpoint);
+        excluded_.push_back(target.endpoint);
+      }
+    } else {
+      End e = co_await acquire_server();
+      if (e != End::kRunning) {
+        co_return e;
+      }
     }
     if (server_->settings_hash != settings_hash_) {
       std::string sql = "RESET ALL";
@@ -1059,6 +1159,324 @@ class Session {
       server_->settings_hash = settings_hash_;
     }
     cancel_registry().attach(cancel_key_, CancelTarget{server_->endpoint, server_->key});
+    if (routing_) {
+      attached_ = endpoint;
+      attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
+      attached_route_ = route;
+      attached_wrote_ = route == routing::Route::kWriter && !fallback_;
+      unit_start_ = true;
+      unit_checked_ = true;  // the first unit chose this server
+      retry_ok_ = route == routing::Route::kReader && !retried_;
+      attach_raw_.clear();
+    }
+    co_return End::kRunning;
+  }
+
+  // ---- Read/write splitting (docs/internals.md, "Routing") ----
+
+  // One worker's analyser; its cache serves every session of the worker.
+  routing::Analyzer& analyzer() {
+    thread_local routing::Analyzer a(static_cast<size_t>(cfg_.routing.analysis_cache_size));
+    return a;
+  }
+
+  routing::Analysis analyze(std::string_view sql) {
+    routing::Analysis a = analyzer().analyze(sql);
+    RouteStats& rs = topology()->stats();
+    switch (a.source) {
+      case routing::Analysis::Source::kFast:
+        rs.analysis_fast.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case routing::Analysis::Source::kCache:
+        rs.analysis_cache_hits.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case routing::Analysis::Source::kParser:
+        rs.analysis_parsed.fetch_add(1, std::memory_order_relaxed);
+        if (a.info->parse_failed) {
+          rs.analysis_rejected.fetch_add(1, std::memory_order_relaxed);
+        }
+        break;
+    }
+    return a;
+  }
+
+  routing::RouteContext route_context() {
+    const auto now = std::chrono::steady_clock::now();
+    if (!catalog_ || now - catalog_at_ > std::chrono::seconds(1)) {
+      catalog_ = topology()->catalog(database_);
+      catalog_at_ = now;
+    }
+    routing::RouteContext ctx;
+    ctx.catalog = catalog_.get();
+    ctx.read_only_allow = &topology()->read_only_allow();
+    ctx.default_read_only = default_read_only_;
+    ctx.default_serializable = default_serializable_;
+    ctx.session_hint = session_hint_;
+    return ctx;
+  }
+
+  enum class UnitState { kIncomplete, kNeutral, kDecided, kLocalSet };
+  // A request unit: one Query, or extended-protocol messages up to and including Sync. A unit
+  // runs on one server; units are where a client's work may move between servers.
+  struct Unit {
+    UnitState state = UnitState::kIncomplete;
+    routing::Decision d;
+    routing::Hint set_value = routing::Hint::kNone;  // kLocalSet: SET pglane.route
+    std::size_t size = 0;                            // bytes, once complete
+  };
+
+  static int route_rank(routing::Route r) {
+    return r == routing::Route::kWriter ? 2 : r == routing::Route::kAnalytics ? 1 : 0;
+  }
+
+  Unit classify_unit(std::string_view data) {
+    Unit u;
+    const routing::RouteContext ctx = route_context();
+    bool any = false;
+    routing::Decision worst{routing::Route::kReader, "neutral"};
+    auto merge = [&](routing::Decision d) {
+      if (!any || route_rank(d.route) > route_rank(worst.route)) {
+        worst = d;
+      }
+      any = true;
+    };
+    std::size_t pos = 0;
+    for (;;) {
+      auto h = p::decode_header(data.substr(pos), cfg_.proxy.max_message_size);
+      if (h.status == p::DecodeStatus::kNeedMore) {
+        return u;
+      }
+      if (h.status == p::DecodeStatus::kViolation || h.frame.size > kMaxInspected) {
+        u.state = UnitState::kDecided;  // the relay reports violations; huge: the writer
+        u.d = {routing::Route::kWriter, "not analysed"};
+        return u;
+      }
+      if (data.size() - pos < h.frame.size) {
+        return u;
+      }
+      const char type = h.frame.type;
+      p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
+      if (type == 'Q' && pos > 0) {
+        break;  // extended messages without a Sync, then a Query: the unit ends before it
+      }
+      pos += h.frame.size;
+      switch (type) {
+        case 'Q': {
+          routing::Analysis a = analyze(r.cstring());
+          if (a.info->kind == routing::StatementInfo::Kind::kPglaneSetting) {
+            u.state = UnitState::kLocalSet;
+            u.set_value = a.info->set_route;
+          } else {
+            u.state = UnitState::kDecided;
+            u.d = routing::decide(*a.info, a.hint, ctx);
+          }
+          u.size = pos;
+          return u;
+        }
+        case 'P': {
+          r.cstring();
+          routing::Analysis a = analyze(r.cstring());
+          merge(routing::decide(*a.info, a.hint, ctx));
+          break;
+        }
+        case 'B': {
+          r.cstring();
+          std::string_view stmt = r.cstring();
+          if (!stmt.empty()) {
+            auto it = stmts_.find(std::string(stmt));
+            if (it != stmts_.end() && it->second.analysis.info) {
+              merge(routing::decide(*it->second.analysis.info, it->second.analysis.hint, ctx));
+            } else {
+              merge({routing::Route::kWriter, "unknown statement"});
+            }
+          }
+          break;
+        }
+        case 'S':
+          u.state = any ? UnitState::kDecided : UnitState::kNeutral;
+          u.d = worst;
+          u.size = pos;
+          return u;
+        case 'D':
+        case 'E':
+        case 'C':
+        case 'H':
+        case 'X':
+          break;
+        default:  // FunctionCall, COPY data outside COPY...: the writer
+          merge({routing::Route::kWriter, "function call"});
+          break;
+      }
+    }
+    u.state = any ? UnitState::kDecided : UnitState::kNeutral;
+    u.d = worst;
+    u.size = pos;
+    return u;
+  }
+
+  struct Target {
+    EndpointState* endpoint = nullptr;
+    routing::Route route = routing::Route::kWriter;
+  };
+
+  // Where a unit with decision `d` runs now. Sets fallback_ (a read sent to the writer) and
+  // ryw_fallback_ (... because of read-your-writes).
+  Target choose_target(const routing::Decision& d) {
+    Topology& t = *topology();
+    fallback_ = false;
+    ryw_fallback_ = false;
+    if (d.route == routing::Route::kAnalytics && t.analytics() != nullptr) {
+      return {t.analytics(), routing::Route::kAnalytics};
+    }
+    if (d.route == routing::Route::kWriter) {
+      return {&t.writer(), routing::Route::kWriter};
+    }
+    routing::ReadRequirement need;
+    need.max_lag_ms = cfg_.routing.max_replica_lag_ms;
+    if (rw_pending_) {
+      switch (cfg_.routing.read_your_writes) {
+        case conf::ReadYourWrites::kLsn:
+          if (rw_lsn_ == 0) {
+            rw_lsn_ = t.writer_lsn_since(rw_at_).value_or(0);
+          }
+          if (rw_lsn_ == 0) {
+            fallback_ = ryw_fallback_ = true;  // the commit position is not known yet
+            return {&t.writer(), routing::Route::kWriter};
+          }
+          need.min_lsn = rw_lsn_;
+          break;
+        case conf::ReadYourWrites::kWindow:
+          if (std::chrono::steady_clock::now() - rw_at_ <
+              std::chrono::milliseconds(cfg_.routing.read_your_writes_window_ms)) {
+            fallback_ = ryw_fallback_ = true;
+            return {&t.writer(), routing::Route::kWriter};
+          }
+          rw_pending_ = false;
+          break;
+        case conf::ReadYourWrites::kOff:
+          break;
+      }
+    }
+    const auto& replicas = t.replicas();
+    candidates_.resize(replicas.size());
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      const EndpointState& r = *replicas[i];
+      routing::Candidate& c = candidates_[i];
+      c.healthy = r.up.load(std::memory_order_relaxed) &&
+                  r.in_recovery.load(std::memory_order_relaxed) &&
+                  std::find(excluded_.begin(), excluded_.end(), &r) == excluded_.end();
+      c.region = r.region_rank;
+      c.lag_ms = r.lag_ms.load(std::memory_order_relaxed);
+      c.replay_lsn = r.lsn.load(std::memory_order_relaxed);
+      c.rtt_us = r.rtt_us.load(std::memory_order_relaxed);
+      c.outstanding = r.outstanding.load(std::memory_order_relaxed);
+    }
+    int pick = routing::choose_replica(candidates_, need);
+    if (pick >= 0) {
+      return {replicas[pick].get(), routing::Route::kReader};
+    }
+    if (need.min_lsn != 0) {
+      ryw_fallback_ = true;
+    }
+    if (cfg_.routing.no_replica == conf::NoReplica::kError && !ryw_fallback_) {
+      return {nullptr, routing::Route::kReader};
+    }
+    fallback_ = true;
+    return {&t.writer(), routing::Route::kWriter};
+  }
+
+  void count_route(const Target& target, const routing::Decision& d) {
+    RouteStats& rs = topology()->stats();
+    const char* where = "writer";
+    if (target.route == routing::Route::kAnalytics) {
+      rs.analytics.fetch_add(1, std::memory_order_relaxed);
+      where = "analytics";
+    } else if (target.route == routing::Route::kReader) {
+      target.endpoint->reads.fetch_add(1, std::memory_order_relaxed);
+      if (target.endpoint->region_rank == 0) {
+        rs.reads_local.fetch_add(1, std::memory_order_relaxed);
+        where = "local replica";
+      } else {
+        rs.reads_remote.fetch_add(1, std::memory_order_relaxed);
+        where = "remote replica";
+      }
+    } else if (fallback_) {
+      rs.reads_writer.fetch_add(1, std::memory_order_relaxed);
+      if (ryw_fallback_) {
+        rs.reads_ryw.fetch_add(1, std::memory_order_relaxed);
+      }
+      where = ryw_fallback_ ? "writer (read-your-writes)" : "writer (no replica qualifies)";
+    } else {
+      rs.writes.fetch_add(1, std::memory_order_relaxed);
+    }
+    PGLANE_LOG_DEBUG("user=%s db=%s: %s -> %s %s", user_, database_, d.why, where,
+                     target.endpoint->name);
+  }
+
+  // Whether the attached server may run a unit decided `d` (transactions never split: the caller
+  // checks that the server is idle before moving).
+  bool fits(const Unit& u) {
+    if (u.state != UnitState::kDecided) {
+      return true;
+    }
+    switch (attached_route_) {
+      case routing::Route::kWriter:
+        if (u.d.route == routing::Route::kWriter) {
+          attached_wrote_ = true;
+        }
+        return u.d.route != routing::Route::kAnalytics || topology()->analytics() == nullptr;
+      case routing::Route::kReader:
+        return u.d.route == routing::Route::kReader;
+      case routing::Route::kAnalytics:
+        return u.d.route == routing::Route::kAnalytics;
+    }
+    return true;
+  }
+
+  // The endpoint bookkeeping of a server leaving this client.
+  void leave_endpoint() {
+    if (attached_ == nullptr) {
+      return;
+    }
+    attached_->outstanding.fetch_sub(1, std::memory_order_relaxed);
+    attached_ = nullptr;
+    if (attached_wrote_) {
+      // Read-your-writes: later reads need a replica that has replayed past this point.
+      rw_pending_ = true;
+      rw_at_ = std::chrono::steady_clock::now();
+      rw_lsn_ = 0;
+      attached_wrote_ = false;
+    }
+  }
+
+  // SET pglane.route = ...: answered here, on no server.
+  asio::awaitable<End> answer_route_setting(const Unit& u) {
+    cin_.consume(u.size);
+    session_hint_ = u.set_value;
+    std::string reply;
+    p::encode_command_complete(reply, "SET");
+    p::encode_ready_for_query(reply, 'I');
+    std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
+    if (co_await write_client(bufs)) {
+      co_return End::kClientGone;
+    }
+    co_return End::kRunning;
+  }
+
+  // Answers a whole unit with an error, as the server would have, without running it.
+  asio::awaitable<End> reject_unit(const Unit& u, std::string_view sqlstate,
+                                   std::string_view message) {
+    cin_.consume(u.size);
+    std::string reply;
+    p::ErrorFields f;
+    f.sqlstate = sqlstate;
+    f.message = message;
+    p::encode_error(reply, f);
+    p::encode_ready_for_query(reply, 'I');
+    std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
+    if (co_await write_client(bufs)) {
+      co_return End::kClientGone;
+    }
     co_return End::kRunning;
   }
 
@@ -1082,6 +1500,15 @@ class Session {
     }
     settings_hash_ = settings_.empty() ? 0 : (absl::HashOf(settings_) | 1);
     settings_dirty_ = false;
+    default_read_only_ = false;
+    default_serializable_ = false;
+    for (const auto& [name, value] : settings_) {
+      if (name == "default_transaction_read_only") {
+        default_read_only_ = value == "on";
+      } else if (name == "default_transaction_isolation") {
+        default_serializable_ = value == "serializable";
+      }
+    }
     co_return true;
   }
 
@@ -1131,6 +1558,8 @@ class Session {
   asio::awaitable<void> detach() {
     cancel_registry().detach(cancel_key_);
     detach_wanted_ = false;
+    leave_endpoint();
+    retried_ = false;
     if (settings_dirty_) {
       bool refreshed = co_await refresh_settings();
       if (!refreshed) {
@@ -1234,6 +1663,16 @@ class Session {
     switch (type) {
       case 'Q': {
         std::string_view sql = r.cstring();
+        if (routing_) {
+          routing::Analysis a = analyze(sql);
+          if (a.info->kind == routing::StatementInfo::Kind::kPglaneSetting) {
+            session_hint_ = a.info->set_route;
+            std::string reply;
+            p::encode_command_complete(reply, "SET");
+            push_local(std::move(reply), true);
+            return End::kRunning;
+          }
+        }
         auto fx = routing::analyze_session_effects(sql);
         if (fx.is_single_deallocate) {
           if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
@@ -1287,6 +1726,9 @@ class Session {
         st.types = std::string(types);
         st.server_name = server_name_for(query, types);
         st.fx = fx;
+        if (routing_) {
+          st.analysis = analyze(query);
+        }
         if (server_->has_stmt(st.server_name)) {
           std::string reply;
           p::encode_parse_complete(reply);
@@ -1365,6 +1807,7 @@ class Session {
       co_await client_free_.async_wait(kUse);
     }
     client_busy_ = true;
+    retry_ok_ = false;  // the client has seen part of an answer: nothing can be re-run now
     auto ec = co_await client_.write_all(bufs);
     client_busy_ = false;
     client_free_.cancel();
@@ -1387,6 +1830,7 @@ class Session {
       std::string_view data = cin_.data();
       std::size_t pos = 0;
       End stop = End::kRunning;
+      bool reroute = false;
       out.clear();
       need = 1;
       while (pos < data.size()) {
@@ -1413,6 +1857,24 @@ class Session {
         if (type == 'X') {
           stop = End::kClientTerminated;
           break;
+        }
+        if (routing_ && unit_start_ && !unit_checked_ && !pinned_ && !skipping_) {
+          // A new unit on an attached server: it stays here if this server can run it, or if
+          // the server turns out to be inside a transaction (transactions never split).
+          Unit u = classify_unit(data.substr(pos));
+          if (u.state == UnitState::kIncomplete && data.size() - pos < kMaxInspected) {
+            need = data.size() - pos + 1;
+            break;
+          }
+          if (!fits(u)) {
+            reroute = true;
+            break;
+          }
+          unit_checked_ = true;
+        }
+        unit_start_ = type == 'S' || type == 'Q' || type == 'F';
+        if (unit_start_) {
+          unit_checked_ = false;
         }
         const bool rewritable =
             type == 'Q' || type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -1475,9 +1937,31 @@ class Session {
           co_return End::kServerGone;
         }
       }
+      if (retry_ok_) {
+        attach_raw_.append(data.substr(0, pos));
+        if (attach_raw_.size() > kMaxRetryBytes) {
+          retry_ok_ = false;
+          attach_raw_.clear();
+        }
+      }
       cin_.consume(pos);
       if (stop != End::kRunning) {
         co_return stop;
+      }
+      if (reroute) {
+        // The next unit belongs on another server. Wait for this one's answers; then move if
+        // the server is idle, or stay if the client left a transaction open here.
+        while (!expect_.empty()) {
+          drained_.expires_at(asio::steady_timer::time_point::max());
+          co_await drained_.async_wait(kUse);
+        }
+        if (server_->status == 'I' && detachable()) {
+          topology()->stats().reroutes.fetch_add(1, std::memory_order_relaxed);
+          co_return End::kDetach;
+        }
+        unit_checked_ = true;
+        need = 1;
+        continue;
       }
       if (detach_wanted_ && detachable()) {
         co_return End::kDetach;
@@ -1642,6 +2126,9 @@ class Session {
         }
       }
       in.consume(pos);
+      if (expect_.empty()) {
+        drained_.cancel();  // c2s may be waiting to move the next unit to another server
+      }
       if (idle_after && detachable()) {
         if (c2s_writing_) {
           detach_wanted_ = true;
@@ -1686,6 +2173,7 @@ class Session {
   // A server goes back to the pool only idle and reset; otherwise it is closed (and its running
   // query cancelled first, since PostgreSQL notices a closed socket only when it next does I/O).
   asio::awaitable<void> return_server(End end) {
+    leave_endpoint();
     const bool txn = cfg_.pool.mode == conf::PoolMode::kTransaction;
     const bool server_ok = end != End::kServerGone && end != End::kServerViolation;
     const bool mid_message = c2s_remaining_ > 0 || s2c_remaining_ > 0 || !server_->in.empty();
@@ -1766,6 +2254,33 @@ class Session {
   std::string local_now_;           // local replies to send before the next server write
   bool client_busy_ = false;        // a write to the client is in progress
   asio::steady_timer client_free_;  // wakes writers waiting for client_busy_
+
+  // Read/write splitting state (transaction pooling with routing.enabled).
+  bool routing_ = false;                                     // splitting is on for this session
+  EndpointState* attached_ = nullptr;                        // endpoint of server_ while attached
+  routing::Route attached_route_ = routing::Route::kWriter;  // what server_ was chosen for
+  bool attached_wrote_ = false;                 // a unit on this attachment needed the writer
+  bool unit_start_ = false;                     // the next client message begins a unit
+  bool unit_checked_ = false;                   // ... and it was already found to fit server_
+  asio::steady_timer drained_;                  // s2c wakes c2s when every reply is in
+  bool fallback_ = false;                       // choose_target: a read goes to the writer
+  bool ryw_fallback_ = false;                   // ... because of read-your-writes
+  std::vector<const EndpointState*> excluded_;  // replicas that failed this unit
+  std::vector<routing::Candidate> candidates_;  // scratch for choose_target
+  // Read-your-writes: after a writing transaction, reads wait for a replica past rw_lsn_.
+  bool rw_pending_ = false;
+  std::chrono::steady_clock::time_point rw_at_;  // when the write was acknowledged
+  uint64_t rw_lsn_ = 0;                          // a writer position at or after it (0: unknown)
+  routing::Hint session_hint_ = routing::Hint::kNone;  // SET pglane.route
+  bool default_read_only_ = false;                     // default_transaction_read_only is on
+  bool default_serializable_ = false;  // default_transaction_isolation is serializable
+  std::shared_ptr<const routing::FunctionCatalog> catalog_;
+  std::chrono::steady_clock::time_point catalog_at_;
+  // Retrying a read once when its replica dies before the client saw any answer.
+  bool retry_ok_ = false;   // nothing of this attachment has reached the client yet
+  bool retried_ = false;    // this unit was already retried
+  std::string attach_raw_;  // the client bytes this attachment consumed, while retry_ok_
+  std::string acquire_failed_sqlstate_;
 };
 
 }  // namespace

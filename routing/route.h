@@ -1,13 +1,79 @@
-// Where a statement may run. Route decisions are pure functions of statement analysis, session
-// state and a health view; this header is the vocabulary shared with proxy/.
+// Route decisions as pure functions: (StatementInfo, session state, function catalog) -> where
+// a statement may go, and (candidate replicas' health) -> which replica serves a read. No I/O;
+// proxy/ feeds them what the health checker and the catalog loader observed.
 #pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "routing/statement.h"
 
 namespace pglane::routing {
 
-enum class Route {
-  kWriter,     // the region's writer (always safe)
-  kReader,     // a healthy, caught-up replica
-  kAnalytics,  // the analytics endpoint
+enum class Route : uint8_t {
+  kReader,     // a replica may serve it (the writer can, too)
+  kWriter,     // only the writer
+  kAnalytics,  // the analytics endpoint (only ever a read)
 };
+
+const char* route_name(Route r);
+
+// Which functions cannot write: pg_proc.provolatile, read from the server. A name is read-only
+// when every overload of it is immutable or stable; unqualified names are read-only only when
+// they are in every schema that has them (search_path is not resolved).
+class FunctionCatalog {
+ public:
+  void add(std::string_view schema, std::string_view name, bool read_only);
+  // nullopt: no function of that name is known.
+  std::optional<bool> read_only(const QualifiedName& fn) const;
+  size_t size() const { return qualified_.size(); }
+
+ private:
+  std::unordered_map<std::string, bool> qualified_;    // "schema.name"
+  std::unordered_map<std::string, bool> unqualified_;  // "name"
+};
+
+struct RouteContext {
+  const FunctionCatalog* catalog = nullptr;  // null: not loaded; every call is a possible write
+  // Volatile functions known not to write (routing.read_only_functions).
+  const std::unordered_set<std::string>* read_only_allow = nullptr;
+  bool default_read_only = false;     // the session's default_transaction_read_only
+  bool default_serializable = false;  // the session's default_transaction_isolation
+  Hint session_hint = Hint::kNone;    // SET pglane.route
+};
+
+struct Decision {
+  Route route = Route::kWriter;
+  const char* why = "";
+};
+
+// Where the statement(s) may go. `comment_hint` is the leading /* pglane: route=... */.
+Decision decide(const StatementInfo& info, Hint comment_hint, const RouteContext& ctx);
+
+// ---- Choosing a replica ----
+
+struct Candidate {
+  bool healthy = false;     // up, and reports being in recovery
+  int region = 0;           // 0 = the gateway's own region
+  int64_t lag_ms = 0;       // replication lag as last measured
+  uint64_t replay_lsn = 0;  // pg_last_wal_replay_lsn() as last measured
+  int64_t rtt_us = 0;       // health-check round trip
+  int outstanding = 0;      // transactions pglane has running on it now
+};
+
+struct ReadRequirement {
+  int64_t max_lag_ms = 1000;
+  uint64_t min_lsn = 0;  // read-your-writes: replayed at least this far (0 = no constraint)
+};
+
+// The replica to serve a read, or -1 for none qualifying. Own region first, then other regions
+// in order of their best round trip; within a region, the fewest outstanding transactions (then
+// the shorter round trip).
+int choose_replica(std::span<const Candidate> candidates, const ReadRequirement& need);
 
 }  // namespace pglane::routing

@@ -1,7 +1,10 @@
 #include "routing/session_effects.h"
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
+
+#include "routing/lexer.h"
 
 namespace pglane::routing {
 
@@ -51,21 +54,7 @@ std::vector<std::vector<Token>> tokenize(std::string_view sql) {
         ++i;
       }
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      // Block comments nest in PostgreSQL.
-      int depth = 0;
-      while (i < n) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
-          i += 2;
-          if (--depth == 0) {
-            break;
-          }
-        } else {
-          ++i;
-        }
-      }
+      i = std::min(lex::block_comment_end(sql, i), n);
     } else if (c == '\'') {
       skip_quoted('\'', false);
     } else if ((c == 'e' || c == 'E') && i + 1 < n && sql[i + 1] == '\'') {

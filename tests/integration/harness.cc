@@ -222,7 +222,7 @@ void SandboxEnvironment::SetUp() {
   g_keep_dir = std::getenv("PGLANE_KEEP_SANDBOX") != nullptr;
   g_sandbox_up = true;
   const std::string log = g_dir + "/sandbox-up.log";
-  int rc = run_command({"/bin/bash", g_script, "up", g_dir, "--replicas", "0", "--no-redis"}, log);
+  int rc = run_command({"/bin/bash", g_script, "up", g_dir, "--replicas", "2", "--no-redis"}, log);
   if (rc != 0) {
     FAIL() << "sandbox.sh up failed (exit " << rc << "):\n" << read_file(log);
   }
@@ -358,6 +358,14 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "[[regions]]\n"
     << "name = \"local\"\n"
     << "writer = \"127.0.0.1:" << env("PG_PRIMARY_PORT") << "\"\n";
+  if (!s.readers.empty()) {
+    c << "readers = [";
+    for (size_t i = 0; i < s.readers.size(); ++i) {
+      c << (i ? ", " : "") << toml_string(s.readers[i]);
+    }
+    c << "]\n";
+  }
+  c << s.extra_toml;
   std::string path = g_dir + "/" + name + ".toml";
   write_file(path, c.str());
   return path;
@@ -484,7 +492,11 @@ Conn connect_ok(const std::string& conninfo) {
 }
 
 Conn connect_direct(const std::string& dbname) {
-  std::string info = "host=127.0.0.1 port=" + env("PG_PRIMARY_PORT") + " dbname=" + dbname +
+  return connect_direct_port(env("PG_PRIMARY_PORT"), dbname);
+}
+
+Conn connect_direct_port(const std::string& port, const std::string& dbname) {
+  std::string info = "host=127.0.0.1 port=" + port + " dbname=" + dbname +
                      " user=" + env("PG_SUPERUSER") + " password=" + env("PG_SUPERUSER_PASSWORD") +
                      " sslmode=require gssencmode=disable";
   return connect_ok(info);

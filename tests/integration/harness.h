@@ -65,6 +65,10 @@ struct ProxySettings {
   std::optional<int> backend_connect_timeout_ms;
   std::string users_file;  // empty = the sandbox users file
   std::string log_level = "info";
+  // Read/write splitting: readers of the "local" region ("127.0.0.1:port"), and TOML appended
+  // to the file (more [[regions]], [routing], [health], [analytics]).
+  std::vector<std::string> readers;
+  std::string extra_toml;
 };
 
 // Lines "NAME METHOD [SECRET]" appended to a copy of the sandbox users file; returns its path.
@@ -130,6 +134,8 @@ Conn connect(const std::string& conninfo,
 Conn connect_ok(const std::string& conninfo);
 // Superuser connection straight to PostgreSQL (TLS, for checks: pg_stat_activity, pg_locks).
 Conn connect_direct(const std::string& dbname = "app");
+// The same to any server of the sandbox (a replica) by port.
+Conn connect_direct_port(const std::string& port, const std::string& dbname = "app");
 
 // The SQLSTATE in a verbose libpq error message ("FATAL:  28P01: ..."), or "".
 std::string sqlstate_from_message(std::string_view message);

@@ -1,0 +1,138 @@
+#include "routing/route.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+namespace pglane::routing {
+
+const char* route_name(Route r) {
+  switch (r) {
+    case Route::kReader:
+      return "reader";
+    case Route::kWriter:
+      return "writer";
+    case Route::kAnalytics:
+      return "analytics";
+  }
+  return "?";
+}
+
+void FunctionCatalog::add(std::string_view schema, std::string_view name, bool read_only) {
+  std::string q = std::string(schema) + "." + std::string(name);
+  auto [qi, qnew] = qualified_.emplace(q, read_only);
+  if (!qnew) {
+    qi->second = qi->second && read_only;
+  }
+  auto [ui, unew] = unqualified_.emplace(std::string(name), read_only);
+  if (!unew) {
+    ui->second = ui->second && read_only;
+  }
+}
+
+std::optional<bool> FunctionCatalog::read_only(const QualifiedName& fn) const {
+  if (fn.schema.empty()) {
+    auto it = unqualified_.find(fn.name);
+    return it == unqualified_.end() ? std::nullopt : std::optional<bool>(it->second);
+  }
+  auto it = qualified_.find(fn.schema + "." + fn.name);
+  return it == qualified_.end() ? std::nullopt : std::optional<bool>(it->second);
+}
+
+namespace {
+
+// Functions pg_proc calls stable that still need the writer: they assign a transaction ID,
+// which a standby cannot ("cannot assign TransactionIds during recovery").
+bool assigns_xid(const QualifiedName& fn) {
+  return (fn.schema.empty() || fn.schema == "pg_catalog") &&
+         (fn.name == "txid_current" || fn.name == "pg_current_xact_id");
+}
+
+}  // namespace
+
+Decision decide(const StatementInfo& info, Hint comment_hint, const RouteContext& ctx) {
+  if (info.parse_failed) {
+    return {Route::kWriter, "not parsed"};
+  }
+  if (info.needs_writer) {
+    return {Route::kWriter, info.locks_rows ? "locks rows" : "writes"};
+  }
+  for (const auto& fn : info.functions) {
+    if (assigns_xid(fn)) {
+      return {Route::kWriter, "assigns a transaction ID"};
+    }
+    if (ctx.read_only_allow && ctx.read_only_allow->contains(fn.name) &&
+        (fn.schema.empty() || fn.schema == "pg_catalog")) {
+      continue;
+    }
+    std::optional<bool> ro = ctx.catalog ? ctx.catalog->read_only(fn) : std::nullopt;
+    if (!ro.value_or(false)) {
+      return {Route::kWriter, ro ? "calls a volatile function" : "calls an unknown function"};
+    }
+  }
+  if (info.begins_transaction) {
+    // The whole transaction runs where it starts (it never splits). A replica can serve it only
+    // if it cannot write; SERIALIZABLE is refused on a standby.
+    const bool read_only = info.txn_read_only || (ctx.default_read_only && !info.txn_read_write);
+    const bool serializable =
+        info.txn_serializable || (ctx.default_serializable && !info.txn_isolation_set);
+    if (!read_only) {
+      return {Route::kWriter, "read-write transaction"};
+    }
+    if (serializable) {
+      return {Route::kWriter, "serializable transaction"};
+    }
+  }
+  const Hint hint = comment_hint != Hint::kNone ? comment_hint : ctx.session_hint;
+  switch (hint) {
+    case Hint::kWriter:
+      return {Route::kWriter, "hint"};
+    case Hint::kAnalytics:
+      return {Route::kAnalytics, "hint"};
+    case Hint::kReader:
+    case Hint::kNone:
+      break;
+  }
+  return {Route::kReader, "read"};
+}
+
+int choose_replica(std::span<const Candidate> candidates, const ReadRequirement& need) {
+  auto qualifies = [&](const Candidate& c) {
+    return c.healthy && c.lag_ms <= need.max_lag_ms &&
+           (need.min_lsn == 0 || c.replay_lsn >= need.min_lsn);
+  };
+  // The best region: our own if any of its replicas qualifies, else the one with the shortest
+  // round trip to a qualifying replica.
+  int best_region = -1;
+  int64_t best_rtt = std::numeric_limits<int64_t>::max();
+  for (const auto& c : candidates) {
+    if (!qualifies(c)) {
+      continue;
+    }
+    if (c.region == 0) {
+      best_region = 0;
+      break;
+    }
+    if (c.rtt_us < best_rtt) {
+      best_rtt = c.rtt_us;
+      best_region = c.region;
+    }
+  }
+  if (best_region < 0) {
+    return -1;
+  }
+  int pick = -1;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    if (c.region != best_region || !qualifies(c)) {
+      continue;
+    }
+    if (pick < 0 || c.outstanding < candidates[pick].outstanding ||
+        (c.outstanding == candidates[pick].outstanding && c.rtt_us < candidates[pick].rtt_us)) {
+      pick = static_cast<int>(i);
+    }
+  }
+  return pick;
+}
+
+}  // namespace pglane::routing

@@ -1,0 +1,480 @@
+// Read/write splitting against a real primary and two streaming replicas (TESTING.md group D
+// and F 39). Where a statement ran is read from the server itself: inet_server_port() inside
+// the statement, or success of something a standby refuses (SQLSTATE 25006).
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace pglane::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> replica_ports() {
+  std::vector<std::string> out;
+  std::istringstream in(env("PG_REPLICA_PORTS"));
+  std::string p;
+  while (in >> p) {
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::string primary_port() {
+  return env("PG_PRIMARY_PORT");
+}
+
+std::string addr(const std::string& port) {
+  return "127.0.0.1:" + port;
+}
+
+// Transaction pooling with both replicas in our region, fast health checks.
+ProxySettings split_settings(std::vector<std::string> readers, std::string extra = "") {
+  ProxySettings s;
+  s.pool_mode = "transaction";
+  s.pool_size = 10;
+  s.backend_tls_mode = "disable";
+  s.readers = std::move(readers);
+  s.extra_toml = "[health]\ninterval_ms = 100\ntimeout_ms = 1000\n" + extra;
+  return s;
+}
+
+ProxySettings both_replicas(std::string extra = "") {
+  auto r = replica_ports();
+  return split_settings({addr(r[0]), addr(r[1])}, std::move(extra));
+}
+
+std::string port_of(PGconn* c, const std::string& sql = "SELECT inet_server_port()") {
+  return query_value(c, sql);
+}
+
+// Waits until a plain read is served by a replica (checks passed, catalog loaded).
+bool wait_reads_on_replicas(PGconn* c, std::chrono::milliseconds timeout = 15s) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    Result r = exec(c, "SELECT inet_server_port()");
+    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK && PQntuples(r.get()) == 1 &&
+        std::string(PQgetvalue(r.get(), 0, 0)) != primary_port()) {
+      return true;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+void on_every_replica(const std::string& sql) {
+  for (const auto& port : replica_ports()) {
+    Conn c = connect_direct_port(port);
+    exec_ok(c.get(), sql);
+  }
+}
+
+void on_replica(const std::string& port, const std::string& sql) {
+  Conn c = connect_direct_port(port);
+  exec_ok(c.get(), sql);
+}
+
+// pg_ctl on a replica's data directory, as the postgres user when we are root.
+int pg_ctl_replica(int index, const std::string& args) {
+  std::string dir = env("PG_DATA_ROOT") + "/replica" + std::to_string(index);
+  std::string log = env("PG_LOG_DIR") + "/replica" + std::to_string(index) + ".log";
+  std::string cmd =
+      env("PG_BIN") + "/pg_ctl -D " + dir + " -l " + log + " " + args + " >/dev/null 2>&1";
+  if (geteuid() == 0) {
+    cmd = "runuser -u postgres -- " + cmd;
+  }
+  return std::system(cmd.c_str());
+}
+
+class Routing : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!sandbox_ready()) {
+      return;
+    }
+    Conn d = connect_direct();
+    exec_ok(d.get(),
+            "DROP TABLE IF EXISTS rt_items; CREATE TABLE rt_items (id int PRIMARY KEY, v int);"
+            "INSERT INTO rt_items SELECT g, 0 FROM generate_series(1, 10) g;"
+            "DROP SEQUENCE IF EXISTS rt_seq; CREATE SEQUENCE rt_seq;"
+            "DROP TABLE IF EXISTS rt_log; CREATE TABLE rt_log (id bigint, note text);"
+            "CREATE OR REPLACE FUNCTION rt_touch() RETURNS int LANGUAGE sql VOLATILE AS "
+            "$$ UPDATE rt_items SET v = v + 1 WHERE id = 1 RETURNING inet_server_port() $$;"
+            "CREATE OR REPLACE PROCEDURE rt_proc() LANGUAGE sql AS "
+            "$$ INSERT INTO rt_log VALUES (0, 'proc') $$;"
+            "GRANT ALL ON rt_items, rt_seq, rt_log TO pglane_app;");
+    // The replicas must have the objects before the tests read them.
+    for (const auto& port : replica_ports()) {
+      Conn c = connect_direct_port(port);
+      const auto deadline = Clock::now() + 10s;
+      while (Clock::now() < deadline &&
+             query_value(c.get(), "SELECT count(*) FROM pg_proc WHERE proname = 'rt_proc'") !=
+                 "1") {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  }
+};
+
+// TESTING.md 23: writes in disguise never reach a replica. Each statement either returns the
+// port it ran on (last column of its first row) or would fail on a standby.
+struct WriteCase {
+  const char* sql;
+  bool returns_port;
+};
+
+const WriteCase kWrites[] = {
+    {"SELECT nextval('rt_seq'), inet_server_port()", true},
+    {"SELECT setval('rt_seq', 100), inet_server_port()", true},
+    {"SELECT pg_advisory_xact_lock(42), inet_server_port()", true},
+    {"SELECT set_config('application_name', 'x', true), inet_server_port()", true},
+    {"SELECT rt_touch()", true},
+    {"SELECT id, inet_server_port() FROM rt_items WHERE id = 2 FOR UPDATE", true},
+    {"SELECT id, inet_server_port() FROM rt_items WHERE id = 3 FOR SHARE SKIP LOCKED", true},
+    {"SELECT id, inet_server_port() FROM rt_items WHERE id = 3 FOR NO KEY UPDATE NOWAIT", true},
+    {"WITH w AS (UPDATE rt_items SET v = v + 1 WHERE id = 4 RETURNING id) "
+     "SELECT id, inet_server_port() FROM w",
+     true},
+    {"/* leading comment */ ( SELECT id, inet_server_port() FROM rt_items WHERE id = 5 FOR "
+     "UPDATE)",
+     true},
+    {"-- line comment\n  UPDATE rt_items SET v = v + 1 WHERE id = 6 RETURNING inet_server_port()",
+     true},
+    {"INSERT INTO rt_log VALUES (1, 'x') RETURNING inet_server_port()", true},
+    {"DELETE FROM rt_log WHERE id = 1 RETURNING inet_server_port()", true},
+    {"MERGE INTO rt_items t USING (SELECT 7 AS id) s ON t.id = s.id WHEN MATCHED THEN UPDATE "
+     "SET v = t.v + 1",
+     false},
+    {"EXPLAIN ANALYZE INSERT INTO rt_log VALUES (2, 'explain')", false},
+    {"CALL rt_proc()", false},
+    {"DO $$ BEGIN INSERT INTO rt_log VALUES (3, 'do'); END $$", false},
+    {"/* pglane: route=reader */ UPDATE rt_items SET v = v + 1 WHERE id = 8 RETURNING "
+     "inet_server_port()",
+     true},
+    {"/* pglane: route=analytics */ INSERT INTO rt_log VALUES (4, 'hinted') RETURNING "
+     "inet_server_port()",
+     true},
+    // Last: these create temporary tables, which pin the session to its (writer) connection.
+    {"SELECT * INTO TEMP rt_tmp_into FROM rt_items", false},
+    {"CREATE TEMP TABLE rt_tmp_as AS SELECT * FROM rt_items", false},
+};
+
+void expect_on_writer(PGconn* c, const WriteCase& w, bool extended) {
+  Result r{extended ? PQexecParams(c, w.sql, 0, nullptr, nullptr, nullptr, nullptr, 0)
+                    : PQexec(c, w.sql)};
+  ExecStatusType st = PQresultStatus(r.get());
+  ASSERT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+      << w.sql << (extended ? " (extended)" : " (simple)") << ": " << PQerrorMessage(c);
+  if (w.returns_port) {
+    ASSERT_GE(PQntuples(r.get()), 1) << w.sql;
+    EXPECT_EQ(PQgetvalue(r.get(), 0, PQnfields(r.get()) - 1), primary_port())
+        << w.sql << (extended ? " (extended)" : " (simple)");
+  }
+}
+
+TEST_F(Routing, WritesInDisguiseReachOnlyTheWriterInSimpleAndExtendedProtocol) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  for (bool extended : {false, true}) {
+    // A fresh client per pass: the last cases pin their session to the writer.
+    Conn fresh = connect_ok(proxy.conninfo());
+    ASSERT_TRUE(wait_reads_on_replicas(fresh.get())) << proxy.log_tail();
+    for (const auto& w : kWrites) {
+      expect_on_writer(fresh.get(), w, extended);
+    }
+  }
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  // Multi-statement strings go where their most demanding statement must go.
+  Result r{PQexec(c.get(),
+                  "SELECT 1; UPDATE rt_items SET v = v WHERE id = 9; "
+                  "SELECT inet_server_port()")};
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+  EXPECT_EQ(PQgetvalue(r.get(), 0, 0), primary_port());
+  // A statement the parser rejects goes to the writer (and fails there, as it would anywhere).
+  Result bad{PQexec(c.get(), "SELEC inet_server_port()")};
+  EXPECT_EQ(sqlstate(bad.get()), "42601");
+}
+
+TEST_F(Routing, PlainReadsLandOnReplicas) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  const auto replicas = replica_ports();
+  std::set<std::string> allowed(replicas.begin(), replicas.end());
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_TRUE(allowed.count(port_of(c.get(), "SELECT inet_server_port() FROM rt_items LIMIT 1")));
+    Result r{PQexecParams(c.get(), "SELECT inet_server_port(), $1::int", 1, nullptr,
+                          std::vector<const char*>{"7"}.data(), nullptr, nullptr, 0)};
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK);
+    EXPECT_TRUE(allowed.count(PQgetvalue(r.get(), 0, 0))) << "extended read on the writer";
+  }
+  // A prepared write, executed later, still goes to the writer; a prepared read to a replica.
+  Result p1{PQprepare(c.get(), "w",
+                      "UPDATE rt_items SET v = v + 1 WHERE id = $1 RETURNING "
+                      "inet_server_port()",
+                      0, nullptr)};
+  Result p2{
+      PQprepare(c.get(), "r", "SELECT inet_server_port() FROM rt_items WHERE id = $1", 0, nullptr)};
+  const char* one[] = {"1"};
+  for (int i = 0; i < 5; ++i) {
+    Result w{PQexecPrepared(c.get(), "w", 1, one, nullptr, nullptr, 0)};
+    ASSERT_EQ(PQresultStatus(w.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    EXPECT_EQ(PQgetvalue(w.get(), 0, 0), primary_port());
+  }
+  // The reads after those writes wait for a replica to replay them (read-your-writes), then
+  // go back to replicas.
+  const auto deadline = Clock::now() + 10s;
+  bool on_replica = false;
+  while (!on_replica && Clock::now() < deadline) {
+    Result r{PQexecPrepared(c.get(), "r", 1, one, nullptr, nullptr, 0)};
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    on_replica = allowed.count(PQgetvalue(r.get(), 0, 0)) > 0;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(on_replica);
+}
+
+TEST_F(Routing, TransactionsNeverSplitAndSerializableStaysOffStandbys) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  exec_ok(c.get(), "BEGIN");
+  EXPECT_EQ(port_of(c.get()), primary_port());
+  exec_ok(c.get(), "UPDATE rt_items SET v = v + 1 WHERE id = 10");
+  EXPECT_EQ(port_of(c.get()), primary_port());
+  exec_ok(c.get(), "COMMIT");
+
+  // (Reads right after this client's write wait for a replica to replay it.)
+  ASSERT_TRUE(wait_reads_on_replicas(c.get()));
+  exec_ok(c.get(), "BEGIN READ ONLY");
+  std::string p = port_of(c.get());
+  EXPECT_NE(p, primary_port());
+  EXPECT_EQ(port_of(c.get(), "SELECT inet_server_port() FROM rt_items LIMIT 1"), p);
+  // A write inside a read-only transaction fails where the transaction is; it is not moved.
+  Result w{PQexec(c.get(), "UPDATE rt_items SET v = 0 WHERE id = 10")};
+  EXPECT_EQ(sqlstate(w.get()), "25006");
+  exec_ok(c.get(), "ROLLBACK");
+
+  exec_ok(c.get(), "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY");
+  EXPECT_EQ(port_of(c.get()), primary_port());
+  exec_ok(c.get(), "COMMIT");
+
+  // default_transaction_read_only lets plain BEGIN run on a replica.
+  exec_ok(c.get(), "SET default_transaction_read_only = on");
+  exec_ok(c.get(), "BEGIN");
+  EXPECT_NE(port_of(c.get()), primary_port());
+  exec_ok(c.get(), "COMMIT");
+}
+
+TEST_F(Routing, PipelinedUnitsMoveBetweenServersOnlyBetweenTransactions) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  ASSERT_EQ(PQenterPipelineMode(c.get()), 1);
+  const char* sqls[] = {"SELECT inet_server_port()",
+                        "UPDATE rt_items SET v = v + 1 WHERE id = 1 RETURNING inet_server_port()",
+                        "SELECT inet_server_port()"};
+  for (const char* sql : sqls) {
+    ASSERT_EQ(PQsendQueryParams(c.get(), sql, 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+    ASSERT_EQ(PQpipelineSync(c.get()), 1);
+  }
+  std::vector<std::string> ports;
+  for (int i = 0; i < 3; ++i) {
+    for (;;) {
+      Result r{PQgetResult(c.get())};
+      if (!r) {
+        break;
+      }
+      if (PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
+        ports.push_back(PQgetvalue(r.get(), 0, 0));
+      } else {
+        ASSERT_NE(PQresultStatus(r.get()), PGRES_FATAL_ERROR) << PQerrorMessage(c.get());
+      }
+    }
+    Result sync{PQgetResult(c.get())};
+    ASSERT_EQ(PQresultStatus(sync.get()), PGRES_PIPELINE_SYNC);
+  }
+  ASSERT_EQ(PQexitPipelineMode(c.get()), 1);
+  ASSERT_EQ(ports.size(), 3u);
+  EXPECT_NE(ports[0], primary_port());
+  EXPECT_EQ(ports[1], primary_port());
+  EXPECT_EQ(ports[2], primary_port()) << "read right after the write: read-your-writes";
+}
+
+// TESTING.md 25: with replay paused everywhere, a client reads its own writes every time.
+TEST_F(Routing, ReadYourWritesUnderPausedReplay) {
+  // Lag alone would also protect after a second; a huge lag allowance leaves only
+  // read-your-writes in the way of stale reads.
+  Proxy proxy(both_replicas("[routing]\nmax_replica_lag_ms = 3600000\n"));
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  Conn other = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  exec_ok(c.get(), "DELETE FROM rt_log WHERE id >= 1000");
+  on_every_replica("SELECT pg_wal_replay_pause()");
+  int stale = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = std::to_string(1000 + i);
+    exec_ok(c.get(), "INSERT INTO rt_log VALUES (" + id + ", 'ryw')");
+    if (query_value(c.get(), "SELECT count(*) FROM rt_log WHERE id = " + id) != "1") {
+      ++stale;
+    }
+  }
+  EXPECT_EQ(stale, 0);
+  // A client that wrote nothing is still served by the (stale) replicas.
+  EXPECT_NE(port_of(other.get()), primary_port());
+  EXPECT_EQ(query_value(other.get(), "SELECT count(*) FROM rt_log WHERE id >= 1000"), "0");
+  on_every_replica("SELECT pg_wal_replay_resume()");
+  // Once a replica has replayed past the writes, the writer's reads return to replicas.
+  EXPECT_TRUE(wait_reads_on_replicas(c.get(), 10s)) << proxy.log_tail();
+  EXPECT_EQ(query_value(c.get(), "SELECT count(*) FROM rt_log WHERE id >= 1000"), "1000");
+}
+
+TEST_F(Routing, LaggingReplicaStopsServingReadsAndReturns) {
+  Proxy proxy(both_replicas("[routing]\nmax_replica_lag_ms = 300\n"));
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  Conn writer = connect_direct();
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  const std::string lagging = replica_ports()[0];
+  on_replica(lagging, "SELECT pg_wal_replay_pause()");
+  // Keep the writer advancing; reads must leave the paused replica.
+  bool left = false;
+  const auto deadline = Clock::now() + 5s;
+  while (!left && Clock::now() < deadline) {
+    exec_ok(writer.get(), "UPDATE rt_items SET v = v + 1 WHERE id = 2");
+    std::this_thread::sleep_for(50ms);
+    int on_lagging = 0;
+    for (int i = 0; i < 10; ++i) {
+      on_lagging += port_of(c.get()) == lagging ? 1 : 0;
+    }
+    left = on_lagging == 0;
+  }
+  EXPECT_TRUE(left) << proxy.log_tail();
+  // And it stays out while it lags.
+  for (int i = 0; i < 20; ++i) {
+    exec_ok(writer.get(), "UPDATE rt_items SET v = v + 1 WHERE id = 2");
+    EXPECT_NE(port_of(c.get()), lagging);
+  }
+  on_replica(lagging, "SELECT pg_wal_replay_resume()");
+  // It returns: with the other replica paused in turn, reads go back to it.
+  const std::string other = replica_ports()[1];
+  on_replica(other, "SELECT pg_wal_replay_pause()");
+  bool back = false;
+  const auto deadline2 = Clock::now() + 5s;
+  while (!back && Clock::now() < deadline2) {
+    exec_ok(writer.get(), "UPDATE rt_items SET v = v + 1 WHERE id = 2");
+    std::this_thread::sleep_for(50ms);
+    back = port_of(c.get()) == lagging;
+  }
+  on_replica(other, "SELECT pg_wal_replay_resume()");
+  EXPECT_TRUE(back) << proxy.log_tail();
+}
+
+// Region preference and F 39: the local region's replica serves reads while healthy; stopped,
+// the other region's takes over with at most one failed read per client; restarted, it rejoins.
+TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
+  if (skip_heavy()) {
+    GTEST_SKIP() << "PGLANE_SKIP_HEAVY";
+  }
+  const auto r = replica_ports();
+  ProxySettings s = split_settings(
+      {addr(r[0])}, "[[regions]]\nname = \"far\"\nwriter = \"127.0.0.1:" + primary_port() +
+                        "\"\nreaders = [\"" + addr(r[1]) + "\"]\n");
+  Proxy proxy(s);
+  START_PROXY(proxy);
+  constexpr int kClients = 4;
+  std::vector<Conn> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(connect_ok(proxy.conninfo()));
+  }
+  ASSERT_TRUE(wait_reads_on_replicas(clients[0].get())) << proxy.log_tail();
+  // Both replicas up: the local one serves.
+  const auto up_deadline = Clock::now() + 10s;
+  while (port_of(clients[0].get()) != r[0] && Clock::now() < up_deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  for (auto& c : clients) {
+    EXPECT_EQ(port_of(c.get()), r[0]);
+  }
+  ASSERT_EQ(pg_ctl_replica(1, "-m immediate stop"), 0);
+  std::vector<int> failures(kClients, 0);
+  for (int round = 0; round < 30; ++round) {
+    for (int i = 0; i < kClients; ++i) {
+      Result res{PQexec(clients[i].get(), "SELECT inet_server_port()")};
+      if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
+        ++failures[i];
+        continue;
+      }
+      EXPECT_NE(PQgetvalue(res.get(), 0, 0), r[0]);
+    }
+  }
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_LE(failures[i], 1) << "client " << i;
+  }
+  EXPECT_EQ(port_of(clients[0].get()), r[1]) << "the far region's replica serves";
+  ASSERT_EQ(pg_ctl_replica(1, "-W start"), 0);
+  const auto deadline = Clock::now() + 20s;
+  bool back = false;
+  while (!back && Clock::now() < deadline) {
+    Result res{PQexec(clients[0].get(), "SELECT inet_server_port()")};
+    back = PQresultStatus(res.get()) == PGRES_TUPLES_OK && PQgetvalue(res.get(), 0, 0) == r[0];
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(back) << "the local replica did not rejoin\n" << proxy.log_tail();
+}
+
+TEST_F(Routing, AnalyticsHintsGoToTheAnalyticsEndpoint) {
+  const auto r = replica_ports();
+  // The second replica stands in for the analytics endpoint (a separate PostgreSQL instance).
+  ProxySettings s =
+      split_settings({addr(r[0])}, "[analytics]\nendpoint = \"" + addr(r[1]) +
+                                       "\"\nuser = \"pglane_app\"\npassword_file = \"" +
+                                       sandbox_dir() + "/backend_password\"\n");
+  Proxy proxy(s);
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  EXPECT_EQ(port_of(c.get()), r[0]);
+  EXPECT_EQ(port_of(c.get(), "/* pglane: route=analytics */ SELECT inet_server_port()"), r[1]);
+  exec_ok(c.get(), "SET pglane.route = analytics");
+  EXPECT_EQ(port_of(c.get()), r[1]);
+  EXPECT_EQ(port_of(c.get(),
+                    "UPDATE rt_items SET v = v + 1 WHERE id = 3 RETURNING "
+                    "inet_server_port()"),
+            primary_port());
+  exec_ok(c.get(), "SET pglane.route = writer");
+  EXPECT_EQ(port_of(c.get()), primary_port());
+  exec_ok(c.get(), "SET pglane.route = default");
+  // (a read right after the UPDATE above may still wait for replay: read-your-writes)
+  EXPECT_TRUE(wait_reads_on_replicas(c.get(), 10s));
+}
+
+// TESTING.md 26: a temporary table shadowing a real one is read on the session that owns it.
+TEST_F(Routing, TemporaryTableShadowingARealTableIsReadWhereItLives) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  exec_ok(c.get(), "CREATE TEMP TABLE rt_items (id int, v int)");
+  exec_ok(c.get(), "INSERT INTO rt_items VALUES (1, -1)");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(query_value(c.get(), "SELECT v FROM rt_items WHERE id = 1"), "-1");
+  }
+}
+
+}  // namespace
+}  // namespace pglane::itest
