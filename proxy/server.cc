@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_split.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
 #include "proxy/log.h"
@@ -159,10 +160,24 @@ int run_server(const std::string& config_path) {
   // Signals are handled on a control io_context on the main thread.
   asio::io_context control(1);
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
   std::function<void()> wait_signal;
   wait_signal = [&] {
     signals.async_wait([&](error_code ec, int sig) {
       if (ec) {
+        return;
+      }
+      if (sig == SIGUSR1) {
+        // Counters and endpoint health, one line each, until the admin console exists.
+        if (Topology* t = topology()) {
+          std::string text = t->describe();
+          for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+            PGLANE_LOG_INFO("%s", std::string(line));
+          }
+        } else {
+          PGLANE_LOG_INFO("routing off (no readers, or session pooling)");
+        }
+        wait_signal();
         return;
       }
       if (sig == SIGHUP) {

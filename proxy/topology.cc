@@ -501,7 +501,16 @@ void Topology::catalog_loop() {
 }
 
 std::string Topology::describe() const {
-  std::string out;
+  const RouteStats& r = stats_;
+  const int64_t analysed = r.analysis_fast + r.analysis_cache_hits + r.analysis_parsed;
+  std::string out = absl::StrFormat(
+      "routing reads_local=%d reads_remote=%d reads_writer=%d reads_ryw=%d writes=%d "
+      "analytics=%d retries=%d reroutes=%d analysed=%d fast=%d cache_hits=%d parsed=%d "
+      "rejected=%d\n",
+      r.reads_local.load(), r.reads_remote.load(), r.reads_writer.load(), r.reads_ryw.load(),
+      r.writes.load(), r.analytics.load(), r.retries.load(), r.reroutes.load(), analysed,
+      r.analysis_fast.load(), r.analysis_cache_hits.load(), r.analysis_parsed.load(),
+      r.analysis_rejected.load());
   auto line = [&](const EndpointState& e, const char* role) {
     absl::StrAppend(&out,
                     absl::StrFormat("%s %s region=%s up=%d recovery=%d lsn=%u lag_ms=%d rtt_us=%d "

@@ -101,7 +101,7 @@ class Topology {
   const std::unordered_set<std::string>& read_only_allow() const { return allow_; }
 
   RouteStats& stats() { return stats_; }
-  std::string describe() const;  // one line per endpoint, for logs and tests
+  std::string describe() const;  // counters, then one line per endpoint: for logs and tests
 
  private:
   struct Sample {
