@@ -12,11 +12,18 @@
 # run and the median over rounds reported, and the log is deleted right after.
 # Results (markdown) go to stdout, progress to stderr.
 #
+# SPLIT=1 measures read/write splitting: the sandbox gets two streaming replicas, pooling is
+# transaction mode, and pglane runs twice, as "pglane" (one writer, no splitting) and
+# "pglane-split" (the replicas as readers). BUILTIN picks pgbench's script: select-only (-S,
+# the default) or tpcb-like. The report adds the share of reads the replicas served (pglane's
+# routing counters, logged on SIGUSR1) and pglane-split's CPU per transaction against pglane's.
+#
 # Environment (defaults):
 #   ROUNDS=3 DURATION=15 CLIENTS=32 THREADS=2 SCALE=10 LAT_DURATION=10 WARMUP=5
 #   POOL_MODE=session (or transaction; both proxies)   POOL_SIZE=20   WORKERS=2 (pglane threads)
 #   TARGETS="direct pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
+#   SPLIT=0 (1: read/write splitting run, see above)   BUILTIN=select-only (or tpcb-like)
 # pgbench -j is min(THREADS, CLIENTS). The open-files limit is raised (65536, or the hard limit)
 # for pgbench and both proxies, so CLIENTS=500 works. pgbench's -T clock includes connecting, and
 # 500 direct SCRAM logins took ~20 s on the busy 2-core machine (the proxies ~3 s): give such
@@ -50,6 +57,21 @@ POOL_SIZE=${POOL_SIZE:-20}
 WORKERS=${WORKERS:-2}
 TARGETS=${TARGETS:-direct pgbouncer pglane}
 PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
+SPLIT=${SPLIT:-0}
+BUILTIN=${BUILTIN:-select-only}
+case $BUILTIN in
+  select-only) script_flags=(-S) ;;
+  tpcb-like) script_flags=(-b tpcb-like) ;;
+  *) die "BUILTIN must be select-only or tpcb-like" ;;
+esac
+case $SPLIT in 0 | 1) ;; *) die "SPLIT must be 0 or 1" ;; esac
+if [ "$SPLIT" = 1 ] && [ "$write" = 1 ]; then
+  die "SPLIT=1 reports are not written over bench/RESULTS.md: add them to its splitting section"
+fi
+if [ "$SPLIT" = 1 ] && [ "$POOL_MODE" != transaction ]; then
+  note "SPLIT=1: read/write splitting needs transaction pooling; using POOL_MODE=transaction"
+  POOL_MODE=transaction
+fi
 case $POOL_MODE in session | transaction) ;; *) die "POOL_MODE must be session or transaction" ;; esac
 for v in ROUNDS DURATION CLIENTS THREADS SCALE LAT_DURATION WARMUP POOL_SIZE WORKERS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
@@ -88,11 +110,13 @@ chmod 755 "$tmp"  # the postgres user (PgBouncer, PostgreSQL) must reach its sub
 report="$tmp/report.md"
 pgbouncer_pid=""
 pglane_pid=""
+pglane_pids=()
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "$pglane_pid" ] && stop_pid "$pglane_pid" 10
+  local lp
+  for lp in "${pglane_pids[@]}"; do stop_pid "$lp" 10; done
   [ -n "$pgbouncer_pid" ] && stop_pid "$pgbouncer_pid" 10
   "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
   if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
@@ -109,7 +133,7 @@ out() {
 
 # --- servers -------------------------------------------------------------------------------
 note "starting the sandbox"
-"$root/scripts/sandbox.sh" up "$tmp/sandbox" --replicas 0 --no-redis >&2
+"$root/scripts/sandbox.sh" up "$tmp/sandbox" --replicas $((SPLIT * 2)) --no-redis >&2
 # shellcheck source=/dev/null
 . "$tmp/sandbox/sandbox.env"
 export PGPASSWORD=$APP_PASSWORD PGSSLMODE=disable
@@ -121,7 +145,7 @@ max_conn=$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USE
 need=0
 [ -n "${wanted[direct]:-}" ] && need=$((need + CLIENTS))
 [ -n "${wanted[pgbouncer]:-}" ] && need=$((need + POOL_SIZE))
-[ -n "${wanted[pglane]:-}" ] && need=$((need + POOL_SIZE))
+[ -n "${wanted[pglane]:-}" ] && need=$((need + POOL_SIZE * (SPLIT + 1)))
 if [ "$need" -gt $((max_conn - 5)) ]; then
   die "TARGETS=\"$TARGETS\" with CLIENTS=$CLIENTS and pool size $POOL_SIZE ($POOL_MODE pooling) can" \
     "need $need server connections at once, PostgreSQL allows $max_conn: run the targets" \
@@ -131,6 +155,21 @@ fi
 note "pgbench -i -s $SCALE"
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" "$APP_DB" \
   >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
+if [ "$SPLIT" = 1 ]; then
+  # The replicas must have the tables before reads are sent to them.
+  lsn=$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" -d "$APP_DB" \
+    -c "SELECT pg_current_wal_lsn()")
+  for rport in $PG_REPLICA_PORTS; do
+    caught=f
+    for ((i = 0; i < 300; i++)); do
+      caught=$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$rport" -U "$APP_USER" -d "$APP_DB" \
+        -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || true)
+      [ "$caught" = t ] && break
+      sleep 0.1
+    done
+    [ "$caught" = t ] || die "replica $rport did not replay the pgbench tables"
+  done
+fi
 
 declare -A port pid label
 targets=()
@@ -193,15 +232,17 @@ EOF
   label[pgbouncer]="PgBouncer $(pgbouncer --version | awk 'NR == 1 { print $2 }')"
 }
 
-# pglane with a generated config: no TLS on either side, same pool as PgBouncer.
+# start_pglane NAME [READERS]: pglane with a generated config: no TLS on either side, same pool as
+# PgBouncer; READERS (a TOML list body of "host:port") turns read/write splitting on.
 start_pglane() {
+  local name=$1 readers=${2:-}
   if [ ! -x "$PGLANE_BIN" ]; then
     warn "$PGLANE_BIN not built: pglane skipped"
     return 0
   fi
   local lport
-  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}")
-  cat >"$tmp/pglane.toml" <<EOF
+  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}" "${port[pglane]:-}")
+  cat >"$tmp/$name.toml" <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
 listen_port = $lport
@@ -226,25 +267,31 @@ size = $POOL_SIZE
 [[regions]]
 name = "local"
 writer = "127.0.0.1:$PG_PRIMARY_PORT"
+readers = [$readers]
+
+[health]
+interval_ms = 100
 EOF
-  "$PGLANE_BIN" --config "$tmp/pglane.toml" >"$tmp/pglane.log" 2>&1 &
-  pglane_pid=$!
-  if ! wait_tcp 127.0.0.1 "$lport" 15 "$pglane_pid"; then
-    tail "$tmp/pglane.log" >&2
-    warn "pglane did not start: pglane skipped"
-    stop_pid "$pglane_pid" 2
-    pglane_pid=""
+  "$PGLANE_BIN" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
+  local lpid=$!
+  pglane_pids+=("$lpid")
+  if ! wait_tcp 127.0.0.1 "$lport" 15 "$lpid"; then
+    tail "$tmp/$name.log" >&2
+    warn "$name did not start: skipped"
     return 0
   fi
-  targets+=(pglane)
-  port[pglane]=$lport
-  pid[pglane]=$pglane_pid
-  label[pglane]="pglane $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
+  targets+=("$name")
+  port[$name]=$lport
+  pid[$name]=$lpid
+  pglane_pid=$lpid
+  label[$name]="$name $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
   case $WORKERS in
-    0) label[pglane]="${label[pglane]% } (workers: one per core)" ;;
-    1) label[pglane]="${label[pglane]% } (1 worker)" ;;
-    *) label[pglane]="${label[pglane]% } ($WORKERS workers)" ;;
+    0) label[$name]="${label[$name]% } (workers: one per core)" ;;
+    1) label[$name]="${label[$name]% } (1 worker)" ;;
+    *) label[$name]="${label[$name]% } ($WORKERS workers)" ;;
   esac
+  # With readers, reads go to replicas once the health checker has seen them.
+  [ -z "$readers" ] || sleep 1
 }
 
 [ -n "${wanted[direct]:-}" ] && targets+=(direct)
@@ -253,7 +300,14 @@ proxies=""
 [ -n "${wanted[pglane]:-}" ] && proxies+="${proxies:+ and} pglane"
 [ -n "$proxies" ] && note "starting${proxies} ($POOL_MODE pooling, pool size $POOL_SIZE)"
 [ -n "${wanted[pgbouncer]:-}" ] && start_pgbouncer
-[ -n "${wanted[pglane]:-}" ] && start_pglane
+if [ -n "${wanted[pglane]:-}" ]; then
+  start_pglane pglane
+  if [ "$SPLIT" = 1 ]; then
+    readers=""
+    for rport in $PG_REPLICA_PORTS; do readers+="${readers:+, }\"127.0.0.1:$rport\""; done
+    start_pglane pglane-split "$readers"
+  fi
+fi
 [ ${#targets[@]} -gt 0 ] || die "nothing to measure (TARGETS=\"$TARGETS\")"
 # open_files PID: the soft open-files limit of a running process.
 open_files() {
@@ -307,7 +361,7 @@ bench() {
   rm -f "$prefix".*
   local p=${pid[$target]:-} before=0 after=0
   if [ -n "$p" ]; then before=$(cpu_ticks "$p") || before=""; fi
-  if ! pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$seconds" \
+  if ! pgbench -n "${script_flags[@]}" -M "$mode" -c "$clients" -j "$threads" -T "$seconds" \
     -l --log-prefix="$prefix" \
     -h 127.0.0.1 -p "${port[$target]}" -U "$APP_USER" "$APP_DB" >"$log" 2>&1; then
     rm -f "$prefix".*
@@ -349,7 +403,7 @@ supported() {
 if [ "$WARMUP" -gt 0 ]; then
   note "warm-up: ${WARMUP} s against every target"
   for t in "${targets[@]}"; do
-    pgbench -n -S -c "$CLIENTS" -j "$JOBS" -T "$WARMUP" -h 127.0.0.1 -p "${port[$t]}" \
+    pgbench -n "${script_flags[@]}" -c "$CLIENTS" -j "$JOBS" -T "$WARMUP" -h 127.0.0.1 -p "${port[$t]}" \
       -U "$APP_USER" "$APP_DB" >/dev/null 2>&1 || warn "warm-up against $t failed"
   done
 fi
@@ -400,7 +454,7 @@ versions="$("$PG_BIN/postgres" --version)"
 [ -n "$pglane_pid" ] && versions+=", ${label[pglane]}"
 out "- $versions"
 out ""
-out "Each run: \`pgbench -n -S -c $CLIENTS -j $JOBS -T $DURATION -l\`, scale $SCALE, sslmode=disable," \
+out "Each run: \`pgbench -n ${script_flags[*]} -c $CLIENTS -j $JOBS -T $DURATION -l\`, scale $SCALE, sslmode=disable," \
   "$ROUNDS interleaved rounds, medians shown. Proxies: $POOL_MODE pooling, pool size $POOL_SIZE;" \
   "pglane workers = $WORKERS. CPU = proxy process utime+stime per 1,000 transactions." \
   "p99 = 99th percentile of the per-transaction latencies in pgbench's log (-l), per run."
@@ -452,6 +506,32 @@ for t in "${targets[@]}"; do
   fi
   out "| ${label[$t]} | $(fmt '%.3f' "$lat") | $(fmt '%.3f' "$p99") | $added |"
 done
+
+if [ "$SPLIT" = 1 ] && [ -n "${pid[pglane-split]:-}" ]; then
+  # pglane-split's routing counters (cumulative over warm-up and all runs).
+  kill -USR1 "${pid[pglane-split]}"
+  sleep 0.5
+  counters=$(grep -o 'routing reads_local=.*' "$tmp/pglane-split.log" | tail -n1)
+  get() { printf '%s\n' "$counters" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+  on_replicas=$(($(get reads_local) + $(get reads_remote)))
+  on_writer=$(get reads_writer)
+  out ""
+  out "## Read/write splitting (\`$BUILTIN\`)"
+  out ""
+  if [ $((on_replicas + on_writer)) -gt 0 ]; then
+    out "- reads served by replicas: $on_replicas of $((on_replicas + on_writer))" \
+      "($(awk -v a="$on_replicas" -v b="$((on_replicas + on_writer))" 'BEGIN { printf "%.1f%%", 100 * a / b }'));" \
+      "units routed to the writer as writes: $(get writes)"
+  else
+    out "- no reads routed; units routed to the writer as writes: $(get writes)"
+  fi
+  out "- statements analysed: $(get analysed) ($(get fast) by the fast path, $(get cache_hits) from the cache, $(get parsed) parsed)"
+  for mode in "${modes[@]}"; do
+    a=$(column_of "$tmp/results/load.pglane-split.$mode" 3 | median)
+    b=$(column_of "$tmp/results/load.pglane.$mode" 3 | median)
+    out "- \`-M $mode\`: CPU s / 1k tx with splitting $(fmt '%.4f' "$a"), without $(fmt '%.4f' "$b"): $(ratio "$a" "$b")"
+  done
+fi
 
 if [ -n "${wanted[pglane]:-}" ] && [ -z "$pglane_pid" ]; then
   out ""

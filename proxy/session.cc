@@ -560,7 +560,7 @@ class Session {
         pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
         std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
     if (!got.conn) {
-      acquire_failed_sqlstate_ = got.sqlstate;
+      acquire_failed_sqlstate_ = got.server_error.empty() ? got.sqlstate : "";
       if (!got.server_error.empty()) {
         error_bytes_ = std::move(got.server_error);
       } else {
@@ -629,6 +629,8 @@ class Session {
       }
     }
     server_->settings_hash = settings_hash_;
+    server_default_scs_off_ = server_->param("standard_conforming_strings") == "off";
+    scs_off_ = scs_off_ || server_default_scs_off_;
     cancel_key_ = cancel_registry().register_client();
     have_cancel_key_ = true;
     cancel_registry().attach(cancel_key_, CancelTarget{endpoint, server_->key});
@@ -1131,8 +1133,10 @@ class Session {
           count_route(target, decision);
           break;
         }
+        // Only a connection-level failure (08xxx) says the replica is unwell; pool timeouts
+        // and the server refusing this client (28P01, 3D000...) do not.
         if (target.route != routing::Route::kReader ||
-            acquire_failed_sqlstate_ == p::sqlstate::kTooManyConnections) {
+            acquire_failed_sqlstate_.rfind("08", 0) != 0) {
           co_return e;
         }
         // A replica that cannot be reached: mark it down and try the next choice.
@@ -1164,7 +1168,6 @@ class Session {
       attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
       attached_route_ = route;
       attached_wrote_ = route == routing::Route::kWriter && !fallback_;
-      unit_start_ = true;
       unit_checked_ = true;  // the first unit chose this server
       retry_ok_ = route == routing::Route::kReader && !retried_;
       attach_raw_.clear();
@@ -1231,6 +1234,13 @@ class Session {
 
   Unit classify_unit(std::string_view data) {
     Unit u;
+    if (scs_off_) {
+      // With standard_conforming_strings off, backslashes escape quotes: our lexer and the
+      // parser read '...' differently from the server, so nothing is trusted to be a read.
+      u.state = UnitState::kDecided;
+      u.d = {routing::Route::kWriter, "standard_conforming_strings is off"};
+      return u;
+    }
     const routing::RouteContext ctx = route_context();
     bool any = false;
     routing::Decision worst{routing::Route::kReader, "neutral"};
@@ -1240,43 +1250,67 @@ class Session {
       }
       any = true;
     };
+    auto decided = [&](std::size_t size) {
+      u.state = any ? UnitState::kDecided : UnitState::kNeutral;
+      u.d = worst;
+      u.size = size;
+      return u;
+    };
+    // A statement that pins its session must run on the writer: a pinned client never moves.
+    auto merge_statement = [&](std::string_view sql) {
+      routing::Analysis a = analyze(sql);
+      if (routing::analyze_session_effects(sql).pin_reason != nullptr) {
+        merge({routing::Route::kWriter, "pins the session"});
+      } else {
+        merge(routing::decide(*a.info, a.hint, ctx));
+      }
+      return a;
+    };
     std::size_t pos = 0;
     for (;;) {
+      if (any && worst.route == routing::Route::kWriter) {
+        return decided(pos);  // nothing later can change that
+      }
       auto h = p::decode_header(data.substr(pos), cfg_.proxy.max_message_size);
-      if (h.status == p::DecodeStatus::kNeedMore) {
-        return u;
+      const bool too_big =
+          h.status == p::DecodeStatus::kViolation ||
+          (h.status == p::DecodeStatus::kMessage && h.frame.size > kMaxInspected) ||
+          pos > kMaxInspected;
+      if (too_big) {
+        // The relay reports violations; a unit too large to hold for analysis goes to the
+        // writer, where anything may run.
+        merge({routing::Route::kWriter, "not analysed"});
+        return decided(pos);
       }
-      if (h.status == p::DecodeStatus::kViolation || h.frame.size > kMaxInspected) {
-        u.state = UnitState::kDecided;  // the relay reports violations; huge: the writer
-        u.d = {routing::Route::kWriter, "not analysed"};
-        return u;
-      }
-      if (data.size() - pos < h.frame.size) {
-        return u;
+      if (h.status == p::DecodeStatus::kNeedMore || data.size() - pos < h.frame.size) {
+        if (data.size() >= kMaxInspected) {
+          merge({routing::Route::kWriter, "not analysed"});
+          return decided(pos);
+        }
+        return u;  // wait for the rest of the unit
       }
       const char type = h.frame.type;
       p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
       if (type == 'Q' && pos > 0) {
-        break;  // extended messages without a Sync, then a Query: the unit ends before it
+        return decided(pos);  // extended messages without a Sync, then a Query: ends before it
       }
       pos += h.frame.size;
       switch (type) {
         case 'Q': {
-          routing::Analysis a = analyze(r.cstring());
+          std::string_view sql = r.cstring();
+          routing::Analysis a = analyze(sql);
           if (a.info->kind == routing::StatementInfo::Kind::kPglaneSetting) {
             u.state = UnitState::kLocalSet;
             u.set_value = a.info->set_route;
-          } else {
-            u.state = UnitState::kDecided;
-            u.d = routing::decide(*a.info, a.hint, ctx);
+            u.size = pos;
+            return u;
           }
-          u.size = pos;
-          return u;
+          merge_statement(sql);
+          return decided(pos);
         }
         case 'P': {
           r.cstring();
-          routing::Analysis a = analyze(r.cstring());
-          merge(routing::decide(*a.info, a.hint, ctx));
+          merge_statement(r.cstring());
           break;
         }
         case 'B': {
@@ -1285,33 +1319,31 @@ class Session {
           if (!stmt.empty()) {
             auto it = stmts_.find(std::string(stmt));
             if (it != stmts_.end() && it->second.analysis.info) {
-              merge(routing::decide(*it->second.analysis.info, it->second.analysis.hint, ctx));
+              if (it->second.fx.pin_reason != nullptr) {
+                merge({routing::Route::kWriter, "pins the session"});
+              } else {
+                merge(routing::decide(*it->second.analysis.info, it->second.analysis.hint, ctx));
+              }
             } else {
               merge({routing::Route::kWriter, "unknown statement"});
             }
           }
           break;
         }
-        case 'S':
-          u.state = any ? UnitState::kDecided : UnitState::kNeutral;
-          u.d = worst;
-          u.size = pos;
-          return u;
+        case 'F':  // FunctionCall: a unit of its own, and it may call anything
+          merge({routing::Route::kWriter, "function call"});
+          return decided(pos);
+        case 'S':  // Sync ends the unit
+        case 'H':  // Flush: the client waits for answers before sending more
+          return decided(pos);
         case 'D':
         case 'E':
         case 'C':
-        case 'H':
-        case 'X':
           break;
-        default:  // FunctionCall, COPY data outside COPY...: the writer
-          merge({routing::Route::kWriter, "function call"});
-          break;
+        default:  // COPY data and anything else: continues what the server is doing
+          return decided(pos);
       }
     }
-    u.state = any ? UnitState::kDecided : UnitState::kNeutral;
-    u.d = worst;
-    u.size = pos;
-    return u;
   }
 
   struct Target {
@@ -1502,7 +1534,11 @@ class Session {
     settings_dirty_ = false;
     default_read_only_ = false;
     default_serializable_ = false;
+    scs_off_ = server_default_scs_off_;
     for (const auto& [name, value] : settings_) {
+      if (name == "standard_conforming_strings") {
+        scs_off_ = value == "off";
+      }
       if (name == "default_transaction_read_only") {
         default_read_only_ = value == "on";
       } else if (name == "default_transaction_isolation") {
@@ -1679,6 +1715,7 @@ class Session {
             // A protocol-level statement (drivers deallocate them with SQL): only this client's
             // name goes away; the server keeps it for others.
             stmts_.erase(it);
+            retry_ok_ = false;  // replaying would not find the name again
             std::string reply;
             p::encode_command_complete(reply, "DEALLOCATE");
             push_local(std::move(reply), true);
@@ -1710,6 +1747,7 @@ class Session {
               ensure_statement(it->second, out);
               std::string server_name = it->second.server_name;
               stmts_.erase(it);
+              retry_ok_ = false;
               server_->forget_stmt(server_name);
               p::encode_parse(out, "", "DEALLOCATE " + server_name, types);
               push('P');
@@ -1784,6 +1822,7 @@ class Session {
           // Closing a statement only forgets the client's name for it (closing a statement that
           // does not exist is not an error either, docs 55.7 Close).
           stmts_.erase(std::string(name));
+          retry_ok_ = false;
           std::string reply;
           p::encode_close_complete(reply);
           push_local(std::move(reply), false);
@@ -1806,11 +1845,26 @@ class Session {
       client_free_.expires_at(asio::steady_timer::time_point::max());
       co_await client_free_.async_wait(kUse);
     }
+    if (client_broken_) {
+      co_return asio::error::broken_pipe;
+    }
     client_busy_ = true;
     retry_ok_ = false;  // the client has seen part of an answer: nothing can be re-run now
+    // If this coroutine is cancelled mid-write (the other relay direction ended), the client's
+    // stream may hold half a message: later writes must fail rather than wait or corrupt it.
+    struct Done {
+      Session& s;
+      bool finished = false;
+      ~Done() {
+        s.client_busy_ = false;
+        s.client_free_.cancel();
+        if (!finished) {
+          s.client_broken_ = true;
+        }
+      }
+    } done{*this};
     auto ec = co_await client_.write_all(bufs);
-    client_busy_ = false;
-    client_free_.cancel();
+    done.finished = true;
     co_return ec;
   }
 
@@ -1858,11 +1912,20 @@ class Session {
           stop = End::kClientTerminated;
           break;
         }
-        if (routing_ && unit_start_ && !unit_checked_ && !pinned_ && !skipping_) {
-          // A new unit on an attached server: it stays here if this server can run it, or if
-          // the server turns out to be inside a transaction (transactions never split).
+        if (type == 'Q' || type == 'F') {
+          unit_checked_ = false;  // always a unit of its own
+        }
+        if (stay_here_) {
+          unit_checked_ = true;  // found to belong to the open transaction on this server
+          stay_here_ = false;
+        }
+        const bool begins_work = type == 'Q' || type == 'P' || type == 'B' || type == 'F';
+        if (routing_ && begins_work && !unit_checked_ && !pinned_ && !skipping_) {
+          // The first work of a new unit on an attached server: it stays here if this server
+          // can run it, or if the server turns out to be inside a transaction (transactions
+          // never split).
           Unit u = classify_unit(data.substr(pos));
-          if (u.state == UnitState::kIncomplete && data.size() - pos < kMaxInspected) {
+          if (u.state == UnitState::kIncomplete) {
             need = data.size() - pos + 1;
             break;
           }
@@ -1872,9 +1935,8 @@ class Session {
           }
           unit_checked_ = true;
         }
-        unit_start_ = type == 'S' || type == 'Q' || type == 'F';
-        if (unit_start_) {
-          unit_checked_ = false;
+        if (type == 'S' || type == 'Q' || type == 'F') {
+          unit_checked_ = false;  // the next work starts a new unit
         }
         const bool rewritable =
             type == 'Q' || type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -1931,8 +1993,11 @@ class Session {
       }
       if (!out.empty()) {
         c2s_writing_ = true;
+        struct Writing {
+          bool& flag;
+          ~Writing() { flag = false; }
+        } writing{c2s_writing_};
         auto ec = co_await server_->stream.write_all(out);
-        c2s_writing_ = false;
         if (ec) {
           co_return End::kServerGone;
         }
@@ -1959,7 +2024,7 @@ class Session {
           topology()->stats().reroutes.fetch_add(1, std::memory_order_relaxed);
           co_return End::kDetach;
         }
-        unit_checked_ = true;
+        stay_here_ = true;
         need = 1;
         continue;
       }
@@ -2253,18 +2318,19 @@ class Session {
   bool c2s_writing_ = false;        // a write to the server is in progress
   std::string local_now_;           // local replies to send before the next server write
   bool client_busy_ = false;        // a write to the client is in progress
+  bool client_broken_ = false;      // a client write was abandoned half done
   asio::steady_timer client_free_;  // wakes writers waiting for client_busy_
 
   // Read/write splitting state (transaction pooling with routing.enabled).
   bool routing_ = false;                                     // splitting is on for this session
   EndpointState* attached_ = nullptr;                        // endpoint of server_ while attached
   routing::Route attached_route_ = routing::Route::kWriter;  // what server_ was chosen for
-  bool attached_wrote_ = false;                 // a unit on this attachment needed the writer
-  bool unit_start_ = false;                     // the next client message begins a unit
-  bool unit_checked_ = false;                   // ... and it was already found to fit server_
-  asio::steady_timer drained_;                  // s2c wakes c2s when every reply is in
-  bool fallback_ = false;                       // choose_target: a read goes to the writer
-  bool ryw_fallback_ = false;                   // ... because of read-your-writes
+  bool attached_wrote_ = false;  // a unit on this attachment needed the writer
+  bool unit_checked_ = false;    // the current unit was found to fit server_
+  bool stay_here_ = false;       // the next unit stays: the client's transaction is open here
+  asio::steady_timer drained_;   // s2c wakes c2s when every reply is in
+  bool fallback_ = false;        // choose_target: a read goes to the writer
+  bool ryw_fallback_ = false;    // ... because of read-your-writes
   std::vector<const EndpointState*> excluded_;  // replicas that failed this unit
   std::vector<routing::Candidate> candidates_;  // scratch for choose_target
   // Read-your-writes: after a writing transaction, reads wait for a replica past rw_lsn_.
@@ -2273,7 +2339,9 @@ class Session {
   uint64_t rw_lsn_ = 0;                          // a writer position at or after it (0: unknown)
   routing::Hint session_hint_ = routing::Hint::kNone;  // SET pglane.route
   bool default_read_only_ = false;                     // default_transaction_read_only is on
-  bool default_serializable_ = false;  // default_transaction_isolation is serializable
+  bool default_serializable_ = false;    // default_transaction_isolation is serializable
+  bool scs_off_ = false;                 // standard_conforming_strings is off: no splitting
+  bool server_default_scs_off_ = false;  // ... because the server's default is off
   std::shared_ptr<const routing::FunctionCatalog> catalog_;
   std::chrono::steady_clock::time_point catalog_at_;
   // Retrying a read once when its replica dies before the client saw any answer.

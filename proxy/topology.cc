@@ -160,12 +160,15 @@ std::string trim_newline(std::string s) {
 constexpr const char* kProbeSql =
     "SELECT pg_is_in_recovery(), "
     "(CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn(), '0/0') "
-    "ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::bigint, "
+    "ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, "
     "COALESCE(CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS DISTINCT FROM "
     "pg_last_wal_replay_lsn() THEN (extract(epoch FROM now() - "
     "pg_last_xact_replay_timestamp()) * 1000)::bigint END, 0)";
 
-constexpr const char* kWriterLsnSql = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint";
+// The insert position, not the write position: with synchronous_commit = off a commit is
+// acknowledged before its WAL is written, and the insert position is already past it.
+constexpr const char* kWriterLsnSql =
+    "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint";
 
 constexpr const char* kCatalogSql =
     "SELECT n.nspname, p.proname, bool_and(p.provolatile <> 'v') "
@@ -248,6 +251,9 @@ void Topology::stop() {
 
 void Topology::mark(EndpointState& ep, bool ok) {
   const auto& h = cfg_.health;
+  if (ep.reported_down.exchange(false)) {
+    ep.oks_in_row = 0;
+  }
   if (ok) {
     ep.fails_in_row = 0;
     if (++ep.oks_in_row >= h.rise && !ep.up.load()) {
@@ -269,6 +275,7 @@ void Topology::report_failure(EndpointState& ep) {
   if (ep.configured_writer || ep.analytics) {
     return;  // failover of the writer is not decided by one session
   }
+  ep.reported_down = true;  // the checker restarts its count of good checks
   if (ep.up.exchange(false)) {
     PGLANE_LOG_WARN("endpoint %s (%s) is down: a session lost its connection to it", ep.name,
                     ep.region);
@@ -282,15 +289,21 @@ void Topology::record_writer_sample(SteadyTime at, uint64_t lsn) {
     writer_samples_.push_back(Sample{at, lsn});  // a new position, first seen now
     while (writer_samples_.size() > kMaxWriterSamples) {
       writer_samples_.pop_front();
+      samples_dropped_ = true;
     }
   }
 }
 
-int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now) {
+int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag) {
   std::lock_guard lock(mu_);
   for (const auto& s : writer_samples_) {
     if (s.lsn > replay_lsn) {
-      return std::chrono::duration_cast<milliseconds>(now - s.at).count();
+      int64_t lag = std::chrono::duration_cast<milliseconds>(now - s.at).count();
+      if (&s == &writer_samples_.front() && samples_dropped_) {
+        // Behind everything we remember: the history only gives a lower bound.
+        lag = std::max(lag, ts_lag);
+      }
+      return lag;
     }
   }
   return 0;
@@ -404,10 +417,10 @@ void Topology::probe_loop(EndpointState& ep) {
           bool have_writer;
           {
             std::lock_guard lock(mu_);
-            have_writer = !writer_samples_.empty() &&
-                          now - writer_samples_.back().at < 3 * milliseconds(h.interval_ms);
+            have_writer =
+                !writer_samples_.empty() && now - last_sample_at_ < 3 * milliseconds(h.interval_ms);
           }
-          ep.lag_ms = have_writer ? lag_behind_writer(lsn, now) : ts_lag;
+          ep.lag_ms = have_writer ? lag_behind_writer(lsn, now, ts_lag) : ts_lag;
         }
         last_error.clear();
       } else {

@@ -48,7 +48,8 @@ struct EndpointState {
   std::atomic<int64_t> rtt_us{0};
   std::atomic<int> outstanding{0};  // transactions pglane runs on it now
   std::atomic<int64_t> probes_failed{0};
-  std::atomic<int64_t> reads{0};  // transactions routed here as reads
+  std::atomic<int64_t> reads{0};           // transactions routed here as reads
+  std::atomic<bool> reported_down{false};  // a session saw it fail since the last check
 
   // Checker-thread state.
   int fails_in_row = 0;
@@ -111,7 +112,7 @@ class Topology {
   void probe_loop(EndpointState& ep);
   void catalog_loop();
   void record_writer_sample(SteadyTime at, uint64_t lsn);
-  int64_t lag_behind_writer(uint64_t replay_lsn, SteadyTime now);
+  int64_t lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag);
   void mark(EndpointState& ep, bool ok);
 
   conf::Config cfg_;
@@ -127,6 +128,7 @@ class Topology {
   bool sample_wanted_ = false;
   std::deque<Sample> writer_samples_;  // WAL positions with when each was first seen
   SteadyTime last_sample_at_{};        // the latest writer sample, whatever its position
+  bool samples_dropped_ = false;       // the oldest positions were forgotten
   std::unordered_map<std::string, std::shared_ptr<const routing::FunctionCatalog>> catalogs_;
   std::unordered_set<std::string> catalog_wanted_;
   std::vector<std::thread> threads_;

@@ -93,7 +93,7 @@ void tokenize(std::string_view sql, Lexed& out) {
       continue;
     }
     if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') {
+      while (i < n && sql[i] != '\n' && sql[i] != '\r') {  // -- ends at either
         ++i;
       }
       continue;

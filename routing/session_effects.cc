@@ -50,7 +50,7 @@ std::vector<std::vector<Token>> tokenize(std::string_view sql) {
   while (i < n) {
     const unsigned char c = sql[i];
     if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') {
+      while (i < n && sql[i] != '\n' && sql[i] != '\r') {  // -- ends at either
         ++i;
       }
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {

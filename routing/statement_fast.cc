@@ -97,6 +97,21 @@ bool is_keyword(std::string_view w) {
   return false;
 }
 
+// Keywords that may be followed by '(' without it being a call: subqueries, lists, grouping.
+bool paren_follows_ok(std::string_view w) {
+  static constexpr std::array<std::string_view, 31> kWords = {
+      "select",  "from",   "where", "having", "on",       "and",   "or",        "not",
+      "in",      "exists", "any",   "all",    "some",     "union", "intersect", "except",
+      "join",    "by",     "then",  "else",   "when",     "case",  "as",        "lateral",
+      "between", "like",   "ilike", "using",  "distinct", "limit", "offset"};
+  for (auto k : kWords) {
+    if (ieq(w, k)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Keywords that stand for a value (SQL value functions and constants).
 bool is_value_keyword(std::string_view w) {
   static constexpr std::array<std::string_view, 15> kWords = {"null",           "true",
@@ -313,6 +328,9 @@ bool classify_select(const std::vector<Token>& toks, size_t b, size_t e, Stateme
     // Function calls: a name followed by '('.
     if ((t.type == T::kWord || t.type == T::kQIdent) && next && next->type == T::kLParen) {
       if (t.type == T::kWord && is_keyword(t.text)) {
+        if (!paren_follows_ok(t.text)) {
+          return false;  // left(...), first(...): a function named like a keyword: parser
+        }
         continue;  // IN (...), EXISTS (...), ANY (...), OVER (...)...
       }
       if (t.type == T::kWord && (is_construct(t.text) || is_value_keyword(t.text))) {
@@ -588,7 +606,7 @@ Hint leading_hint(std::string_view sql) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
       ++i;
     } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') {
+      while (i < n && sql[i] != '\n' && sql[i] != '\r') {  // -- ends at either
         ++i;
       }
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
@@ -616,8 +634,14 @@ bool normalize(std::string_view sql, std::string& out) {
   if (!lexed.ok) {
     return false;
   }
+  // In EXPLAIN options (ANALYZE 0/1) and SET values (SET pglane.route = 'writer') a literal can
+  // change the route: such statements keep their literals in the key.
+  bool keep_literals = false;
   for (size_t i = 0; i < lexed.tokens.size(); ++i) {
     const auto& t = lexed.tokens[i];
+    if (i == 0 || lexed.tokens[i - 1].type == T::kSemi) {
+      keep_literals |= t.type == T::kWord && (ieq(t.text, "explain") || ieq(t.text, "set"));
+    }
     if (t.type == T::kString && i > 0 && lexed.tokens[i - 1].type == T::kString) {
       // 'a' 'b' is one string across a newline and an error on one line: whitespace matters,
       // so such text is not folded into a shared cache key.
@@ -626,7 +650,11 @@ bool normalize(std::string_view sql, std::string& out) {
     switch (t.type) {
       case T::kString:
       case T::kNumber:
-        out += '?';
+        if (keep_literals) {
+          out.append(t.text);
+        } else {
+          out += '?';
+        }
         break;
       case T::kWord:
         for (char c : t.text) {

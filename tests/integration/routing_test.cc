@@ -2,6 +2,8 @@
 // and F 39). Where a statement ran is read from the server itself: inet_server_port() inside
 // the statement, or success of something a standby refuses (SQLSTATE 25006).
 #include <libpq-fe.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <set>
@@ -461,6 +463,57 @@ TEST_F(Routing, AnalyticsHintsGoToTheAnalyticsEndpoint) {
   exec_ok(c.get(), "SET pglane.route = default");
   // (a read right after the UPDATE above may still wait for replay: read-your-writes)
   EXPECT_TRUE(wait_reads_on_replicas(c.get(), 10s));
+}
+
+TEST_F(Routing, CountersAndEndpointHealthAreLoggedOnSigusr1) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  for (int i = 0; i < 5; ++i) {
+    port_of(c.get());
+  }
+  exec_ok(c.get(), "UPDATE rt_items SET v = v + 1 WHERE id = 1");
+  ASSERT_EQ(kill(proxy.pid(), SIGUSR1), 0);
+  std::string log;
+  const auto deadline = Clock::now() + 5s;
+  while (Clock::now() < deadline) {
+    log = proxy.log_tail(20000);
+    if (log.find("replica 127.0.0.1:" + replica_ports()[1]) != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  auto counter = [&](const std::string& name) {
+    size_t at = log.rfind(" " + name + "=");
+    return at == std::string::npos ? -1 : std::atol(log.c_str() + at + name.size() + 2);
+  };
+  EXPECT_GE(counter("reads_local"), 5) << log;
+  EXPECT_GE(counter("writes"), 1) << log;
+  EXPECT_GE(counter("fast"), 6) << log;
+  EXPECT_NE(log.find("writer 127.0.0.1:" + primary_port()), std::string::npos) << log;
+  EXPECT_NE(log.find("up=1 recovery=1"), std::string::npos) << log;
+}
+
+// Found in review: units that end without a Sync must not wait for one.
+TEST_F(Routing, CopyFromStdinAndFunctionCallsRunOnTheWriter) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  Result copy{PQexec(c.get(), "COPY rt_log FROM STDIN")};
+  ASSERT_EQ(PQresultStatus(copy.get()), PGRES_COPY_IN) << PQerrorMessage(c.get());
+  const std::string rows = "5001\tcopied\n5002\tcopied\n";
+  ASSERT_EQ(PQputCopyData(c.get(), rows.data(), static_cast<int>(rows.size())), 1);
+  ASSERT_EQ(PQputCopyEnd(c.get(), nullptr), 1);
+  Result done{PQgetResult(c.get())};
+  EXPECT_EQ(PQresultStatus(done.get()), PGRES_COMMAND_OK) << PQerrorMessage(c.get());
+  while (Result more{PQgetResult(c.get())}) {
+  }
+  // libpq's large-object calls use the FunctionCall message, after a catalog lookup (a read).
+  Oid oid = lo_creat(c.get(), 0x20000 | 0x40000);  // INV_WRITE | INV_READ
+  EXPECT_NE(oid, 0u) << PQerrorMessage(c.get());
+  EXPECT_EQ(query_value(c.get(), "SELECT count(*) FROM rt_log WHERE note = 'copied'"), "2");
 }
 
 // TESTING.md 26: a temporary table shadowing a real one is read on the session that owns it.

@@ -624,5 +624,55 @@ writer = "h:1"
             at(5) + "regions[0].name: expected a string, got an integer");
 }
 
+TEST_F(ConfigTest, RoutingAndHealthSections) {
+  ConfigPtr c = ok(std::string(kMinimal) + R"(
+[routing]
+max_replica_lag_ms = 250
+read_your_writes = "window"
+read_your_writes_window_ms = 500
+no_replica = "error"
+read_only_functions = ["random", "my_report"]
+analysis_cache_size = 0
+
+[health]
+interval_ms = 100
+timeout_ms = 300
+fall = 3
+rise = 2
+user = "probe"
+password = "secret"
+database = "app"
+)");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->routing.max_replica_lag_ms, 250);
+  EXPECT_EQ(c->routing.read_your_writes, ReadYourWrites::kWindow);
+  EXPECT_EQ(c->routing.read_your_writes_window_ms, 500);
+  EXPECT_EQ(c->routing.no_replica, NoReplica::kError);
+  EXPECT_EQ(c->routing.read_only_functions, (std::vector<std::string>{"random", "my_report"}));
+  EXPECT_EQ(c->routing.analysis_cache_size, 0);
+  EXPECT_EQ(c->health.interval_ms, 100);
+  EXPECT_EQ(c->health.fall, 3);
+  EXPECT_EQ(c->health.rise, 2);
+  EXPECT_EQ(c->health.credential.user, "probe");
+  EXPECT_EQ(c->health.database, "app");
+  ConfigPtr d = ok(kMinimal);
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->routing.enabled);
+  EXPECT_EQ(d->routing.read_your_writes, ReadYourWrites::kLsn);
+  EXPECT_EQ(d->health.interval_ms, 1000);
+}
+
+TEST_F(ConfigTest, BadRoutingValuesNameTheKey) {
+  const int base = 7;  // lines in kMinimal, plus the blank line and the table header
+  EXPECT_EQ(error(std::string(kMinimal) + "\n[routing]\nread_your_writes = \"maybe\"\n"),
+            at(base + 2) +
+                "routing.read_your_writes: must be one of \"lsn\", \"window\", \"off\"; got "
+                "\"maybe\"");
+  EXPECT_THAT(error(std::string(kMinimal) + "\n[health]\ninterval_ms = 10\n"),
+              StartsWith(at(base + 2) + "health.interval_ms: must be between 100 and"));
+  EXPECT_THAT(error(std::string(kMinimal) + "\n[routing]\nread_only_functions = [1]\n"),
+              StartsWith(at(base + 2) + "routing.read_only_functions[0]:"));
+}
+
 }  // namespace
 }  // namespace pglane::conf

@@ -237,5 +237,34 @@ TEST(ChooseReplica, PrefersOwnRegionThenNearestThenLeastBusy) {
   EXPECT_EQ(choose_replica(c, need), 0);
 }
 
+// Found in review: each of these once came out as a read.
+TEST(ClassifyRegression, LineCommentEndsAtCarriageReturnToo) {
+  const auto ctx = context();
+  const std::string sql = "SELECT 1; --\rDELETE FROM t";
+  EXPECT_EQ(decide(*Analyzer(0).analyze(sql).info, Hint::kNone, ctx).route, Route::kWriter);
+  EXPECT_EQ(decide(analyze_with_parser(sql), Hint::kNone, ctx).route, Route::kWriter);
+}
+
+TEST(ClassifyRegression, CacheKeyKeepsLiteralsThatChangeTheRoute) {
+  const auto ctx = context();
+  Analyzer analyzer(100);
+  EXPECT_EQ(
+      decide(*analyzer.analyze("EXPLAIN (ANALYZE 0) DELETE FROM t").info, Hint::kNone, ctx).route,
+      Route::kReader);
+  EXPECT_EQ(
+      decide(*analyzer.analyze("EXPLAIN (ANALYZE 1) DELETE FROM t").info, Hint::kNone, ctx).route,
+      Route::kWriter);
+}
+
+TEST(ClassifyRegression, FunctionsNamedLikeKeywordsAreCalls) {
+  const auto ctx = context();
+  for (const char* sql : {"SELECT next('jobs')", "SELECT first(x) FROM t"}) {
+    EXPECT_EQ(decide(*Analyzer(0).analyze(sql).info, Hint::kNone, ctx).route, Route::kWriter)
+        << sql;
+  }
+  EXPECT_EQ(decide(*Analyzer(0).analyze("SELECT left('abc', 2)").info, Hint::kNone, ctx).route,
+            Route::kReader);
+}
+
 }  // namespace
 }  // namespace pglane::routing
