@@ -2,6 +2,8 @@
 // is unsure of goes to the parser, so each rule below only has to be right when it answers.
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <vector>
 
 #include "routing/lexer.h"
 #include "routing/statement.h"
@@ -79,84 +81,114 @@ Hint hint_from_comment(std::string_view body) {
 
 // Words that are grammar, not names, where the fast path meets them in a SELECT. A word that is
 // not here is taken for an identifier.
-bool is_keyword(std::string_view w) {
-  static constexpr std::array<std::string_view, 62> kWords = {
-      "select", "from",    "where",   "group",     "by",        "having", "order", "limit",
-      "offset", "as",      "and",     "or",        "not",       "in",     "is",    "null",
-      "true",   "false",   "like",    "ilike",     "between",   "case",   "when",  "then",
-      "else",   "end",     "join",    "inner",     "left",      "right",  "full",  "outer",
-      "cross",  "on",      "using",   "distinct",  "asc",       "desc",   "nulls", "first",
-      "last",   "exists",  "union",   "all",       "intersect", "except", "any",   "some",
-      "cast",   "lateral", "natural", "fetch",     "next",      "rows",   "row",   "only",
-      "for",    "similar", "escape",  "symmetric", "isnull",    "notnull"};
-  for (auto k : kWords) {
-    if (ieq(w, k)) {
-      return true;
-    }
-  }
-  return false;
-}
+constexpr std::array<std::string_view, 62> k_is_keyword = {
+    "select", "from",    "where",   "group",     "by",        "having", "order", "limit",
+    "offset", "as",      "and",     "or",        "not",       "in",     "is",    "null",
+    "true",   "false",   "like",    "ilike",     "between",   "case",   "when",  "then",
+    "else",   "end",     "join",    "inner",     "left",      "right",  "full",  "outer",
+    "cross",  "on",      "using",   "distinct",  "asc",       "desc",   "nulls", "first",
+    "last",   "exists",  "union",   "all",       "intersect", "except", "any",   "some",
+    "cast",   "lateral", "natural", "fetch",     "next",      "rows",   "row",   "only",
+    "for",    "similar", "escape",  "symmetric", "isnull",    "notnull"};
 
 // Keywords that may be followed by '(' without it being a call: subqueries, lists, grouping.
-bool paren_follows_ok(std::string_view w) {
-  static constexpr std::array<std::string_view, 31> kWords = {
-      "select",  "from",   "where", "having", "on",       "and",   "or",        "not",
-      "in",      "exists", "any",   "all",    "some",     "union", "intersect", "except",
-      "join",    "by",     "then",  "else",   "when",     "case",  "as",        "lateral",
-      "between", "like",   "ilike", "using",  "distinct", "limit", "offset"};
-  for (auto k : kWords) {
-    if (ieq(w, k)) {
-      return true;
-    }
-  }
-  return false;
-}
+constexpr std::array<std::string_view, 31> k_paren_follows_ok = {
+    "select",  "from",   "where", "having", "on",       "and",   "or",        "not",
+    "in",      "exists", "any",   "all",    "some",     "union", "intersect", "except",
+    "join",    "by",     "then",  "else",   "when",     "case",  "as",        "lateral",
+    "between", "like",   "ilike", "using",  "distinct", "limit", "offset"};
 
 // Keywords that stand for a value (SQL value functions and constants).
-bool is_value_keyword(std::string_view w) {
-  static constexpr std::array<std::string_view, 15> kWords = {"null",           "true",
-                                                              "false",          "current_date",
-                                                              "current_time",   "current_timestamp",
-                                                              "localtime",      "localtimestamp",
-                                                              "current_user",   "session_user",
-                                                              "current_role",   "user",
-                                                              "current_schema", "current_catalog",
-                                                              "default"};
-  for (auto k : kWords) {
-    if (ieq(w, k)) {
-      return true;
-    }
-  }
-  return false;
-}
+constexpr std::array<std::string_view, 15> k_is_value_keyword = {
+    "null",           "true",
+    "false",          "current_date",
+    "current_time",   "current_timestamp",
+    "localtime",      "localtimestamp",
+    "current_user",   "session_user",
+    "current_role",   "user",
+    "current_schema", "current_catalog",
+    "default"};
 
 // Words followed by '(' that are grammar constructs rather than calls of a pg_proc function
 // (or become calls of immutable pg_catalog functions, like EXTRACT and SUBSTRING).
-bool is_construct(std::string_view w) {
-  static constexpr std::array<std::string_view, 25> kWords = {
-      "coalesce", "nullif",  "greatest", "least",    "exists",    "in",   "any",
-      "all",      "some",    "array",    "row",      "values",    "cast", "over",
-      "filter",   "extract", "overlay",  "position", "substring", "trim", "grouping",
-      "lateral",  "rollup",  "cube",     "sets"};
-  for (auto k : kWords) {
-    if (ieq(w, k)) {
-      return true;
-    }
-  }
-  return false;
-}
+constexpr std::array<std::string_view, 25> k_is_construct = {
+    "coalesce", "nullif",  "greatest", "least",    "exists",    "in",   "any",
+    "all",      "some",    "array",    "row",      "values",    "cast", "over",
+    "filter",   "extract", "overlay",  "position", "substring", "trim", "grouping",
+    "lateral",  "rollup",  "cube",     "sets"};
 
 // Keywords after which an expression or a name must follow.
-bool wants_operand(std::string_view w) {
-  static constexpr std::array<std::string_view, 19> kWords = {
-      "from", "where", "having", "on",  "and",  "or",    "join",    "by",    "then", "else",
-      "when", "limit", "offset", "not", "like", "ilike", "between", "using", "case"};
-  for (auto k : kWords) {
-    if (ieq(w, k)) {
-      return true;
+constexpr std::array<std::string_view, 19> k_wants_operand = {
+    "from", "where", "having", "on",  "and",  "or",    "join",    "by",    "then", "else",
+    "when", "limit", "offset", "not", "like", "ilike", "between", "using", "case"};
+
+// Word classes, looked up once per word through a table bucketed by length (a linear scan of
+// every list for every token cost more than the rest of the fast path together).
+enum WordFlag : uint8_t {
+  kKeywordFlag = 1,
+  kParenOkFlag = 2,
+  kValueFlag = 4,
+  kConstructFlag = 8,
+  kWantsOperandFlag = 16,
+};
+
+class WordTable {
+ public:
+  WordTable() {
+    add(k_is_keyword, kKeywordFlag);
+    add(k_paren_follows_ok, kParenOkFlag);
+    add(k_is_value_keyword, kValueFlag);
+    add(k_is_construct, kConstructFlag);
+    add(k_wants_operand, kWantsOperandFlag);
+  }
+  uint8_t flags(std::string_view w) const {
+    if (w.size() >= kMaxLen) {
+      return 0;
+    }
+    for (const auto& [word, f] : buckets_[w.size()]) {
+      if (ieq(w, word)) {
+        return f;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  static constexpr size_t kMaxLen = 24;
+  template <size_t N>
+  void add(const std::array<std::string_view, N>& words, uint8_t flag) {
+    for (auto w : words) {
+      auto& bucket = buckets_[w.size()];
+      auto it =
+          std::find_if(bucket.begin(), bucket.end(), [&](const auto& e) { return e.first == w; });
+      if (it == bucket.end()) {
+        bucket.emplace_back(w, flag);
+      } else {
+        it->second |= flag;
+      }
     }
   }
-  return false;
+  std::array<std::vector<std::pair<std::string_view, uint8_t>>, kMaxLen> buckets_;
+};
+
+uint8_t word_flags(std::string_view w) {
+  static const WordTable table;
+  return table.flags(w);
+}
+bool is_keyword(std::string_view w) {
+  return word_flags(w) & kKeywordFlag;
+}
+bool paren_follows_ok(std::string_view w) {
+  return word_flags(w) & kParenOkFlag;
+}
+bool is_value_keyword(std::string_view w) {
+  return word_flags(w) & kValueFlag;
+}
+bool is_construct(std::string_view w) {
+  return word_flags(w) & kConstructFlag;
+}
+bool wants_operand(std::string_view w) {
+  return word_flags(w) & kWantsOperandFlag;
 }
 
 std::string lower(std::string_view s) {
@@ -187,8 +219,10 @@ bool is_operand(const Token& t) {
     case T::kRParen:
     case T::kRBracket:
       return true;
-    case T::kWord:
-      return !is_keyword(t.text) || is_value_keyword(t.text);
+    case T::kWord: {
+      const uint8_t f = word_flags(t.text);
+      return !(f & kKeywordFlag) || (f & kValueFlag);
+    }
     default:
       return false;
   }
@@ -628,7 +662,7 @@ Hint leading_hint(std::string_view sql) {
 
 bool normalize(std::string_view sql, std::string& out) {
   lex::Lexed lexed;
-  lexed.tokens.reserve(64);
+  lexed.tokens.reserve(128);
   lex::tokenize(sql, lexed);
   out.clear();
   if (!lexed.ok) {
@@ -677,7 +711,7 @@ bool normalize(std::string_view sql, std::string& out) {
 
 std::optional<StatementInfo> analyze_fast(std::string_view sql) {
   lex::Lexed lexed;
-  lexed.tokens.reserve(64);
+  lexed.tokens.reserve(128);
   lex::tokenize(sql, lexed);
   if (!lexed.ok) {
     return std::nullopt;
