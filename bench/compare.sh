@@ -511,8 +511,8 @@ if [ "$SPLIT" = 1 ] && [ -n "${pid[pglane-split]:-}" ]; then
   # pglane-split's routing counters (cumulative over warm-up and all runs).
   kill -USR1 "${pid[pglane-split]}"
   sleep 0.5
-  counters=$(grep -o 'routing reads_local=.*' "$tmp/pglane-split.log" | tail -n1)
-  get() { printf '%s\n' "$counters" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+  counters=$(grep -o 'routing reads_local=.*' "$tmp/pglane-split.log" | tail -n1 || true)
+  get() { printf '%s\n' "$counters" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 } END { }' | grep . || echo 0; }
   on_replicas=$(($(get reads_local) + $(get reads_remote)))
   on_writer=$(get reads_writer)
   out ""

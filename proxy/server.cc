@@ -172,10 +172,10 @@ int run_server(const std::string& config_path) {
         if (Topology* t = topology()) {
           std::string text = t->describe();
           for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-            PGLANE_LOG_INFO("%s", std::string(line));
+            log_line(conf::LogLevel::kInfo, std::string(line));  // asked for: any log_level
           }
         } else {
-          PGLANE_LOG_INFO("routing off (no readers, or session pooling)");
+          log_line(conf::LogLevel::kInfo, "routing off (no readers, or session pooling)");
         }
         wait_signal();
         return;

@@ -495,6 +495,39 @@ TEST_F(Routing, CountersAndEndpointHealthAreLoggedOnSigusr1) {
   EXPECT_NE(log.find("up=1 recovery=1"), std::string::npos) << log;
 }
 
+// The role a server reports wins over the config: a "reader" that is really the primary
+// serves no reads, and the disagreement is logged.
+TEST_F(Routing, RoleReportedByTheServerWinsOverTheConfig) {
+  Proxy proxy(split_settings({addr(primary_port()), addr(replica_ports()[0])}));
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(port_of(c.get()), replica_ports()[0]);
+  }
+  EXPECT_NE(proxy.log_tail(20000).find("is configured as a reader but reports being a primary"),
+            std::string::npos)
+      << proxy.log_tail();
+}
+
+// routing.no_replica = "error": with no replica able to serve, a read fails with 57P03 and the
+// session goes on; writes are unaffected.
+TEST_F(Routing, NoReplicaCanBeAnErrorInsteadOfTheWriter) {
+  // Nothing listens on the reader's port, so it never passes a check.
+  Proxy proxy(split_settings({"127.0.0.1:1"}, "[routing]\nno_replica = \"error\"\n"));
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  Result r{PQexec(c.get(), "SELECT 1")};
+  EXPECT_EQ(sqlstate(r.get()), "57P03") << PQerrorMessage(c.get());
+  EXPECT_EQ(port_of(c.get(),
+                    "UPDATE rt_items SET v = v WHERE id = 1 RETURNING "
+                    "inet_server_port()"),
+            primary_port());
+  // Right after its own write the client's read is served by the writer (read-your-writes
+  // needs no replica), error mode or not.
+  EXPECT_EQ(port_of(c.get()), primary_port());
+}
+
 // Found in review: units that end without a Sync must not wait for one.
 TEST_F(Routing, CopyFromStdinAndFunctionCallsRunOnTheWriter) {
   Proxy proxy(both_replicas());
