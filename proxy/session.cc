@@ -1183,8 +1183,16 @@ class Session {
     return a;
   }
 
+  // The same message is looked at twice (classify_unit, then on_client_message): the last
+  // statement's analysis and session effects are remembered by text.
   routing::Analysis analyze(std::string_view sql) {
+    if (sql == memo_sql_ && memo_analysis_.info) {
+      return memo_analysis_;
+    }
     routing::Analysis a = analyzer().analyze(sql);
+    memo_sql_.assign(sql);
+    memo_analysis_ = a;
+    memo_fx_.reset();
     RouteStats& rs = topology()->stats();
     switch (a.source) {
       case routing::Analysis::Source::kFast:
@@ -1201,6 +1209,19 @@ class Session {
         break;
     }
     return a;
+  }
+
+  routing::SessionEffects session_effects(std::string_view sql) {
+    if (!routing_) {
+      return routing::analyze_session_effects(sql);
+    }
+    if (sql != memo_sql_) {
+      analyze(sql);
+    }
+    if (!memo_fx_) {
+      memo_fx_ = routing::analyze_session_effects(sql);
+    }
+    return *memo_fx_;
   }
 
   routing::RouteContext route_context() {
@@ -1259,7 +1280,7 @@ class Session {
     // A statement that pins its session must run on the writer: a pinned client never moves.
     auto merge_statement = [&](std::string_view sql) {
       routing::Analysis a = analyze(sql);
-      if (routing::analyze_session_effects(sql).pin_reason != nullptr) {
+      if (session_effects(sql).pin_reason != nullptr) {
         merge({routing::Route::kWriter, "pins the session"});
       } else {
         merge(routing::decide(*a.info, a.hint, ctx));
@@ -1709,7 +1730,7 @@ class Session {
             return End::kRunning;
           }
         }
-        auto fx = routing::analyze_session_effects(sql);
+        auto fx = session_effects(sql);
         if (fx.is_single_deallocate) {
           if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
             // A protocol-level statement (drivers deallocate them with SQL): only this client's
@@ -1735,7 +1756,7 @@ class Session {
           fail(p::sqlstate::kProtocolViolation, "invalid Parse message");
           return End::kClientViolation;
         }
-        auto fx = routing::analyze_session_effects(query);
+        auto fx = session_effects(query);
         if (name.empty()) {
           if (fx.is_single_deallocate) {
             if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
@@ -2327,10 +2348,13 @@ class Session {
   routing::Route attached_route_ = routing::Route::kWriter;  // what server_ was chosen for
   bool attached_wrote_ = false;  // a unit on this attachment needed the writer
   bool unit_checked_ = false;    // the current unit was found to fit server_
-  bool stay_here_ = false;       // the next unit stays: the client's transaction is open here
-  asio::steady_timer drained_;   // s2c wakes c2s when every reply is in
-  bool fallback_ = false;        // choose_target: a read goes to the writer
-  bool ryw_fallback_ = false;    // ... because of read-your-writes
+  std::string memo_sql_;         // analyze() / session_effects() memo
+  routing::Analysis memo_analysis_;
+  std::optional<routing::SessionEffects> memo_fx_;
+  bool stay_here_ = false;      // the next unit stays: the client's transaction is open here
+  asio::steady_timer drained_;  // s2c wakes c2s when every reply is in
+  bool fallback_ = false;       // choose_target: a read goes to the writer
+  bool ryw_fallback_ = false;   // ... because of read-your-writes
   std::vector<const EndpointState*> excluded_;  // replicas that failed this unit
   std::vector<routing::Candidate> candidates_;  // scratch for choose_target
   // Read-your-writes: after a writing transaction, reads wait for a replica past rw_lsn_.

@@ -490,7 +490,7 @@ TEST_F(Routing, CountersAndEndpointHealthAreLoggedOnSigusr1) {
   };
   EXPECT_GE(counter("reads_local"), 5) << log;
   EXPECT_GE(counter("writes"), 1) << log;
-  EXPECT_GE(counter("fast"), 6) << log;
+  EXPECT_GE(counter("fast"), 2) << log;  // repeats of the same text are remembered
   EXPECT_NE(log.find("writer 127.0.0.1:" + primary_port()), std::string::npos) << log;
   EXPECT_NE(log.find("up=1 recovery=1"), std::string::npos) << log;
 }
