@@ -185,6 +185,9 @@ int run_server(const std::string& config_path) {
         auto fresh = make_snapshot(runtime.snapshot()->config);
         if (fresh.ok()) {
           runtime.install(*fresh);
+          if (Topology* t = topology()) {
+            t->reload_catalogs();  // function volatility may have changed too
+          }
           PGLANE_LOG_INFO("reloaded users file and TLS certificates");
         } else {
           PGLANE_LOG_ERROR("reload failed, keeping the previous settings: %s",

@@ -344,6 +344,14 @@ std::shared_ptr<const routing::FunctionCatalog> Topology::catalog(const std::str
   return nullptr;
 }
 
+void Topology::reload_catalogs() {
+  {
+    std::lock_guard lock(mu_);
+    catalogs_stale_ = true;
+  }
+  wake_.notify_all();
+}
+
 void Topology::probe_loop(EndpointState& ep) {
   const auto& h = cfg_.health;
   const auto& cred = h.credential.user.empty() ? cfg_.backend.service : h.credential;
@@ -460,9 +468,13 @@ void Topology::catalog_loop() {
         return false;
       };
       wake_.wait_for(lock, milliseconds(std::min(cfg_.routing.catalog_refresh_ms, 1000)),
-                     [&] { return stopping_ || due(); });
+                     [&] { return stopping_ || catalogs_stale_ || due(); });
       if (stopping_) {
         return;
+      }
+      if (catalogs_stale_) {
+        catalogs_stale_ = false;
+        loaded_at.clear();  // everything is due now
       }
       const auto now = Clock::now();
       for (const auto& db : catalog_wanted_) {

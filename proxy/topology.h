@@ -100,6 +100,8 @@ class Topology {
   // database is queued for loading on first ask).
   std::shared_ptr<const routing::FunctionCatalog> catalog(const std::string& database);
   const std::unordered_set<std::string>& read_only_allow() const { return allow_; }
+  // Re-reads every loaded catalog now (SIGHUP: after CREATE/ALTER FUNCTION, say).
+  void reload_catalogs();
 
   RouteStats& stats() { return stats_; }
   std::string describe() const;  // counters, then one line per endpoint: for logs and tests
@@ -126,6 +128,7 @@ class Topology {
   std::condition_variable wake_;  // stop, sample requests, catalog requests
   bool stopping_ = false;
   bool sample_wanted_ = false;
+  bool catalogs_stale_ = false;        // reload_catalogs() was asked
   std::deque<Sample> writer_samples_;  // WAL positions with when each was first seen
   SteadyTime last_sample_at_{};        // the latest writer sample, whatever its position
   bool samples_dropped_ = false;       // the oldest positions were forgotten

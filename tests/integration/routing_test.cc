@@ -528,6 +528,40 @@ TEST_F(Routing, NoReplicaCanBeAnErrorInsteadOfTheWriter) {
   EXPECT_EQ(port_of(c.get()), primary_port());
 }
 
+// Function volatility comes from the server's pg_proc and is re-read on SIGHUP.
+TEST_F(Routing, FunctionVolatilityIsReadFromTheServerAndReloadedOnSighup) {
+  Conn d = connect_direct();
+  exec_ok(d.get(), "DROP FUNCTION IF EXISTS rt_later()");
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();  // catalog loaded
+  exec_ok(d.get(), "CREATE FUNCTION rt_later() RETURNS int LANGUAGE sql STABLE AS $$ SELECT 1 $$");
+  // Wait for the replicas to have it, then: unknown to pglane, so the writer.
+  for (const auto& port : replica_ports()) {
+    Conn r = connect_direct_port(port);
+    const auto until = Clock::now() + 10s;
+    while (Clock::now() < until &&
+           query_value(r.get(), "SELECT count(*) FROM pg_proc WHERE proname = 'rt_later'") != "1") {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  EXPECT_EQ(port_of(c.get(), "SELECT rt_later(), inet_server_port()"), "1");
+  Result before{PQexec(c.get(), "SELECT inet_server_port(), rt_later()")};
+  ASSERT_EQ(PQresultStatus(before.get()), PGRES_TUPLES_OK);
+  EXPECT_EQ(PQgetvalue(before.get(), 0, 0), primary_port());
+  ASSERT_EQ(kill(proxy.pid(), SIGHUP), 0);
+  bool on_replica = false;
+  const auto deadline = Clock::now() + 10s;
+  while (!on_replica && Clock::now() < deadline) {
+    Result r{PQexec(c.get(), "SELECT inet_server_port(), rt_later()")};
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    on_replica = std::string(PQgetvalue(r.get(), 0, 0)) != primary_port();
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(on_replica) << "a stable function should be readable on replicas after reload";
+}
+
 // Found in review: units that end without a Sync must not wait for one.
 TEST_F(Routing, CopyFromStdinAndFunctionCallsRunOnTheWriter) {
   Proxy proxy(both_replicas());
