@@ -1111,9 +1111,12 @@ class Session {
         answered = true;
         co_return co_await answer_route_setting(unit);
       }
+      // A unit with no work in it (a lone Sync, a Describe) goes to the writer, which can answer
+      // anything, without counting as a write.
+      const bool neutral = unit.state == UnitState::kNeutral;
       routing::Decision decision = unit.state == UnitState::kDecided
                                        ? unit.d
-                                       : routing::Decision{routing::Route::kReader, "neutral"};
+                                       : routing::Decision{routing::Route::kWriter, "neutral"};
       if (unit.state == UnitState::kIncomplete) {
         decision = {routing::Route::kWriter, "too large to analyse"};
       }
@@ -1130,6 +1133,7 @@ class Session {
         if (e == End::kRunning) {
           endpoint = target.endpoint;
           route = target.route;
+          neutral_unit_ = neutral;
           count_route(target, decision);
           break;
         }
@@ -1167,8 +1171,9 @@ class Session {
       attached_ = endpoint;
       attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
       attached_route_ = route;
-      attached_wrote_ = route == routing::Route::kWriter && !fallback_;
+      attached_wrote_ = route == routing::Route::kWriter && !fallback_ && !neutral_unit_;
       unit_checked_ = true;  // the first unit chose this server
+      since_sync_ = false;
       retry_ok_ = route == routing::Route::kReader && !retried_;
       attach_raw_.clear();
     }
@@ -1190,6 +1195,13 @@ class Session {
       return memo_analysis_;
     }
     routing::Analysis a = analyzer().analyze(sql);
+    if (sql.size() > kMaxInspected) {
+      memo_sql_.clear();
+      memo_sql_.shrink_to_fit();  // not worth holding a huge text for
+      memo_analysis_ = {};
+      memo_fx_.reset();
+      return a;
+    }
     memo_sql_.assign(sql);
     memo_analysis_ = a;
     memo_fx_.reset();
@@ -1215,8 +1227,11 @@ class Session {
     if (!routing_) {
       return routing::analyze_session_effects(sql);
     }
-    if (sql != memo_sql_) {
+    if (sql != memo_sql_ || !memo_analysis_.info) {
       analyze(sql);
+      if (sql != memo_sql_) {
+        return routing::analyze_session_effects(sql);  // too large to remember
+      }
     }
     if (!memo_fx_) {
       memo_fx_ = routing::analyze_session_effects(sql);
@@ -1312,15 +1327,14 @@ class Session {
       }
       const char type = h.frame.type;
       p::Reader r(data.substr(pos + p::kHeaderSize, h.frame.size - p::kHeaderSize));
-      if (type == 'Q' && pos > 0) {
-        return decided(pos);  // extended messages without a Sync, then a Query: ends before it
-      }
       pos += h.frame.size;
       switch (type) {
         case 'Q': {
+          // (After extended messages without a Sync, a Query still runs in their implicit
+          // transaction: it is part of this unit and ends it.)
           std::string_view sql = r.cstring();
           routing::Analysis a = analyze(sql);
-          if (a.info->kind == routing::StatementInfo::Kind::kPglaneSetting) {
+          if (a.info->kind == routing::StatementInfo::Kind::kPglaneSetting && pos == h.frame.size) {
             u.state = UnitState::kLocalSet;
             u.set_value = a.info->set_route;
             u.size = pos;
@@ -1355,7 +1369,11 @@ class Session {
           merge({routing::Route::kWriter, "function call"});
           return decided(pos);
         case 'S':  // Sync ends the unit
-        case 'H':  // Flush: the client waits for answers before sending more
+          return decided(pos);
+        case 'H':
+          // Flush without Sync: the client waits for answers before sending more, and the
+          // implicit transaction may go on with anything, so only the writer can take it.
+          merge({routing::Route::kWriter, "flushed without Sync"});
           return decided(pos);
         case 'D':
         case 'E':
@@ -1885,7 +1903,7 @@ class Session {
       }
     } done{*this};
     auto ec = co_await client_.write_all(bufs);
-    done.finished = true;
+    done.finished = !ec;  // a failed or cancelled write (operation_aborted) may be half done
     co_return ec;
   }
 
@@ -1933,8 +1951,8 @@ class Session {
           stop = End::kClientTerminated;
           break;
         }
-        if (type == 'Q' || type == 'F') {
-          unit_checked_ = false;  // always a unit of its own
+        if ((type == 'Q' || type == 'F') && !since_sync_) {
+          unit_checked_ = false;  // a unit of its own (unless it continues unsynced messages)
         }
         if (stay_here_) {
           unit_checked_ = true;  // found to belong to the open transaction on this server
@@ -1958,6 +1976,10 @@ class Session {
         }
         if (type == 'S' || type == 'Q' || type == 'F') {
           unit_checked_ = false;  // the next work starts a new unit
+          since_sync_ = false;
+        } else if (type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' ||
+                   type == 'H') {
+          since_sync_ = true;  // an implicit transaction may be open until the next Sync
         }
         const bool rewritable =
             type == 'Q' || type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -2037,11 +2059,11 @@ class Session {
       if (reroute) {
         // The next unit belongs on another server. Wait for this one's answers; then move if
         // the server is idle, or stay if the client left a transaction open here.
-        while (!expect_.empty()) {
+        while (!expect_.empty() || s2c_writing_ || s2c_remaining_ > 0) {
           drained_.expires_at(asio::steady_timer::time_point::max());
           co_await drained_.async_wait(kUse);
         }
-        if (server_->status == 'I' && detachable()) {
+        if (server_->status == 'I' && !since_sync_ && detachable()) {
           topology()->stats().reroutes.fetch_add(1, std::memory_order_relaxed);
           co_return End::kDetach;
         }
@@ -2351,10 +2373,14 @@ class Session {
   std::string memo_sql_;         // analyze() / session_effects() memo
   routing::Analysis memo_analysis_;
   std::optional<routing::SessionEffects> memo_fx_;
-  bool stay_here_ = false;      // the next unit stays: the client's transaction is open here
-  asio::steady_timer drained_;  // s2c wakes c2s when every reply is in
-  bool fallback_ = false;       // choose_target: a read goes to the writer
-  bool ryw_fallback_ = false;   // ... because of read-your-writes
+  bool stay_here_ = false;
+  bool since_sync_ = false;
+  bool neutral_unit_ =
+      false;  // the attaching unit had no work in it  // extended messages went to server_ since
+              // the last Sync      // the next unit stays: the client's transaction is open here
+  asio::steady_timer drained_;                  // s2c wakes c2s when every reply is in
+  bool fallback_ = false;                       // choose_target: a read goes to the writer
+  bool ryw_fallback_ = false;                   // ... because of read-your-writes
   std::vector<const EndpointState*> excluded_;  // replicas that failed this unit
   std::vector<routing::Candidate> candidates_;  // scratch for choose_target
   // Read-your-writes: after a writing transaction, reads wait for a replica past rw_lsn_.

@@ -276,6 +276,7 @@ void Topology::report_failure(EndpointState& ep) {
     return;  // failover of the writer is not decided by one session
   }
   ep.reported_down = true;  // the checker restarts its count of good checks
+  ep.reports.fetch_add(1);
   if (ep.up.exchange(false)) {
     PGLANE_LOG_WARN("endpoint %s (%s) is down: a session lost its connection to it", ep.name,
                     ep.region);
@@ -386,6 +387,10 @@ void Topology::probe_loop(EndpointState& ep) {
     }
     const auto deadline = Clock::now() + milliseconds(h.timeout_ms);
     std::string error;
+    if (ep.reported_down.load()) {
+      probe.close();  // a session could not connect: prove it with a fresh connection
+    }
+    const uint64_t reports_before = ep.reports.load();
     bool ok = probe.connected() || probe.connect(params, deadline, error);
     if (ok && sample_only) {
       const auto sent = Clock::now();
@@ -443,6 +448,12 @@ void Topology::probe_loop(EndpointState& ep) {
     }
     // A replica is usable only while it reports recovery; a reader that reports being a primary
     // (promoted, or misconfigured) serves no reads.
+    if (ep.reports.load() != reports_before) {
+      // A session reported a failure while this probe ran: its success proves nothing.
+      probe.close();
+      next = Clock::now() + milliseconds(h.interval_ms);
+      continue;
+    }
     mark(ep, ok && (ep.configured_writer || ep.in_recovery.load()));
     next = Clock::now() + milliseconds(h.interval_ms);
   }

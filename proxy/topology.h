@@ -50,6 +50,7 @@ struct EndpointState {
   std::atomic<int64_t> probes_failed{0};
   std::atomic<int64_t> reads{0};           // transactions routed here as reads
   std::atomic<bool> reported_down{false};  // a session saw it fail since the last check
+  std::atomic<uint64_t> reports{0};        // how many times; a probe spanning one is void
 
   // Checker-thread state.
   int fails_in_row = 0;

@@ -322,6 +322,42 @@ TEST_F(Routing, PipelinedUnitsMoveBetweenServersOnlyBetweenTransactions) {
   EXPECT_EQ(ports[2], primary_port()) << "read right after the write: read-your-writes";
 }
 
+// Found in the second review: a batch flushed without Sync keeps its implicit transaction open,
+// so whatever the client sends next belongs to it. Such batches run on the writer.
+TEST_F(Routing, BatchFlushedWithoutSyncRunsOnTheWriterWithWhatFollows) {
+  Proxy proxy(both_replicas());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  ASSERT_EQ(PQenterPipelineMode(c.get()), 1);
+  ASSERT_EQ(PQsendQueryParams(c.get(), "SELECT inet_server_port()", 0, nullptr, nullptr, nullptr,
+                              nullptr, 0),
+            1);
+  ASSERT_EQ(PQsendFlushRequest(c.get()), 1);
+  ASSERT_EQ(PQflush(c.get()), 0);
+  std::string first;
+  {
+    Result r{PQgetResult(c.get())};
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    first = PQgetvalue(r.get(), 0, 0);
+    Result end{PQgetResult(c.get())};  // null: end of this query's results
+  }
+  EXPECT_EQ(first, primary_port());
+  ASSERT_EQ(PQsendQueryParams(c.get(),
+                              "UPDATE rt_items SET v = v + 1 WHERE id = 4 RETURNING "
+                              "inet_server_port()",
+                              0, nullptr, nullptr, nullptr, nullptr, 0),
+            1);
+  ASSERT_EQ(PQpipelineSync(c.get()), 1);
+  Result w{PQgetResult(c.get())};
+  ASSERT_EQ(PQresultStatus(w.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+  EXPECT_EQ(PQgetvalue(w.get(), 0, 0), primary_port());
+  Result end{PQgetResult(c.get())};
+  Result sync{PQgetResult(c.get())};
+  EXPECT_EQ(PQresultStatus(sync.get()), PGRES_PIPELINE_SYNC);
+  ASSERT_EQ(PQexitPipelineMode(c.get()), 1);
+}
+
 // TESTING.md 25: with replay paused everywhere, a client reads its own writes every time.
 TEST_F(Routing, ReadYourWritesUnderPausedReplay) {
   // Lag alone would also protect after a second; a huge lag allowance leaves only
