@@ -921,6 +921,7 @@ class Session {
       topology()->report_failure(*attached_);
     }
     leave_endpoint();
+    held_.clear();  // a held RowDescription of the lost query is not the client's any more
     if (was_read && retry_ok_ && !retried_) {
       // A read whose replica died before the client saw any of its answer: run it again on
       // another node, once. Put back what the lost server was sent, ahead of what followed.
@@ -1877,7 +1878,10 @@ class Session {
     }
   }
 
-  asio::awaitable<error_code> write_client(const std::vector<asio::const_buffer>& bufs) {
+  // `answers`: false when the bytes are only notices (a dying server's "terminating
+  // connection" warning), which do not stop a read from being retried elsewhere.
+  asio::awaitable<error_code> write_client(const std::vector<asio::const_buffer>& bufs,
+                                           bool answers = true) {
     // Both relay directions may answer the client (local replies come from the client side);
     // writes must not interleave.
     while (client_busy_) {
@@ -1888,7 +1892,9 @@ class Session {
       co_return asio::error::broken_pipe;
     }
     client_busy_ = true;
-    retry_ok_ = false;  // the client has seen part of an answer: nothing can be re-run now
+    if (answers) {
+      retry_ok_ = false;  // the client has seen part of an answer: nothing can be re-run now
+    }
     // If this coroutine is cancelled mid-write (the other relay direction ended), the client's
     // stream may hold half a message: later writes must fail rather than wait or corrupt it.
     struct Done {
@@ -2111,6 +2117,7 @@ class Session {
       need = 1;
       gather.clear();
       owned.clear();
+      bool answers = false;  // anything but notices in this batch
       const char* run_end = nullptr;
       auto emit = [&](std::string_view bytes) {
         if (run_end == bytes.data() && !gather.empty()) {
@@ -2122,6 +2129,7 @@ class Session {
         run_end = bytes.data() + bytes.size();
       };
       auto emit_owned = [&](std::string s) {
+        answers = true;
         owned.push_back(std::move(s));
         gather.emplace_back(owned.back().data(), owned.back().size());
         run_end = nullptr;
@@ -2158,6 +2166,17 @@ class Session {
         // Rows and COPY data stream; replies that complete a request are read whole so local
         // replies can follow them exactly.
         const bool streams = type == 'D' || type == 'd' || type == 'A' || type == 'N';
+        // A retryable read's RowDescription is held back until its first row (or whatever
+        // follows): PostgreSQL sends it before running the query, and a replayed query on
+        // another node sends its own.
+        const bool hold = type == 'T' && retry_ok_ && held_.empty() && !expect_.empty() &&
+                          expect_.front().kind == 'Q' && attached_route_ == routing::Route::kReader;
+        if (type != 'N' && !hold) {
+          if (!held_.empty()) {
+            emit_owned(std::exchange(held_, std::string()));
+          }
+          answers = true;
+        }
         if (!streams) {
           if (data.size() - pos < size) {
             need = size;
@@ -2166,6 +2185,10 @@ class Session {
           std::string_view msg = data.substr(pos, size);
           std::string_view body = msg.substr(p::kHeaderSize);
           pos += size;
+          if (hold) {
+            held_.assign(msg.data(), msg.size());
+            continue;
+          }
           bool forward = true;
           if (type == 'S') {
             if (auto ps = p::parse_parameter_status(body)) {
@@ -2227,7 +2250,7 @@ class Session {
       }
       if (!gather.empty()) {
         s2c_writing_ = true;
-        auto ec = co_await write_client(gather);
+        auto ec = co_await write_client(gather, answers);
         s2c_writing_ = false;
         if (ec) {
           co_return End::kClientGone;
@@ -2395,9 +2418,11 @@ class Session {
   std::shared_ptr<const routing::FunctionCatalog> catalog_;
   std::chrono::steady_clock::time_point catalog_at_;
   // Retrying a read once when its replica dies before the client saw any answer.
-  bool retry_ok_ = false;   // nothing of this attachment has reached the client yet
-  bool retried_ = false;    // this unit was already retried
-  std::string attach_raw_;  // the client bytes this attachment consumed, while retry_ok_
+  bool retry_ok_ = false;  // nothing of this attachment has reached the client yet
+  bool retried_ = false;   // this unit was already retried
+  std::string attach_raw_;
+  std::string held_;  // RowDescription held back while a read may still be retried  // the client
+                      // bytes this attachment consumed, while retry_ok_
   std::string acquire_failed_sqlstate_;
 };
 

@@ -464,9 +464,13 @@ TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
       EXPECT_NE(PQgetvalue(res.get(), 0, 0), r[0]);
     }
   }
+  int total_failures = 0;
   for (int i = 0; i < kClients; ++i) {
     EXPECT_LE(failures[i], 1) << "client " << i;
+    total_failures += failures[i];
   }
+  std::printf("replica stopped: %d failed reads over %d clients x 30 reads\n", total_failures,
+              kClients);
   EXPECT_EQ(port_of(clients[0].get()), r[1]) << "the far region's replica serves";
   ASSERT_EQ(pg_ctl_replica(1, "-W start"), 0);
   const auto deadline = Clock::now() + 20s;
@@ -477,6 +481,39 @@ TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(back) << "the local replica did not rejoin\n" << proxy.log_tail();
+}
+
+// A read whose replica dies before any answer reached the client is run again elsewhere.
+TEST_F(Routing, ReadInterruptedByReplicaDeathIsRetriedOnAnotherNode) {
+  if (skip_heavy()) {
+    GTEST_SKIP() << "PGLANE_SKIP_HEAVY";
+  }
+  const auto r = replica_ports();
+  ProxySettings s = split_settings(
+      {addr(r[0])}, "[[regions]]\nname = \"far\"\nwriter = \"127.0.0.1:" + primary_port() +
+                        "\"\nreaders = [\"" + addr(r[1]) + "\"]\n");
+  Proxy proxy(s);
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
+  const auto until = Clock::now() + 10s;
+  while (port_of(c.get()) != r[0] && Clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(port_of(c.get()), r[0]);
+  std::thread killer([] {
+    std::this_thread::sleep_for(400ms);
+    pg_ctl_replica(1, "-m immediate stop");
+  });
+  Result res{PQexec(c.get(), "SELECT pg_sleep(1.5), inet_server_port()")};
+  killer.join();
+  EXPECT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+  if (PQresultStatus(res.get()) == PGRES_TUPLES_OK) {
+    EXPECT_EQ(PQgetvalue(res.get(), 0, 1), r[1]) << "retried on the far region's replica";
+  }
+  EXPECT_EQ(pg_ctl_replica(1, "-w -t 60 start"), 0);
+  EXPECT_NE(proxy.log_tail(20000).find("lost mid-transaction"), std::string::npos)
+      << proxy.log_tail();
 }
 
 TEST_F(Routing, AnalyticsHintsGoToTheAnalyticsEndpoint) {
