@@ -345,6 +345,23 @@ std::shared_ptr<const routing::FunctionCatalog> Topology::catalog(const std::str
   return nullptr;
 }
 
+std::vector<std::pair<std::string, std::string>> Topology::conn_params(
+    const conf::Endpoint& endpoint, const std::string& database, const char* app) const {
+  // The health credential, defaulting to [backend]'s; TLS as for client traffic.
+  const auto& h = cfg_.health;
+  const auto& cred = h.credential.user.empty() ? cfg_.backend.service : h.credential;
+  std::vector<std::pair<std::string, std::string>> params = {
+      {"host", endpoint.host},   {"port", std::to_string(endpoint.port)},
+      {"user", cred.user},       {"password", cred.password},
+      {"dbname", database},      {"sslmode", sslmode(cfg_.backend.tls.mode)},
+      {"application_name", app},
+  };
+  if (!cfg_.backend.tls.ca_file.empty()) {
+    params.emplace_back("sslrootcert", cfg_.backend.tls.ca_file);
+  }
+  return params;
+}
+
 void Topology::reload_catalogs() {
   {
     std::lock_guard lock(mu_);
@@ -355,19 +372,7 @@ void Topology::reload_catalogs() {
 
 void Topology::probe_loop(EndpointState& ep) {
   const auto& h = cfg_.health;
-  const auto& cred = h.credential.user.empty() ? cfg_.backend.service : h.credential;
-  std::vector<std::pair<std::string, std::string>> params = {
-      {"host", ep.endpoint.host},
-      {"port", std::to_string(ep.endpoint.port)},
-      {"user", cred.user},
-      {"password", cred.password},
-      {"dbname", h.database},
-      {"sslmode", sslmode(cfg_.backend.tls.mode)},
-      {"application_name", "pglane-health"},
-  };
-  if (!cfg_.backend.tls.ca_file.empty()) {
-    params.emplace_back("sslrootcert", cfg_.backend.tls.ca_file);
-  }
+  const auto params = conn_params(ep.endpoint, h.database, "pglane-health");
   Probe probe;
   std::string last_error;
   auto next = Clock::now();
@@ -461,7 +466,6 @@ void Topology::probe_loop(EndpointState& ep) {
 
 void Topology::catalog_loop() {
   const auto& h = cfg_.health;
-  const auto& cred = h.credential.user.empty() ? cfg_.backend.service : h.credential;
   std::unordered_map<std::string, SteadyTime> loaded_at;
   for (;;) {
     std::vector<std::string> todo;
@@ -497,18 +501,7 @@ void Topology::catalog_loop() {
       }
     }
     for (const auto& db : todo) {
-      std::vector<std::pair<std::string, std::string>> params = {
-          {"host", writer_->endpoint.host},
-          {"port", std::to_string(writer_->endpoint.port)},
-          {"user", cred.user},
-          {"password", cred.password},
-          {"dbname", db},
-          {"sslmode", sslmode(cfg_.backend.tls.mode)},
-          {"application_name", "pglane-catalog"},
-      };
-      if (!cfg_.backend.tls.ca_file.empty()) {
-        params.emplace_back("sslrootcert", cfg_.backend.tls.ca_file);
-      }
+      const auto params = conn_params(writer_->endpoint, db, "pglane-catalog");
       const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
       Probe probe;
       std::string error;

@@ -117,6 +117,10 @@ class Topology {
   void record_writer_sample(SteadyTime at, uint64_t lsn);
   int64_t lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag);
   void mark(EndpointState& ep, bool ok);
+  // libpq connection parameters for the checker's own connections.
+  std::vector<std::pair<std::string, std::string>> conn_params(const conf::Endpoint& endpoint,
+                                                               const std::string& database,
+                                                               const char* app) const;
 
   conf::Config cfg_;
   std::unique_ptr<EndpointState> writer_;

@@ -1,17 +1,22 @@
 #include "routing/analyzer.h"
 
+#include "routing/lexer.h"
+
 namespace pglane::routing {
 
 Analysis Analyzer::analyze(std::string_view sql) {
   Analysis out;
   out.hint = leading_hint(sql);
-  if (auto fast = analyze_fast(sql)) {
+  lexed_.tokens.clear();
+  lexed_.ok = true;
+  lex::tokenize(sql, lexed_);
+  if (auto fast = analyze_fast(lexed_)) {
     ++counters_.fast;
     out.info = std::make_shared<const StatementInfo>(std::move(*fast));
     return out;
   }
   // Text that does not even lex is not worth a cache entry: it fails on the writer.
-  const bool lexed = normalize(sql, key_);
+  const bool lexed = normalize(lexed_, key_);
   if (lexed && capacity_ > 0) {
     if (auto it = index_.find(std::string_view(key_)); it != index_.end()) {
       ++counters_.cache_hits;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "routing/lexer.h"
 #include "routing/statement.h"
 
 namespace pglane::routing {
@@ -41,7 +42,8 @@ class Analyzer {
   size_t capacity_;
   std::list<Entry> lru_;  // front = most recently used
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;
-  std::string key_;  // scratch
+  std::string key_;   // scratch
+  lex::Lexed lexed_;  // scratch: the statement's tokens, for the fast path and the cache key
   AnalyzerCounters counters_;
 };
 

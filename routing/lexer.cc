@@ -99,14 +99,10 @@ void tokenize(std::string_view sql, Lexed& out) {
       continue;
     }
     if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      const size_t start = i;
       i = block_comment_end(sql, i);
       if (i == std::string_view::npos) {
         out.ok = false;
         return;
-      }
-      if (out.tokens.empty() && out.hint_comment.empty()) {
-        out.hint_comment = sql.substr(start + 2, i - start - 4);
       }
       continue;
     }

@@ -35,8 +35,7 @@ struct Token {
 
 struct Lexed {
   std::vector<Token> tokens;
-  std::string_view hint_comment;  // body of the first comment before the first token, if any
-  bool ok = true;                 // false: unterminated string, comment or quoted identifier
+  bool ok = true;  // false: unterminated string, comment or quoted identifier
 };
 
 // The index just past the block comment that starts at sql[i] ("/*"), or npos if it never ends.

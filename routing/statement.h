@@ -20,6 +20,10 @@
 
 namespace pglane::routing {
 
+namespace lex {
+struct Lexed;
+}
+
 // Where a client asked a statement to go, by comment hint or by `SET pglane.route`.
 enum class Hint : uint8_t { kNone, kWriter, kReader, kAnalytics };
 
@@ -67,6 +71,9 @@ struct StatementInfo {
 
 // The fast path. Returns nullopt when it is not certain.
 std::optional<StatementInfo> analyze_fast(std::string_view sql);
+// The same over text already tokenised (routing/lexer.h), so Analyzer lexes once for both the
+// fast path and the cache key.
+std::optional<StatementInfo> analyze_fast(const lex::Lexed& lexed);
 
 // The authority: libpg_query. Never fails; a rejected statement has parse_failed set.
 StatementInfo analyze_with_parser(std::string_view sql);
@@ -78,5 +85,6 @@ Hint leading_hint(std::string_view sql);
 // that differ only in constants share one cache entry. Literals never change a route. Returns
 // false when the text does not lex (unterminated string, comment or dollar quote).
 bool normalize(std::string_view sql, std::string& out);
+bool normalize(const lex::Lexed& lexed, std::string& out);
 
 }  // namespace pglane::routing

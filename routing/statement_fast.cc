@@ -664,6 +664,10 @@ bool normalize(std::string_view sql, std::string& out) {
   lex::Lexed lexed;
   lexed.tokens.reserve(128);
   lex::tokenize(sql, lexed);
+  return normalize(lexed, out);
+}
+
+bool normalize(const lex::Lexed& lexed, std::string& out) {
   out.clear();
   if (!lexed.ok) {
     return false;
@@ -713,6 +717,10 @@ std::optional<StatementInfo> analyze_fast(std::string_view sql) {
   lex::Lexed lexed;
   lexed.tokens.reserve(128);
   lex::tokenize(sql, lexed);
+  return analyze_fast(lexed);
+}
+
+std::optional<StatementInfo> analyze_fast(const lex::Lexed& lexed) {
   if (!lexed.ok) {
     return std::nullopt;
   }
