@@ -1043,14 +1043,8 @@ class Session {
           stmts_[name] = std::move(st);
           p::encode_parse_complete(reply);
         }
-        p::encode_ready_for_query(reply, 'I');
-        cin_.consume(pos);
         answered = true;
-        std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
-        if (co_await write_client(bufs)) {
-          co_return End::kClientGone;
-        }
-        co_return End::kRunning;
+        co_return co_await answer_locally(pos, std::move(reply));
       }
       auto [ec, n] = co_await client_.read_some(cin_.prepare());
       if (ec) {
@@ -1523,27 +1517,27 @@ class Session {
 
   // SET pglane.route = ...: answered here, on no server.
   asio::awaitable<End> answer_route_setting(const Unit& u) {
-    cin_.consume(u.size);
     session_hint_ = u.set_value;
     std::string reply;
     p::encode_command_complete(reply, "SET");
-    p::encode_ready_for_query(reply, 'I');
-    std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
-    if (co_await write_client(bufs)) {
-      co_return End::kClientGone;
-    }
-    co_return End::kRunning;
+    co_return co_await answer_locally(u.size, std::move(reply));
   }
 
   // Answers a whole unit with an error, as the server would have, without running it.
   asio::awaitable<End> reject_unit(const Unit& u, std::string_view sqlstate,
                                    std::string_view message) {
-    cin_.consume(u.size);
     std::string reply;
     p::ErrorFields f;
     f.sqlstate = sqlstate;
     f.message = message;
     p::encode_error(reply, f);
+    co_return co_await answer_locally(u.size, std::move(reply));
+  }
+
+  // Answers the client's next `consumed` bytes (whole requests, outside a transaction) without a
+  // server: `reply`, then ReadyForQuery.
+  asio::awaitable<End> answer_locally(std::size_t consumed, std::string reply) {
+    cin_.consume(consumed);
     p::encode_ready_for_query(reply, 'I');
     std::vector<asio::const_buffer> bufs{asio::buffer(reply)};
     if (co_await write_client(bufs)) {

@@ -50,6 +50,14 @@ ProxySettings split_settings(std::vector<std::string> readers, std::string extra
   return s;
 }
 
+// The first replica in our region, the second in region "far".
+ProxySettings two_regions() {
+  const auto r = replica_ports();
+  return split_settings({addr(r[0])},
+                        "[[regions]]\nname = \"far\"\nwriter = \"127.0.0.1:" + primary_port() +
+                            "\"\nreaders = [\"" + addr(r[1]) + "\"]\n");
+}
+
 ProxySettings both_replicas(std::string extra = "") {
   auto r = replica_ports();
   return split_settings({addr(r[0]), addr(r[1])}, std::move(extra));
@@ -59,18 +67,38 @@ std::string port_of(PGconn* c, const std::string& sql = "SELECT inet_server_port
   return query_value(c, sql);
 }
 
-// Waits until a plain read is served by a replica (checks passed, catalog loaded).
-bool wait_reads_on_replicas(PGconn* c, std::chrono::milliseconds timeout = 15s) {
+// Waits until a plain read is served by the server on `port`, or by any replica when `port` is
+// empty (checks passed, catalog loaded).
+bool wait_reads_on(PGconn* c, const std::string& port, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     Result r = exec(c, "SELECT inet_server_port()");
-    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK && PQntuples(r.get()) == 1 &&
-        std::string(PQgetvalue(r.get(), 0, 0)) != primary_port()) {
-      return true;
+    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK && PQntuples(r.get()) == 1) {
+      const std::string served = PQgetvalue(r.get(), 0, 0);
+      if (port.empty() ? served != primary_port() : served == port) {
+        return true;
+      }
     }
     std::this_thread::sleep_for(50ms);
   }
   return false;
+}
+
+bool wait_reads_on_replicas(PGconn* c, std::chrono::milliseconds timeout = 15s) {
+  return wait_reads_on(c, "", timeout);
+}
+
+// Waits until every replica has replayed the creation of function `name`.
+void wait_function_replicated(const std::string& name) {
+  for (const auto& port : replica_ports()) {
+    Conn c = connect_direct_port(port);
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline &&
+           query_value(c.get(), "SELECT count(*) FROM pg_proc WHERE proname = '" + name + "'") !=
+               "1") {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
 }
 
 void on_every_replica(const std::string& sql) {
@@ -115,15 +143,7 @@ class Routing : public ::testing::Test {
             "$$ INSERT INTO rt_log VALUES (0, 'proc') $$;"
             "GRANT ALL ON rt_items, rt_seq, rt_log TO pglane_app;");
     // The replicas must have the objects before the tests read them.
-    for (const auto& port : replica_ports()) {
-      Conn c = connect_direct_port(port);
-      const auto deadline = Clock::now() + 10s;
-      while (Clock::now() < deadline &&
-             query_value(c.get(), "SELECT count(*) FROM pg_proc WHERE proname = 'rt_proc'") !=
-                 "1") {
-        std::this_thread::sleep_for(50ms);
-      }
-    }
+    wait_function_replicated("rt_proc");
   }
 };
 
@@ -417,13 +437,7 @@ TEST_F(Routing, LaggingReplicaStopsServingReadsAndReturns) {
     EXPECT_EQ(port_of(c.get()), primary_port());
   }
   on_replica(lagging, "SELECT pg_wal_replay_resume()");
-  bool back = false;
-  const auto deadline = Clock::now() + 5s;
-  while (!back && Clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-    back = port_of(c.get()) == lagging;
-  }
-  EXPECT_TRUE(back) << proxy.log_tail();
+  EXPECT_TRUE(wait_reads_on(c.get(), lagging, 5s)) << proxy.log_tail();
 }
 
 // Region preference and F 39: the local region's replica serves reads while healthy; stopped,
@@ -433,10 +447,7 @@ TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
     GTEST_SKIP() << "PGLANE_SKIP_HEAVY";
   }
   const auto r = replica_ports();
-  ProxySettings s = split_settings(
-      {addr(r[0])}, "[[regions]]\nname = \"far\"\nwriter = \"127.0.0.1:" + primary_port() +
-                        "\"\nreaders = [\"" + addr(r[1]) + "\"]\n");
-  Proxy proxy(s);
+  Proxy proxy(two_regions());
   START_PROXY(proxy);
   constexpr int kClients = 4;
   std::vector<Conn> clients;
@@ -445,10 +456,7 @@ TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
   }
   ASSERT_TRUE(wait_reads_on_replicas(clients[0].get())) << proxy.log_tail();
   // Both replicas up: the local one serves.
-  const auto up_deadline = Clock::now() + 10s;
-  while (port_of(clients[0].get()) != r[0] && Clock::now() < up_deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
+  wait_reads_on(clients[0].get(), r[0], 10s);
   for (auto& c : clients) {
     EXPECT_EQ(port_of(c.get()), r[0]);
   }
@@ -473,14 +481,8 @@ TEST_F(Routing, StoppedReplicaFailsOverToTheOtherRegionAndRejoins) {
               kClients);
   EXPECT_EQ(port_of(clients[0].get()), r[1]) << "the far region's replica serves";
   ASSERT_EQ(pg_ctl_replica(1, "-W start"), 0);
-  const auto deadline = Clock::now() + 20s;
-  bool back = false;
-  while (!back && Clock::now() < deadline) {
-    Result res{PQexec(clients[0].get(), "SELECT inet_server_port()")};
-    back = PQresultStatus(res.get()) == PGRES_TUPLES_OK && PQgetvalue(res.get(), 0, 0) == r[0];
-    std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(back) << "the local replica did not rejoin\n" << proxy.log_tail();
+  EXPECT_TRUE(wait_reads_on(clients[0].get(), r[0], 20s)) << "the local replica did not rejoin\n"
+                                                          << proxy.log_tail();
 }
 
 // A read whose replica dies before any answer reached the client is run again elsewhere.
@@ -489,17 +491,11 @@ TEST_F(Routing, ReadInterruptedByReplicaDeathIsRetriedOnAnotherNode) {
     GTEST_SKIP() << "PGLANE_SKIP_HEAVY";
   }
   const auto r = replica_ports();
-  ProxySettings s = split_settings(
-      {addr(r[0])}, "[[regions]]\nname = \"far\"\nwriter = \"127.0.0.1:" + primary_port() +
-                        "\"\nreaders = [\"" + addr(r[1]) + "\"]\n");
-  Proxy proxy(s);
+  Proxy proxy(two_regions());
   START_PROXY(proxy);
   Conn c = connect_ok(proxy.conninfo());
   ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();
-  const auto until = Clock::now() + 10s;
-  while (port_of(c.get()) != r[0] && Clock::now() < until) {
-    std::this_thread::sleep_for(50ms);
-  }
+  wait_reads_on(c.get(), r[0], 10s);
   ASSERT_EQ(port_of(c.get()), r[0]);
   std::thread killer([] {
     std::this_thread::sleep_for(400ms);
@@ -615,14 +611,7 @@ TEST_F(Routing, FunctionVolatilityIsReadFromTheServerAndReloadedOnSighup) {
   ASSERT_TRUE(wait_reads_on_replicas(c.get())) << proxy.log_tail();  // catalog loaded
   exec_ok(d.get(), "CREATE FUNCTION rt_later() RETURNS int LANGUAGE sql STABLE AS $$ SELECT 1 $$");
   // Wait for the replicas to have it, then: unknown to pglane, so the writer.
-  for (const auto& port : replica_ports()) {
-    Conn r = connect_direct_port(port);
-    const auto until = Clock::now() + 10s;
-    while (Clock::now() < until &&
-           query_value(r.get(), "SELECT count(*) FROM pg_proc WHERE proname = 'rt_later'") != "1") {
-      std::this_thread::sleep_for(50ms);
-    }
-  }
+  wait_function_replicated("rt_later");
   EXPECT_EQ(port_of(c.get(), "SELECT rt_later(), inet_server_port()"), "1");
   Result before{PQexec(c.get(), "SELECT inet_server_port(), rt_later()")};
   ASSERT_EQ(PQresultStatus(before.get()), PGRES_TUPLES_OK);
