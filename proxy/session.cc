@@ -125,6 +125,12 @@ std::string quote_literal(std::string_view v) {
   return out;
 }
 
+// True when `buf` is (the start of) a Terminate message: 'X' then the length 4.
+bool is_terminate_prefix(std::string_view buf) {
+  static constexpr std::string_view kTerminate("X\0\0\0\4", 5);
+  return !buf.empty() && kTerminate.starts_with(buf.substr(0, kTerminate.size()));
+}
+
 bool is_safe_guc_name(std::string_view name) {
   if (name.empty() || name.size() > 63) {
     return false;
@@ -280,6 +286,11 @@ class Session {
         co_return End::kClientGone;
       }
       if (d.status == p::DecodeStatus::kViolation) {
+        // A Terminate ('X', length 4) instead of a startup packet: a client giving up before it
+        // began (node-postgres does this). PostgreSQL closes without a word, and so do we.
+        if (is_terminate_prefix(cin_.data())) {
+          co_return End::kClientGone;
+        }
         fail(p::sqlstate::kProtocolViolation,
              absl::StrCat("invalid startup packet: ", std::string(d.error)));
         co_return End::kClientViolation;
@@ -621,8 +632,10 @@ class Session {
       }
       // Transaction pooling replays these on whichever server the client lands on.
       if (txn) {
-        // (co_await is kept out of && and ||: GCC 12 miscompiles it there.)
-        bool refreshed = co_await refresh_settings();
+        // (co_await is kept out of && and ||: GCC 12 miscompiles it there.) No ParameterStatus
+        // may reach the client before AuthenticationOk (pgjdbc rejects it): the values it would
+        // carry are in server_->params and go out with the others below.
+        bool refreshed = co_await refresh_settings(/*notify_client=*/false);
         if (!refreshed) {
           co_return End::kServerGone;
         }
@@ -1582,7 +1595,7 @@ class Session {
     co_return true;
   }
 
-  asio::awaitable<bool> refresh_settings() {
+  asio::awaitable<bool> refresh_settings(bool notify_client = true) {
     bool ok = co_await read_session_settings();
     if (!ok) {
       co_return false;
@@ -1618,7 +1631,7 @@ class Session {
         p::encode_parameter_status(status, k, v);
       }
     }
-    if (!status.empty()) {
+    if (notify_client && !status.empty()) {
       std::vector<asio::const_buffer> bufs{asio::buffer(status)};
       co_await write_client(bufs);
     }
