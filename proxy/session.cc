@@ -55,6 +55,9 @@ constexpr std::size_t kMaxRewrite = 16 * 1024 * 1024;
 // A read is retried on another replica only if what it sent fits in this many bytes.
 constexpr std::size_t kMaxRetryBytes = 64 * 1024;
 
+// A server fingerprint no client has (clients' are 0 or odd): the server must be reset first.
+constexpr uint64_t kTaintedSettings = 2;
+
 // Every way a session ends. finish() maps each to what the client is told.
 enum class End {
   kRunning,
@@ -1559,15 +1562,35 @@ class Session {
     co_return End::kRunning;
   }
 
+  // "SELECT ..." that lists the client's session-level settings: built-in ones from pg_settings,
+  // custom (placeholder) ones by name, since PostgreSQL hides placeholders from pg_settings. A
+  // custom name that is not defined on the server (NULL) is left out.
+  std::string settings_query() const {
+    std::string sql =
+        "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
+        "AND name NOT IN ('role', 'session_authorization')";
+    if (!custom_names_.empty()) {
+      std::string names;
+      for (const auto& n : custom_names_) {
+        absl::StrAppend(&names, names.empty() ? "" : ",", quote_literal(n));
+      }
+      absl::StrAppend(&sql,
+                      " UNION ALL SELECT n, s FROM (SELECT n, pg_catalog.current_setting(n, true) "
+                      "AS s FROM pg_catalog.unnest(ARRAY[",
+                      names,
+                      "]::pg_catalog.text[]) AS n) AS c WHERE s IS NOT NULL AND NOT EXISTS "
+                      "(SELECT 1 FROM pg_catalog.pg_settings p WHERE p.name = c.n)");
+    }
+    absl::StrAppend(&sql, " ORDER BY 1");
+    return sql;
+  }
+
   // Reads the client's session-level settings back from the server: this covers SET, RESET,
-  // set_config(), rolled-back SETs and settings changed inside functions alike.
+  // set_config(), rolled-back SETs and settings changed inside functions alike, custom settings
+  // included (by the names its statements used).
   asio::awaitable<bool> read_session_settings() {
     std::vector<std::vector<std::string>> rows;
-    bool ok = co_await run_query_rows(
-        *server_,
-        "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
-        "AND name NOT IN ('role', 'session_authorization') ORDER BY name",
-        rows);
+    bool ok = co_await run_query_rows(*server_, settings_query(), rows);
     if (!ok) {
       co_return false;
     }
@@ -1650,7 +1673,8 @@ class Session {
         co_return;
       }
     }
-    server_->settings_hash = settings_hash_;
+    server_->settings_hash = server_tainted_ ? kTaintedSettings : settings_hash_;
+    server_tainted_ = false;
     pools().release(pool_key_, worker_, std::move(server_));
   }
 
@@ -1674,6 +1698,14 @@ class Session {
     }
     if (fx.may_change_settings) {
       settings_dirty_ = true;
+    }
+    for (const auto& name : fx.custom_settings) {
+      if (std::find(custom_names_.begin(), custom_names_.end(), name) == custom_names_.end()) {
+        custom_names_.push_back(name);
+      }
+    }
+    if (fx.opaque_code) {
+      server_tainted_ = true;
     }
     if (fx.discard_all || fx.deallocate_all) {
       stmts_.clear();
@@ -2328,7 +2360,7 @@ class Session {
         }
         server_->forget_all_stmts();
         server_->settings_hash = 0;
-      } else if (settings_dirty_) {
+      } else if (settings_dirty_ || server_tainted_) {
         if (ok) {
           ok = co_await run_simple_query(*server_, "RESET ALL");
         }
@@ -2384,7 +2416,12 @@ class Session {
   bool skipping_ = false;      // server discards messages until Sync after an error
   absl::flat_hash_map<std::string, ClientStatement> stmts_;    // client name -> statement
   std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
-  uint64_t settings_hash_ = 0;      // fingerprint of settings_ (0 = none)
+  uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none, otherwise odd)
+  // Custom settings ("prefix.name") the client's statements named: read back by name.
+  std::vector<std::string> custom_names_;
+  // DO or CALL ran on the attached server: it may hold custom settings no name of ours covers,
+  // so its fingerprint becomes kTaintedSettings, which matches no client (RESET ALL first).
+  bool server_tainted_ = false;
   bool settings_dirty_ = false;     // this transaction may have changed settings_
   const char* pinned_ = nullptr;    // why this client keeps its server, if it does
   bool detach_wanted_ = false;      // server side saw the end of a transaction during a write

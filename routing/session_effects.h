@@ -1,15 +1,16 @@
 // What a SQL string may do to session state that outlives its transaction. Transaction pooling
-// needs this to know when a client's settings must be re-read, and when a client must keep its
-// server connection ("pinning") because the state cannot move to another connection.
+// needs this to know when a client's settings must be re-read, which custom settings to read
+// back by name, when a server must be reset before another client may use it, and when a client
+// must keep its server connection ("pinning") because the state cannot move.
 //
-// The scan is lexical and conservative: it follows PostgreSQL's lexical rules (comments, nested
-// block comments, '...' / E'...' strings, "quoted" identifiers, $tag$ dollar quoting) to find
-// statement boundaries and leading keywords. A false positive costs one extra round trip (a
-// settings re-read) or a pinned session; it never leaks state.
+// The scan is lexical (routing/lexer.h, PostgreSQL's lexical rules) and conservative: a false
+// positive costs one extra round trip (a settings re-read), a tracked name that turns out unset,
+// or a pinned session; it never leaks state.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pglane::routing {
 
@@ -17,6 +18,13 @@ struct SessionEffects {
   // SET / RESET / SET SESSION CHARACTERISTICS / set_config() / DISCARD / DO / CALL: the client's
   // session settings may have changed and must be re-read after the transaction.
   bool may_change_settings = false;
+  // Custom (placeholder) settings, "prefix.name" lower-cased, that the statements may set with
+  // session scope. PostgreSQL hides placeholders from pg_settings and SHOW ALL, so the session
+  // reads these back by name with current_setting(name, true).
+  std::vector<std::string> custom_settings;
+  // DO / CALL: code pglane cannot see into ran, and it may have set custom settings whose names
+  // are unknown. The server is reset (RESET ALL) before any client uses it again.
+  bool opaque_code = false;
   bool discard_all = false;     // DISCARD ALL: every session state is gone (unpins)
   bool deallocate_all = false;  // DEALLOCATE [PREPARE] ALL
   // The statement is exactly one `DEALLOCATE [PREPARE] name` (name unquoted and lower-cased

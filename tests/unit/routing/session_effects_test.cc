@@ -1,5 +1,8 @@
 #include "routing/session_effects.h"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace pglane::routing {
@@ -78,6 +81,61 @@ TEST(SessionEffects, DiscardAndDeallocate) {
   EXPECT_EQ(fx.deallocate_name, "MyStmt");
   EXPECT_EQ(analyze_session_effects("DEALLOCATE Foo").deallocate_name, "foo");
   EXPECT_FALSE(analyze_session_effects("DEALLOCATE a; SELECT 1").is_single_deallocate);
+}
+
+using Names = std::vector<std::string>;
+
+TEST(SessionEffects, CustomSettingsAreNamed) {
+  EXPECT_EQ(analyze_session_effects("SET app.tenant = 't2'").custom_settings, Names{"app.tenant"});
+  EXPECT_EQ(analyze_session_effects("set session App.Tenant to 'x'").custom_settings,
+            Names{"app.tenant"});
+  EXPECT_EQ(analyze_session_effects("SET \"my\".\"key\" = 1").custom_settings, Names{"my.key"});
+  EXPECT_EQ(analyze_session_effects("RESET app.tenant").custom_settings, Names{"app.tenant"});
+  EXPECT_EQ(analyze_session_effects("SELECT set_config('app.tenant', $1, false)").custom_settings,
+            Names{"app.tenant"});
+  EXPECT_EQ(analyze_session_effects("select pg_catalog.set_config('a.b', 'x', is_local => false)")
+                .custom_settings,
+            Names{"a.b"});
+  EXPECT_EQ(analyze_session_effects("SELECT set_config($$a.b$$, 'x', 'off')").custom_settings,
+            Names{"a.b"});
+  EXPECT_EQ(
+      analyze_session_effects("SET a.x = 1; SELECT set_config('b.y', 'v', false); SET a.x = 2")
+          .custom_settings,
+      (Names{"a.x", "b.y"}));
+  // Built-in settings are read from pg_settings; only dotted names need tracking.
+  EXPECT_TRUE(analyze_session_effects("SET statement_timeout = 5").custom_settings.empty());
+  EXPECT_TRUE(analyze_session_effects("SELECT set_config('work_mem', '1MB', false)")
+                  .custom_settings.empty());
+}
+
+TEST(SessionEffects, TransactionScopedCustomSettingsAreNotTracked) {
+  EXPECT_TRUE(analyze_session_effects("SET LOCAL app.tenant = 't2'").custom_settings.empty());
+  EXPECT_TRUE(analyze_session_effects("SELECT set_config('app.tenant', 't2', true)")
+                  .custom_settings.empty());
+  EXPECT_TRUE(
+      analyze_session_effects("SELECT set_config('app.t', 'x', 'on')").custom_settings.empty());
+  EXPECT_TRUE(analyze_session_effects("SELECT 'SET app.tenant = 1'").custom_settings.empty());
+}
+
+TEST(SessionEffects, CustomSettingWithUnknownNamePins) {
+  EXPECT_NE(analyze_session_effects("SELECT set_config($1, $2, false)").pin_reason, nullptr);
+  EXPECT_NE(analyze_session_effects("SELECT set_config('app.' || 'x', 'v', false)").pin_reason,
+            nullptr);
+  EXPECT_NE(analyze_session_effects("SELECT set_config(E'a\\x2eb', 'v', false)").pin_reason,
+            nullptr);
+}
+
+TEST(SessionEffects, DoBodiesAreScannedAndTaintTheServer) {
+  auto fx = analyze_session_effects(
+      "DO $$ BEGIN PERFORM set_config('app.tenant', 't2', false); SET app.user = 'u'; END $$");
+  EXPECT_TRUE(fx.opaque_code);
+  EXPECT_TRUE(fx.may_change_settings);
+  EXPECT_EQ(fx.custom_settings, (Names{"app.tenant", "app.user"}));
+  EXPECT_EQ(fx.pin_reason, nullptr);
+  EXPECT_STREQ(analyze_session_effects("DO 'BEGIN LISTEN x; END'").pin_reason, "LISTEN");
+  EXPECT_FALSE(analyze_session_effects("DO $$ BEGIN DEALLOCATE x; END $$").is_single_deallocate);
+  EXPECT_TRUE(analyze_session_effects("CALL p()").opaque_code);
+  EXPECT_FALSE(analyze_session_effects("SET app.x = 1").opaque_code);
 }
 
 TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
