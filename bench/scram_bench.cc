@@ -16,7 +16,7 @@ void BM_ScramExchange(benchmark::State& state) {
   for (auto _ : state) {
     ScramServer server(verifier);
     ScramClient client("pencil");
-    const auto server_first = server.handle_client_first(client.client_first());
+    const auto server_first = server.handle_client_first("SCRAM-SHA-256", client.client_first());
     const auto client_final = client.handle_server_first(*server_first);
     const auto server_final = server.handle_client_final(*client_final);
     if (!server_final || !client.verify_server_final(*server_final)) {
@@ -36,11 +36,11 @@ void BM_ScramServerSide(benchmark::State& state) {
   // The client's final message depends on the server nonce, so fix it for the whole run.
   first_server.set_nonce_for_test("fixed-server-nonce");
   const std::string client_final =
-      *client.handle_server_first(*first_server.handle_client_first(client_first));
+      *client.handle_server_first(*first_server.handle_client_first("SCRAM-SHA-256", client_first));
   for (auto _ : state) {
     ScramServer server(verifier);
     server.set_nonce_for_test("fixed-server-nonce");
-    benchmark::DoNotOptimize(server.handle_client_first(client_first));
+    benchmark::DoNotOptimize(server.handle_client_first("SCRAM-SHA-256", client_first));
     const auto server_final = server.handle_client_final(client_final);
     if (!server_final) {
       state.SkipWithError("proof rejected");

@@ -1,9 +1,11 @@
 #include "protocol/scram.h"
 
+#include <idn-free.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stringprep.h>
 
 #include <array>
 #include <charconv>
@@ -246,6 +248,33 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
+// ---- SASLprep ----
+
+std::string saslprep_password(std::string_view password) {
+  bool ascii = true;
+  for (unsigned char c : password) {
+    ascii = ascii && c < 0x80;
+  }
+  // PostgreSQL uses pure ASCII as it is (no mapping of control characters), and a password with
+  // a NUL cannot be a C string.
+  if (ascii || password.find('\0') != std::string_view::npos) {
+    return std::string(password);
+  }
+  char* out = nullptr;
+  const std::string in(password);
+  // STRINGPREP_NO_UNASSIGNED: PostgreSQL rejects unassigned code points too (RFC 4013 stored
+  // strings); libidn also rejects invalid UTF-8. Any refusal means "use the raw bytes".
+  const int rc = stringprep_profile(in.c_str(), &out, "SASLprep", STRINGPREP_NO_UNASSIGNED);
+  std::string result = rc == STRINGPREP_OK && out != nullptr && out[0] != '\0'
+                           ? std::string(out)
+                           : std::string(password);
+  if (out != nullptr) {
+    OPENSSL_cleanse(out, std::char_traits<char>::length(out));
+    idn_free(out);  // allocated by libidn
+  }
+  return result;
+}
+
 // ---- Verifiers ----
 
 std::optional<ScramVerifier> parse_scram_verifier(std::string_view text) {
@@ -278,7 +307,7 @@ std::optional<ScramVerifier> parse_scram_verifier(std::string_view text) {
 
 std::string make_scram_verifier(std::string_view password, int iterations, std::string_view salt) {
   const std::string salt_bytes = salt.empty() ? random_bytes(kDefaultSaltBytes) : std::string(salt);
-  const std::optional<Keys> k = derive_keys(password, salt_bytes, iterations);
+  const std::optional<Keys> k = derive_keys(saslprep_password(password), salt_bytes, iterations);
   if (!k) {
     return {};  // iterations < 1 (or a libcrypto failure)
   }
@@ -289,29 +318,53 @@ std::string make_scram_verifier(std::string_view password, int iterations, std::
 
 // ---- Server ----
 
-ScramServer::ScramServer(ScramVerifier verifier) : verifier_(std::move(verifier)) {}
+ScramServer::ScramServer(ScramVerifier verifier, std::string channel_binding)
+    : verifier_(std::move(verifier)), channel_binding_(std::move(channel_binding)) {}
+
+std::vector<std::string> ScramServer::mechanisms() const {
+  if (channel_binding_.empty()) {
+    return {"SCRAM-SHA-256"};
+  }
+  return {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"};
+}
 
 void ScramServer::set_nonce_for_test(std::string server_nonce) {
   test_server_nonce_ = std::move(server_nonce);
 }
 
-std::optional<std::string> ScramServer::handle_client_first(std::string_view client_first) {
+std::optional<std::string> ScramServer::handle_client_first(std::string_view mechanism,
+                                                            std::string_view client_first) {
   // Any failure, including a call out of order, ends the exchange.
   const bool in_order = state_ == 0;
   state_ = 2;
   if (!in_order) {
     return std::nullopt;
   }
-  // gs2-header: "n,," (client does not support channel binding) or "y,," (supports it but
-  // thinks the server does not). Accepting "y" is only safe because we never advertise
-  // SCRAM-SHA-256-PLUS; if we did, "y" would signal a downgrade attack (RFC 5802 section 6).
-  // "p=..." asks for -PLUS, which this API does not offer, and an authzid ("n,a=...,") is
-  // refused by PostgreSQL too.
-  if (!client_first.starts_with("n,,") && !client_first.starts_with("y,,")) {
+  const bool plus = mechanism == "SCRAM-SHA-256-PLUS";
+  if ((!plus && mechanism != "SCRAM-SHA-256") || (plus && channel_binding_.empty())) {
+    return std::nullopt;  // a mechanism we did not offer
+  }
+  // gs2-header (RFC 5802 section 7), as PostgreSQL's read_client_first_message checks it:
+  //  "p=tls-server-end-point,," - channel binding, only with -PLUS;
+  //  "n,," - the client does not support channel binding: only without -PLUS;
+  //  "y,," - the client supports it but thinks we do not: only when we did not offer it, else
+  //          someone removed -PLUS from our list on the way (a downgrade).
+  // An authzid ("n,a=...,") is refused, as PostgreSQL does.
+  const std::string p_header = "p=" + std::string(kTlsServerEndPoint) + ",,";
+  std::string_view gs2;
+  if (client_first.starts_with(p_header)) {
+    if (!plus) {
+      return std::nullopt;
+    }
+    gs2 = client_first.substr(0, p_header.size());
+  } else if (client_first.starts_with("n,,") && !plus) {
+    gs2 = client_first.substr(0, 3);
+  } else if (client_first.starts_with("y,,") && !plus && channel_binding_.empty()) {
+    gs2 = client_first.substr(0, 3);
+  } else {
     return std::nullopt;
   }
-  const std::string_view gs2 = client_first.substr(0, 3);
-  const std::string_view bare = client_first.substr(3);
+  const std::string_view bare = client_first.substr(gs2.size());
   // client-first-message-bare: n=<user>,r=<nonce>[,extensions]. A leading "m=" (mandatory
   // extension) fails the 'n' check. PostgreSQL ignores the user name here (it came in the
   // StartupMessage), so we do too.
@@ -345,7 +398,11 @@ std::optional<std::string> ScramServer::handle_client_final(std::string_view cli
       (*attrs)[2].name != 'p') {
     return std::nullopt;
   }
-  if ((*attrs)[0].value != base64_encode(gs2_header_) || (*attrs)[1].value != nonce_) {
+  // c= is the gs2 header followed, for "p=", by the channel-binding data of this connection.
+  const std::string binding =
+      gs2_header_.starts_with("p=") ? gs2_header_ + channel_binding_ : gs2_header_;
+  if (!constant_time_equal((*attrs)[0].value, base64_encode(binding)) ||
+      (*attrs)[1].value != nonce_) {
     return std::nullopt;
   }
   const std::optional<std::string> proof = base64_decode((*attrs)[2].value);
@@ -362,13 +419,19 @@ std::optional<std::string> ScramServer::handle_client_final(std::string_view cli
   if (!constant_time_equal(digest(EVP_sha256(), client_key), verifier_.stored_key)) {
     return std::nullopt;
   }
+  client_keys_ = ScramKeys{verifier_.iterations, verifier_.salt, client_key, verifier_.server_key};
   return "v=" + base64_encode(hmac_sha256(verifier_.server_key, auth_message));
 }
 
 // ---- Client ----
 
 ScramClient::ScramClient(std::string password, int max_iterations)
-    : password_(std::move(password)), max_iterations_(max_iterations) {}
+    : password_(saslprep_password(password)), max_iterations_(max_iterations) {
+  OPENSSL_cleanse(password.data(), password.size());
+}
+
+ScramClient::ScramClient(ScramKeys keys)
+    : max_iterations_(keys.iterations), keys_(std::move(keys)) {}
 
 void ScramClient::set_nonce_for_test(std::string client_nonce, std::string_view user) {
   client_nonce_ = std::move(client_nonce);
@@ -381,7 +444,12 @@ std::string ScramClient::client_first() {
     // The user name is sent empty: PostgreSQL takes it from the StartupMessage.
     client_first_bare_ = "n=,r=" + client_nonce_;
   }
-  return "n,," + client_first_bare_;
+  return gs2_header() + client_first_bare_;
+}
+
+std::string ScramClient::gs2_header() const {
+  return channel_binding_.empty() ? std::string("n,,")
+                                  : "p=" + std::string(kTlsServerEndPoint) + ",,";
 }
 
 std::optional<std::string> ScramClient::handle_server_first(std::string_view server_first) {
@@ -407,12 +475,23 @@ std::optional<std::string> ScramClient::handle_server_first(std::string_view ser
   if (!iterations || *iterations > max_iterations_) {
     return std::nullopt;
   }
-  const std::optional<Keys> k = derive_keys(password_, *salt, *iterations);
+  std::optional<Keys> k;
+  if (keys_) {
+    // The keys only fit the verifier they came from.
+    if (*salt != keys_->salt || *iterations != keys_->iterations) {
+      keys_mismatch_ = true;
+      return std::nullopt;
+    }
+    k = Keys{keys_->client_key, digest(EVP_sha256(), keys_->client_key), keys_->server_key};
+  } else {
+    k = derive_keys(password_, *salt, *iterations);
+  }
   if (!k) {
     return std::nullopt;
   }
-  // "biws" is base64("n,,"): we never use channel binding.
-  const std::string without_proof = "c=biws,r=" + std::string(nonce);
+  // c= is the gs2 header plus, when bound, the channel-binding data ("biws" for plain "n,,").
+  const std::string without_proof =
+      "c=" + base64_encode(gs2_header() + channel_binding_) + ",r=" + std::string(nonce);
   auth_message_ = client_first_bare_ + "," + std::string(server_first) + "," + without_proof;
   const std::string proof = xor_bytes(k->client_key, hmac_sha256(k->stored_key, auth_message_));
   server_signature_ = hmac_sha256(k->server_key, auth_message_);

@@ -1,6 +1,9 @@
 #include "proxy/net.h"
 
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <cstring>
 
@@ -40,6 +43,40 @@ asio::awaitable<error_code> Stream::handshake_client(asio::ssl::context& ctx,
   }
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUse);
   co_return ec;
+}
+
+std::string Stream::tls_server_end_point(bool we_are_server) {
+  if (!tls_) {
+    return {};
+  }
+  SSL* ssl = tls_->native_handle();
+  X509* cert = nullptr;
+  if (we_are_server) {
+    cert = SSL_get_certificate(ssl);  // borrowed
+    if (cert != nullptr) {
+      X509_up_ref(cert);
+    }
+  } else {
+    cert = SSL_get1_peer_certificate(ssl);
+  }
+  if (cert == nullptr) {
+    return {};
+  }
+  std::string out;
+  int md_nid = NID_undef;
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, nullptr) == 1) {
+    if (md_nid == NID_md5 || md_nid == NID_sha1) {
+      md_nid = NID_sha256;  // RFC 5929 section 4.1
+    }
+    const EVP_MD* md = EVP_get_digestbynid(md_nid);
+    unsigned char hash[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (md != nullptr && X509_digest(cert, md, hash, &len) == 1) {
+      out.assign(reinterpret_cast<const char*>(hash), len);
+    }
+  }
+  X509_free(cert);
+  return out;
 }
 
 asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buf) {

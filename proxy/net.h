@@ -39,6 +39,13 @@ class Stream {
   asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx, const std::string& host,
                                                bool verify_name);
 
+  // RFC 5929 tls-server-end-point channel-binding data of this TLS connection: the hash of the
+  // server's certificate (ours when we accepted, the peer's when we connected), with the hash of
+  // its signature algorithm, SHA-256 in place of MD5 and SHA-1. Empty when not TLS or when the
+  // algorithm has no single hash (Ed25519): then SCRAM-SHA-256-PLUS is not offered, as
+  // PostgreSQL does.
+  std::string tls_server_end_point(bool we_are_server);
+
   asio::awaitable<std::pair<error_code, std::size_t>> read_some(asio::mutable_buffer buf);
   asio::awaitable<error_code> write_all(asio::const_buffer buf);
   asio::awaitable<error_code> write_all(std::string_view bytes) {

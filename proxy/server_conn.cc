@@ -137,6 +137,14 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
           co_return fail(std::string(p::sqlstate::kProtocolViolation),
                          "malformed authentication request from server");
         }
+        if ((auth->code == 3 || auth->code == 5) && req.credential.password.empty()) {
+          co_return fail(
+              std::string(p::sqlstate::kInvalidPassword),
+              absl::StrCat("server ", req.endpoint.to_string(), " asks for ",
+                           auth->code == 3 ? "a cleartext" : "an md5",
+                           " password and pglane has none for user \"", req.credential.user,
+                           "\" (SCRAM pass-through needs scram-sha-256 there)"));
+        }
         switch (auth->code) {
           case 0:
             break;
@@ -150,32 +158,57 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
             break;
           }
           case 10: {
-            // The mechanism list is NUL-separated; SCRAM-SHA-256 without channel binding.
+            // The mechanism list is NUL-separated. Over TLS, SCRAM-SHA-256-PLUS binds the login
+            // to the server's certificate, so a man in the middle cannot relay it.
             std::string_view list = auth->data;
             bool offered = false;
+            bool offered_plus = false;
             while (!list.empty()) {
               auto nul = list.find('\0');
               auto mech = list.substr(0, nul);
-              if (mech == "SCRAM-SHA-256") {
-                offered = true;
-              }
+              offered |= mech == "SCRAM-SHA-256";
+              offered_plus |= mech == "SCRAM-SHA-256-PLUS";
               if (nul == std::string_view::npos) {
                 break;
               }
               list.remove_prefix(nul + 1);
             }
-            if (!offered) {
+            const std::string binding =
+                offered_plus ? conn.stream.tls_server_end_point(false) : std::string();
+            if (!offered && binding.empty()) {
               co_return fail(std::string(p::sqlstate::kFeatureNotSupported),
                              "server offers no SASL mechanism pglane supports");
             }
-            scram = std::make_unique<p::ScramClient>(req.credential.password);
-            p::encode_sasl_initial(reply, "SCRAM-SHA-256", scram->client_first());
+            if (!req.credential.password.empty()) {
+              scram = std::make_unique<p::ScramClient>(req.credential.password);
+            } else if (req.scram_keys) {
+              scram = std::make_unique<p::ScramClient>(*req.scram_keys);
+            } else {
+              co_return fail(std::string(p::sqlstate::kInvalidPassword),
+                             absl::StrCat("no password for user \"", req.credential.user,
+                                          "\" on server ", req.endpoint.to_string(),
+                                          ", and the client did not log in with SCRAM (needed "
+                                          "for pass-through)"));
+            }
+            if (!binding.empty()) {
+              scram->set_channel_binding(binding);
+            }
+            p::encode_sasl_initial(reply, binding.empty() ? "SCRAM-SHA-256" : "SCRAM-SHA-256-PLUS",
+                                   scram->client_first());
             break;
           }
           case 11: {
             std::optional<std::string> final_msg;
             if (scram) {
               final_msg = scram->handle_server_first(auth->data);
+            }
+            if (!final_msg && scram && scram->keys_mismatch()) {
+              co_return fail(
+                  std::string(p::sqlstate::kInvalidPassword),
+                  absl::StrCat("SCRAM pass-through for user \"", req.credential.user,
+                               "\" failed: server ", req.endpoint.to_string(),
+                               " stores another verifier (salt or iteration count) than pglane's "
+                               "users file; copy its pg_authid.rolpassword there"));
             }
             if (!final_msg) {
               co_return fail(std::string(p::sqlstate::kProtocolViolation),

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "conf/config.h"
 #include "protocol/messages.h"
+#include "protocol/scram.h"
 #include "proxy/net.h"
 
 namespace pglane::proxy {
@@ -56,6 +57,9 @@ struct ConnectRequest {
   conf::Endpoint endpoint;
   std::string database;
   conf::BackendCredential credential;  // user must be non-empty here
+  // Used when credential.password is empty and the server asks for SCRAM: the client's keys
+  // (SCRAM pass-through). The server must store the verifier they came from.
+  std::optional<protocol::ScramKeys> scram_keys;
   // Further StartupMessage parameters (session pooling passes the client's own, so RESET ALL
   // on the server returns to exactly what the client asked for).
   std::vector<std::pair<std::string, std::string>> extra_params;

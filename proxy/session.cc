@@ -442,8 +442,11 @@ class Session {
       if (!real) {
         verifier = mock_verifier();
       }
-      p::ScramServer scram(std::move(*verifier));
-      p::encode_auth_sasl(out, {"SCRAM-SHA-256"});
+      // Over TLS, SCRAM-SHA-256-PLUS binds the exchange to our certificate (B16), as
+      // PostgreSQL offers it: a client with channel_binding=require accepts nothing less.
+      p::ScramServer scram(std::move(*verifier), client_.tls_server_end_point(true));
+      const std::vector<std::string> mechanisms = scram.mechanisms();
+      p::encode_auth_sasl(out, std::vector<std::string_view>(mechanisms.begin(), mechanisms.end()));
       if (co_await client_.write_all(out)) {
         co_return End::kClientGone;
       }
@@ -452,11 +455,12 @@ class Session {
         co_return auth_io_end();
       }
       auto initial = p::parse_sasl_initial(*first);
-      if (!initial || initial->mechanism != "SCRAM-SHA-256") {
+      if (!initial ||
+          std::find(mechanisms.begin(), mechanisms.end(), initial->mechanism) == mechanisms.end()) {
         fail(p::sqlstate::kProtocolViolation, "client selected an invalid SASL mechanism");
         co_return End::kClientViolation;
       }
-      auto server_first = scram.handle_client_first(initial->data);
+      auto server_first = scram.handle_client_first(initial->mechanism, initial->data);
       if (!server_first) {
         fail(p::sqlstate::kProtocolViolation, "malformed SCRAM message");
         co_return End::kClientViolation;
@@ -473,6 +477,7 @@ class Session {
       auto server_final = scram.handle_client_final(*final_msg);
       ok = real && server_final.has_value();
       if (ok) {
+        scram_keys_ = scram.client_keys();
         out.clear();
         p::encode_auth_sasl_final(out, *server_final);
         if (co_await client_.write_all(out)) {
@@ -551,6 +556,10 @@ class Session {
         analytics && !cfg_.analytics.database.empty() ? cfg_.analytics.database : database_;
     req.credential.user = cred.user.empty() ? user_ : cred.user;
     req.credential.password = cred.password;
+    if (cred.password.empty()) {
+      // No password configured: log in with the keys of the client's own SCRAM proof.
+      req.scram_keys = scram_keys_;
+    }
     req.tls_mode = cfg_.backend.tls.mode;
     req.tls_ctx = snap_->server_tls.get();
     req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
@@ -2416,6 +2425,9 @@ class Session {
   bool skipping_ = false;      // server discards messages until Sync after an error
   absl::flat_hash_map<std::string, ClientStatement> stmts_;    // client name -> statement
   std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
+  // The keys recovered from the client's SCRAM proof (SCRAM clients only), for servers that are
+  // configured without a password.
+  std::optional<p::ScramKeys> scram_keys_;
   uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none, otherwise odd)
   // Custom settings ("prefix.name") the client's statements named: read back by name.
   std::vector<std::string> custom_names_;

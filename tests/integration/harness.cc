@@ -341,9 +341,11 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "mode = " << toml_string(s.tls_mode) << "\n"
     << "cert_file = " << toml_string(env("TLS_CERT")) << "\n"
     << "key_file = " << toml_string(env("TLS_KEY")) << "\n"
-    << "[backend]\n"
-    << "user = \"pglane_app\"\n"
-    << "password_file = " << toml_string(g_dir + "/backend_password") << "\n";
+    << "[backend]\n";
+  if (!s.backend_pass_through) {
+    c << "user = \"pglane_app\"\n"
+      << "password_file = " << toml_string(g_dir + "/backend_password") << "\n";
+  }
   if (s.backend_connect_timeout_ms) {
     c << "connect_timeout_ms = " << *s.backend_connect_timeout_ms << "\n";
   }

@@ -64,6 +64,9 @@ struct ProxySettings {
   std::optional<uint64_t> max_message_size;
   std::optional<int> backend_connect_timeout_ms;
   std::string users_file;  // empty = the sandbox users file
+  // [backend] without user or password: each client logs in to the server as itself with the
+  // keys of its own SCRAM proof (pass-through).
+  bool backend_pass_through = false;
   std::string log_level = "info";
   // Read/write splitting: readers of the "local" region ("127.0.0.1:port"), and TOML appended
   // to the file (more [[regions]], [routing], [health], [analytics]).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace pglane::protocol {
 namespace {
@@ -39,7 +40,7 @@ TEST(ScramRfc7677, Client) {
 TEST(ScramRfc7677, Server) {
   ScramServer server(rfc_verifier());
   server.set_nonce_for_test(std::string(kServerNonce));
-  const auto first = server.handle_client_first(kClientFirst);
+  const auto first = server.handle_client_first("SCRAM-SHA-256", kClientFirst);
   ASSERT_TRUE(first);
   EXPECT_EQ(*first, kServerFirst);
   const auto final_msg = server.handle_client_final(kClientFinal);
@@ -50,7 +51,7 @@ TEST(ScramRfc7677, Server) {
 TEST(ScramRfc7677, ServerRejectsTamperedProof) {
   ScramServer server(rfc_verifier());
   server.set_nonce_for_test(std::string(kServerNonce));
-  ASSERT_TRUE(server.handle_client_first(kClientFirst));
+  ASSERT_TRUE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));
   std::string tampered(kClientFinal);
   tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
   EXPECT_FALSE(server.handle_client_final(tampered));
@@ -74,7 +75,7 @@ bool exchange(std::string_view stored_password, std::string client_password) {
   ScramServer server(*parse_scram_verifier(make_scram_verifier(stored_password)));
   ScramClient client(std::move(client_password));
   const std::string first = client.client_first();
-  const auto server_first = server.handle_client_first(first);
+  const auto server_first = server.handle_client_first("SCRAM-SHA-256", first);
   if (!server_first) {
     return false;
   }
@@ -109,7 +110,7 @@ TEST(Scram, ClientFirstShape) {
 
 TEST(Scram, ServerNonceIsClientNoncePlus24Chars) {
   ScramServer server(rfc_verifier());
-  const auto first = server.handle_client_first("y,,n=,r=abc");
+  const auto first = server.handle_client_first("SCRAM-SHA-256", "y,,n=,r=abc");
   ASSERT_TRUE(first);
   EXPECT_TRUE(first->starts_with("r=abc"));
   const std::size_t comma = first->find(',');
@@ -122,7 +123,7 @@ TEST(Scram, ServerAcceptsYFlagWithMatchingBinding) {
   ScramClient client("pw");
   std::string first = client.client_first();
   first[0] = 'y';
-  const auto server_first = server.handle_client_first(first);
+  const auto server_first = server.handle_client_first("SCRAM-SHA-256", first);
   ASSERT_TRUE(server_first);
   auto client_final = client.handle_server_first(*server_first);
   ASSERT_TRUE(client_final);
@@ -136,7 +137,7 @@ TEST(Scram, ServerRejectsMalformedClientFirst) {
         "n,,r=abc", "n,,n=", "n,,n=,r=", "n,,n=,r=a,b", "n,,m=ext,n=,r=abc", "n,,n=,x=1,r=abc",
         "n,,n=,r=ab\x7f", "n,,n=,r=abc,", "n,,n=,r=abc,=x", "n,,n=user"}) {
     ScramServer server(rfc_verifier());
-    EXPECT_FALSE(server.handle_client_first(bad)) << bad;
+    EXPECT_FALSE(server.handle_client_first("SCRAM-SHA-256", bad)) << bad;
   }
 }
 
@@ -151,7 +152,7 @@ TEST(Scram, ServerRejectsMalformedClientFinal) {
         "c=biws,r=" + nonce + "," + proof + ","}) {
     ScramServer server(rfc_verifier());
     server.set_nonce_for_test(std::string(kServerNonce));
-    ASSERT_TRUE(server.handle_client_first(kClientFirst));
+    ASSERT_TRUE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));
     EXPECT_FALSE(server.handle_client_final(bad)) << bad;
   }
 }
@@ -160,26 +161,27 @@ TEST(Scram, ServerOutOfOrder) {
   {
     ScramServer server(rfc_verifier());
     EXPECT_FALSE(server.handle_client_final(kClientFinal));  // final before first
-    EXPECT_FALSE(server.handle_client_first(kClientFirst));  // and the exchange is over
+    EXPECT_FALSE(
+        server.handle_client_first("SCRAM-SHA-256", kClientFirst));  // and the exchange is over
   }
   {
     ScramServer server(rfc_verifier());
     server.set_nonce_for_test(std::string(kServerNonce));
-    ASSERT_TRUE(server.handle_client_first(kClientFirst));
-    EXPECT_FALSE(server.handle_client_first(kClientFirst));  // first twice
+    ASSERT_TRUE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));
+    EXPECT_FALSE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));  // first twice
     EXPECT_FALSE(server.handle_client_final(kClientFinal));  // failure ends the exchange
   }
   {
     ScramServer server(rfc_verifier());
     server.set_nonce_for_test(std::string(kServerNonce));
-    ASSERT_TRUE(server.handle_client_first(kClientFirst));
+    ASSERT_TRUE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));
     ASSERT_TRUE(server.handle_client_final(kClientFinal));
     EXPECT_FALSE(server.handle_client_final(kClientFinal));  // replay
   }
   {
     ScramServer server(rfc_verifier());
-    ASSERT_FALSE(server.handle_client_first("garbage"));
-    EXPECT_FALSE(server.handle_client_first(kClientFirst));  // no second chance
+    ASSERT_FALSE(server.handle_client_first("SCRAM-SHA-256", "garbage"));
+    EXPECT_FALSE(server.handle_client_first("SCRAM-SHA-256", kClientFirst));  // no second chance
   }
 }
 
@@ -187,7 +189,7 @@ TEST(Scram, MockVerifierLooksNormalButFails) {
   ScramVerifier mock{4096, random_bytes(16), random_bytes(32), random_bytes(32)};
   ScramServer server(mock);
   ScramClient client("guess");
-  const auto server_first = server.handle_client_first(client.client_first());
+  const auto server_first = server.handle_client_first("SCRAM-SHA-256", client.client_first());
   ASSERT_TRUE(server_first);
   const auto client_final = client.handle_server_first(*server_first);
   ASSERT_TRUE(client_final);
@@ -332,6 +334,141 @@ TEST(Base64, RoundTripAllByteValues) {
     raw.push_back(static_cast<char>(i));
     EXPECT_EQ(base64_decode(base64_encode(raw)), raw);
   }
+}
+
+// ---- SASLprep (RFC 4013 section 3 examples, and PostgreSQL's fallbacks) ----
+
+TEST(SaslPrep, Rfc4013Examples) {
+  EXPECT_EQ(saslprep_password("I\xC2\xAD"
+                              "X"),
+            "IX");                                     // SOFT HYPHEN mapped to nothing
+  EXPECT_EQ(saslprep_password("\xC2\xAA"), "a");       // FEMININE ORDINAL -> NFKC "a"
+  EXPECT_EQ(saslprep_password("\xE2\x85\xA8"), "IX");  // ROMAN NUMERAL NINE
+  EXPECT_EQ(saslprep_password("a\xC2\xA0"
+                              "b"),
+            "a b");                                                // NO-BREAK SPACE -> space
+  EXPECT_EQ(saslprep_password("caf\x65\xCC\x81"), "caf\xC3\xA9");  // NFD -> NFC
+}
+
+TEST(SaslPrep, AsciiAndRefusedInputAreUsedAsTheyAre) {
+  EXPECT_EQ(saslprep_password("user"), "user");
+  EXPECT_EQ(saslprep_password("a\x07"
+                              "b"),
+            "a\x07"
+            "b");                                        // ASCII: PostgreSQL skips checks
+  EXPECT_EQ(saslprep_password("\xff\xfe"), "\xff\xfe");  // not UTF-8
+  EXPECT_EQ(saslprep_password("x\xC2\x85"
+                              "y"),
+            "x\xC2\x85"
+            "y");  // prohibited control char
+}
+
+TEST(SaslPrep, VerifierAndClientAgreeOnEquivalentPasswords) {
+  const std::string salt = "0123456789abcdef";
+  EXPECT_EQ(make_scram_verifier("I\xC2\xAD"
+                                "X",
+                                4096, salt),
+            make_scram_verifier("IX", 4096, salt));
+  // A client typing the decomposed form logs in against a verifier made from the composed one.
+  ScramServer server(*parse_scram_verifier(make_scram_verifier("caf\xC3\xA9")));
+  ScramClient client("caf\x65\xCC\x81");
+  auto first = server.handle_client_first("SCRAM-SHA-256", client.client_first());
+  ASSERT_TRUE(first);
+  auto final_msg = client.handle_server_first(*first);
+  ASSERT_TRUE(final_msg);
+  EXPECT_TRUE(server.handle_client_final(*final_msg));
+}
+
+// ---- Channel binding (SCRAM-SHA-256-PLUS) ----
+
+// One whole exchange; the client binds to `client_cb` (empty: none) and selects `mechanism`.
+bool bound_exchange(std::string server_cb, std::string client_cb, std::string_view mechanism,
+                    char flag = 0) {
+  const std::string verifier = make_scram_verifier("pw");
+  ScramServer server(*parse_scram_verifier(verifier), std::move(server_cb));
+  ScramClient client("pw");
+  if (!client_cb.empty()) {
+    client.set_channel_binding(std::move(client_cb));
+  }
+  std::string first = client.client_first();
+  if (flag != 0) {
+    first[0] = flag;
+  }
+  auto server_first = server.handle_client_first(mechanism, first);
+  if (!server_first) {
+    return false;
+  }
+  auto final_msg = client.handle_server_first(*server_first);
+  return final_msg && server.handle_client_final(*final_msg).has_value();
+}
+
+TEST(ScramPlus, MechanismsOfferedOnlyWithBinding) {
+  EXPECT_EQ(ScramServer(ScramVerifier{}).mechanisms(), std::vector<std::string>{"SCRAM-SHA-256"});
+  EXPECT_EQ(ScramServer(ScramVerifier{}, "cb").mechanisms(),
+            (std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}));
+}
+
+TEST(ScramPlus, BoundExchangeSucceedsOnlyWithTheSameBinding) {
+  EXPECT_TRUE(bound_exchange("cert-hash", "cert-hash", "SCRAM-SHA-256-PLUS"));
+  EXPECT_FALSE(bound_exchange("cert-hash", "other-hash", "SCRAM-SHA-256-PLUS"));  // MITM
+  EXPECT_FALSE(bound_exchange("", "cert-hash", "SCRAM-SHA-256-PLUS"));            // not offered
+  EXPECT_FALSE(bound_exchange("cert-hash", "cert-hash", "SCRAM-SHA-256"));  // p= without -PLUS
+}
+
+TEST(ScramPlus, UnboundClientsAndDowngrades) {
+  // A client without channel binding may still use plain SCRAM over TLS.
+  EXPECT_TRUE(bound_exchange("cert-hash", "", "SCRAM-SHA-256"));
+  // -PLUS selected without binding data.
+  EXPECT_FALSE(bound_exchange("cert-hash", "", "SCRAM-SHA-256-PLUS"));
+  // "y": the client supports binding but did not see -PLUS offered; we offered it: downgrade.
+  EXPECT_FALSE(bound_exchange("cert-hash", "", "SCRAM-SHA-256", 'y'));
+  EXPECT_FALSE(bound_exchange("", "", "SCRAM-SHA-256", 'y'));  // c=biws no longer matches "y,,"
+  EXPECT_FALSE(bound_exchange("", "", "SCRAM-SHA-1"));
+}
+
+// ---- Logging in with a client's keys (pass-through) ----
+
+TEST(ScramPassThrough, ServerRecoversKeysThatLogInElsewhere) {
+  const std::string verifier_text = make_scram_verifier("secret");
+  const ScramVerifier verifier = *parse_scram_verifier(verifier_text);
+  // The client logs in to pglane...
+  ScramServer gateway(verifier);
+  ScramClient client("secret");
+  auto first = gateway.handle_client_first("SCRAM-SHA-256", client.client_first());
+  ASSERT_TRUE(first);
+  auto final_msg = client.handle_server_first(*first);
+  ASSERT_TRUE(final_msg);
+  ASSERT_TRUE(gateway.handle_client_final(*final_msg));
+  ASSERT_TRUE(gateway.client_keys());
+  // ... and pglane logs in to a server holding the same verifier with the recovered keys.
+  ScramServer server(verifier);
+  ScramClient relay(*gateway.client_keys());
+  auto server_first = server.handle_client_first("SCRAM-SHA-256", relay.client_first());
+  ASSERT_TRUE(server_first);
+  auto relay_final = relay.handle_server_first(*server_first);
+  ASSERT_TRUE(relay_final);
+  auto server_final = server.handle_client_final(*relay_final);
+  ASSERT_TRUE(server_final);
+  EXPECT_TRUE(relay.verify_server_final(*server_final));
+}
+
+TEST(ScramPassThrough, KeysDoNotFitAnotherVerifier) {
+  const ScramVerifier mine = *parse_scram_verifier(make_scram_verifier("secret"));
+  ScramKeys keys{mine.iterations, mine.salt, std::string(32, 'k'), mine.server_key};
+  // The server's verifier has another salt (the password was set again there).
+  ScramServer server(*parse_scram_verifier(make_scram_verifier("secret")));
+  ScramClient relay(keys);
+  auto server_first = server.handle_client_first("SCRAM-SHA-256", relay.client_first());
+  ASSERT_TRUE(server_first);
+  EXPECT_FALSE(relay.handle_server_first(*server_first));
+  EXPECT_TRUE(relay.keys_mismatch());
+  // A wrong proof gives no keys.
+  ScramServer gateway(mine);
+  ScramClient wrong("not-secret");
+  auto first = gateway.handle_client_first("SCRAM-SHA-256", wrong.client_first());
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(gateway.handle_client_final(*wrong.handle_server_first(*first)));
+  EXPECT_FALSE(gateway.client_keys());
 }
 
 TEST(Base64, RejectsMalformed) {
