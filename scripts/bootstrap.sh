@@ -7,7 +7,7 @@ pkgs=(
   libboost1.81-dev libssl-dev libabsl-dev libpq-dev libhiredis-dev libtomlplusplus-dev
   libsystemd-dev libgtest-dev libgmock-dev libbenchmark-dev libpg-query-dev libprotobuf-c-dev
   postgresql-15 postgresql-client-15 redis-server pgbouncer openssl procps python3-psycopg
-  systemd
+  systemd default-jdk-headless libpostgresql-jdbc-java
 )
 
 missing=()
