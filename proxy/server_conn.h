@@ -39,6 +39,8 @@ struct ServerConn {
   std::list<std::string> stmt_lru;
   absl::flat_hash_map<std::string, std::list<std::string>::iterator> stmts;
   uint64_t settings_hash = 0;
+  // StatementOwners::epoch() when this connection last closed statements no client uses.
+  uint64_t stmts_epoch = 0;
 
   bool has_stmt(const std::string& name);  // and marks it most recently used
   // Records a statement; returns the least recently used one to Close when over `max`.

@@ -31,6 +31,7 @@
 #include "proxy/log.h"
 #include "proxy/net.h"
 #include "proxy/pool.h"
+#include "proxy/statements.h"
 #include "proxy/stats.h"
 #include "proxy/topology.h"
 #include "routing/analyzer.h"
@@ -197,36 +198,6 @@ bool parse_options(std::string_view opts, std::vector<std::pair<std::string, std
     out.emplace_back(std::move(name), std::string(setting.substr(eq + 1)));
   }
   return true;
-}
-
-// Statements (pool key + server name) that some server has parsed successfully. A client that
-// prepares one of them while it holds no server gets ParseComplete from pglane itself: drivers
-// such as pgbench prepare synchronously, and making them wait for a server held by another
-// client of the same (blocked) thread would deadlock until the queue timeout. If the statement
-// stopped being valid (DDL), the error surfaces at its first Bind instead.
-class KnownStatements {
- public:
-  bool contains(const std::string& key) {
-    std::lock_guard lock(mu_);
-    return set_.contains(key);
-  }
-  void add(const std::string& key) {
-    std::lock_guard lock(mu_);
-    if (set_.size() >= kMax) {
-      set_.clear();  // a crude bound; entries are re-learned from the next successful Parse
-    }
-    set_.insert(key);
-  }
-
- private:
-  static constexpr size_t kMax = 100000;
-  std::mutex mu_;
-  absl::flat_hash_set<std::string> set_;
-};
-
-KnownStatements& known_statements() {
-  static KnownStatements known;
-  return known;
 }
 
 class Session {
@@ -615,6 +586,12 @@ class Session {
     }
     const auto endpoint = server_->endpoint;
     const bool txn = cfg_.pool.mode == conf::PoolMode::kTransaction;
+    if (txn) {
+      bool purged = co_await close_unused_statements();
+      if (!purged) {
+        co_return End::kServerGone;
+      }
+    }
     if (txn && server_->settings_hash != 0) {
       // Another client's settings: back to the server defaults before applying ours.
       if (!co_await run_simple_query(*server_, "RESET ALL")) {
@@ -848,6 +825,7 @@ class Session {
     std::string query;
     std::string types;  // raw parameter-type tail of the Parse body
     std::string server_name;
+    StatementClaim claim;        // keeps server_name on servers while this client has it
     routing::SessionEffects fx;  // applied each time the statement is bound
     routing::Analysis analysis;  // what it does, for routing each Bind (analysed at Parse)
   };
@@ -1048,6 +1026,7 @@ class Session {
           st.query = std::string(r.cstring());
           st.types = std::string(r.rest());
           st.server_name = server_name_for(st.query, st.types);
+          st.claim = StatementClaim(st.server_name);
           st.fx = routing::analyze_session_effects(st.query);
           if (routing_) {
             st.analysis = analyze(st.query);
@@ -1066,6 +1045,7 @@ class Session {
         std::string reply;
         for (auto& [name, st] : batch) {
           stmts_[name] = std::move(st);
+          owed_.push_back(name);
           p::encode_parse_complete(reply);
         }
         answered = true;
@@ -1173,6 +1153,12 @@ class Session {
       if (e != End::kRunning) {
         co_return e;
       }
+    }
+    bool purged = co_await close_unused_statements();
+    if (!purged) {
+      pools().discard(pool_key_, std::move(server_));
+      fail(p::sqlstate::kConnectionFailure, "could not close unused statements on a server");
+      co_return End::kNoServer;
     }
     if (server_->settings_hash != settings_hash_) {
       std::string sql = "RESET ALL";
@@ -1571,6 +1557,27 @@ class Session {
     co_return End::kRunning;
   }
 
+  // Closes the statements of the attached server that no connected client uses any more (their
+  // clients left), so this client's pg_prepared_statements shows only what a direct connection
+  // would: its own statements, and those of clients still connected that share the server. Runs
+  // only when a statement lost its last user since this server last checked.
+  asio::awaitable<bool> close_unused_statements() {
+    const uint64_t epoch = statement_owners().epoch();
+    if (server_->stmts_epoch == epoch) {
+      co_return true;
+    }
+    server_->stmts_epoch = epoch;
+    std::string sql;
+    for (const auto& name : statement_owners().unused(server_->stmt_lru)) {
+      absl::StrAppend(&sql, "DEALLOCATE ", name, ";");
+      server_->forget_stmt(name);
+    }
+    if (sql.empty()) {
+      co_return true;
+    }
+    co_return co_await run_simple_query(*server_, sql);
+  }
+
   // "SELECT ..." that lists the client's session-level settings: built-in ones from pg_settings,
   // custom (placeholder) ones by name, since PostgreSQL hides placeholders from pg_settings. A
   // custom name that is not defined on the server (NULL) is left out.
@@ -1783,6 +1790,14 @@ class Session {
       out.append(whole);
       return End::kRunning;
     }
+    // Statements pglane answered alone are parsed on the first server the client uses next, so
+    // its pg_prepared_statements shows them as a direct connection's would.
+    for (const auto& name : owed_) {
+      if (auto it = stmts_.find(name); it != stmts_.end()) {
+        ensure_statement(it->second, out);
+      }
+    }
+    owed_.clear();
     p::Reader r(body);
     switch (type) {
       case 'Q': {
@@ -1801,9 +1816,18 @@ class Session {
         if (fx.is_single_deallocate) {
           if (auto it = stmts_.find(fx.deallocate_name); it != stmts_.end()) {
             // A protocol-level statement (drivers deallocate them with SQL): only this client's
-            // name goes away; the server keeps it for others.
+            // name goes away; the server keeps it for others. When no client uses it any more
+            // and this server has it, the server deallocates it (the reply is the same).
+            const std::string server_name = it->second.server_name;
             stmts_.erase(it);
             retry_ok_ = false;  // replaying would not find the name again
+            if (server_->has_stmt(server_name) &&
+                statement_owners().unused({server_name}).size() == 1) {
+              server_->forget_stmt(server_name);
+              p::encode_query(out, "DEALLOCATE " + server_name);
+              push('Q');
+              return End::kRunning;
+            }
             std::string reply;
             p::encode_command_complete(reply, "DEALLOCATE");
             push_local(std::move(reply), true);
@@ -1851,6 +1875,7 @@ class Session {
         st.query = std::string(query);
         st.types = std::string(types);
         st.server_name = server_name_for(query, types);
+        st.claim = StatementClaim(st.server_name);
         st.fx = fx;
         if (routing_) {
           st.analysis = analyze(query);
@@ -2423,7 +2448,8 @@ class Session {
   // Transaction pooling state.
   std::deque<Expect> expect_;  // replies owed to the client, in order
   bool skipping_ = false;      // server discards messages until Sync after an error
-  absl::flat_hash_map<std::string, ClientStatement> stmts_;    // client name -> statement
+  absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
+  std::vector<std::string> owed_;  // answered by pglane alone, not yet parsed on a server
   std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
   // The keys recovered from the client's SCRAM proof (SCRAM clients only), for servers that are
   // configured without a password.

@@ -1,0 +1,87 @@
+// Process-wide knowledge about pglane's server-side prepared statements (transaction pooling).
+// A client's named statement is prepared on servers under a name derived from its text and
+// parameter types ("pgl_<hash>_<length>"), so clients preparing the same statement share it.
+// Both registries take one mutex per client Parse, Close or disconnect, never per Bind/Execute.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+
+namespace pglane::proxy {
+
+// Statements (pool key + server name) that some server has parsed successfully. A client that
+// prepares one of them while it holds no server gets ParseComplete from pglane itself: drivers
+// such as pgbench prepare synchronously, and making them wait for a server held by another
+// client of the same (blocked) thread would deadlock until the queue timeout. If the statement
+// stopped being valid (DDL), the error surfaces at its first Bind instead.
+class KnownStatements {
+ public:
+  bool contains(const std::string& key);
+  void add(const std::string& key);
+
+ private:
+  static constexpr size_t kMax = 100000;
+  std::mutex mu_;
+  absl::flat_hash_set<std::string> set_;
+};
+KnownStatements& known_statements();
+
+// How many connected clients' statements use each server name. A server statement that no
+// connected client uses any more is closed before the server is handed to the next client, so
+// a client sees in pg_prepared_statements what it would see on a direct connection (statements
+// of clients that have left do not linger). The epoch changes whenever a name loses its last
+// user, so a server checks its statements only when something may have died since it last did.
+class StatementOwners {
+ public:
+  void add(const std::string& server_name);
+  void remove(const std::string& server_name);
+  // The names in `held` that no connected client uses.
+  std::vector<std::string> unused(const std::list<std::string>& held);
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+
+ private:
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, int> counts_;
+  std::atomic<uint64_t> epoch_{1};
+};
+StatementOwners& statement_owners();
+
+// One client statement's claim on its server name, for as long as the client keeps the
+// statement (move-only; released on destruction).
+class StatementClaim {
+ public:
+  StatementClaim() = default;
+  explicit StatementClaim(std::string server_name) : name_(std::move(server_name)) {
+    statement_owners().add(name_);
+  }
+  StatementClaim(StatementClaim&& o) noexcept : name_(std::exchange(o.name_, {})) {}
+  StatementClaim& operator=(StatementClaim&& o) noexcept {
+    if (this != &o) {
+      release();
+      name_ = std::exchange(o.name_, {});
+    }
+    return *this;
+  }
+  StatementClaim(const StatementClaim&) = delete;
+  StatementClaim& operator=(const StatementClaim&) = delete;
+  ~StatementClaim() { release(); }
+
+ private:
+  void release() {
+    if (!name_.empty()) {
+      statement_owners().remove(name_);
+      name_.clear();
+    }
+  }
+  std::string name_;
+};
+
+}  // namespace pglane::proxy

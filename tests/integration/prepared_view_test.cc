@@ -1,0 +1,72 @@
+// What a client sees in pg_prepared_statements through transaction pooling: its own statements,
+// not those left on a shared server by clients that have gone (psycopg's test_prepared* read
+// the view after each step and count).
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace pglane::itest {
+namespace {
+
+ProxySettings pool_of_one() {
+  ProxySettings s;
+  s.pool_mode = "transaction";
+  s.pool_size = 1;
+  s.backend_tls_mode = "disable";
+  return s;
+}
+
+constexpr const char* kCount = "select count(*) from pg_prepared_statements where name != ''";
+
+void prepare(PGconn* c, const char* name, const char* sql) {
+  Result r(PQprepare(c, name, sql, 0, nullptr));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(c);
+}
+
+TEST(PreparedView, StatementsOfClientsThatLeftAreGone) {
+  Proxy proxy(pool_of_one());
+  START_PROXY(proxy);
+  {
+    Conn a = connect_ok(proxy.conninfo());
+    prepare(a.get(), "a1", "select 1");
+    prepare(a.get(), "a2", "select 2");
+    EXPECT_EQ(query_value(a.get(), kCount), "2");
+  }
+  Conn b = connect_ok(proxy.conninfo());
+  EXPECT_EQ(query_value(b.get(), kCount), "0");
+  prepare(b.get(), "b1", "select 1");  // the same text as a1: shared name, now b's
+  EXPECT_EQ(query_value(b.get(), kCount), "1");
+  Result r(PQexecPrepared(b.get(), "b1", 0, nullptr, nullptr, nullptr, 0));
+  EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "1");
+}
+
+TEST(PreparedView, DeallocatedStatementLeavesTheView) {
+  Proxy proxy(pool_of_one());
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo());
+  prepare(a.get(), "s", "select 'x'");
+  EXPECT_EQ(query_value(a.get(), kCount), "1");
+  exec_ok(a.get(), "DEALLOCATE s");
+  EXPECT_EQ(query_value(a.get(), kCount), "0");
+}
+
+TEST(PreparedView, StatementsOfConnectedClientsStay) {
+  Proxy proxy(pool_of_one());
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo());
+  Conn b = connect_ok(proxy.conninfo());
+  prepare(a.get(), "s", "select 'kept'");
+  {
+    Conn c = connect_ok(proxy.conninfo());
+    prepare(c.get(), "t", "select 'gone'");
+  }
+  EXPECT_EQ(query_value(b.get(), "select 1"), "1");
+  // a's statement is still prepared on the shared server and runs without a re-Parse.
+  Result r(PQexecPrepared(a.get(), "s", 0, nullptr, nullptr, nullptr, 0));
+  EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "kept");
+  EXPECT_EQ(query_value(a.get(), kCount), "1");
+}
+
+}  // namespace
+}  // namespace pglane::itest
