@@ -126,6 +126,10 @@ struct HealthSection {
   int fall = 2;                  // consecutive failures before an endpoint is down
   int rise = 1;                  // consecutive successes before it is up again
   BackendCredential credential;  // empty user = backend.service
+  // A client certificate and key (PEM) the probes present over TLS, for a role that logs in
+  // with it (pg_hba "cert") instead of a password. Empty = none.
+  std::string cert_file;
+  std::string key_file;
   std::string database = "postgres";
 };
 

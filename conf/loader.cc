@@ -699,12 +699,25 @@ class Loader {
 
   void load_health(const Table& t, HealthSection& health) {
     check_keys(t, {"interval_ms", "timeout_ms", "fall", "rise", "user", "password", "password_file",
-                   "database"});
+                   "cert_file", "key_file", "database"});
     get_int(t, "interval_ms", 100, 3600000, health.interval_ms);
     get_int(t, "timeout_ms", 50, 600000, health.timeout_ms);
     get_int(t, "fall", 1, 100, health.fall);
     get_int(t, "rise", 1, 100, health.rise);
     load_credential(t, health.credential);
+    Got cert = get_path(t, "cert_file", health.cert_file);
+    Got key = get_path(t, "key_file", health.key_file);
+    if (cert == Got::kOk) {
+      require_readable(t, "cert_file", health.cert_file);
+    }
+    if (key == Got::kOk) {
+      require_readable(t, "key_file", health.key_file);
+    }
+    if ((cert == Got::kOk) != (key == Got::kOk) && cert != Got::kBad && key != Got::kBad) {
+      const char* absent = cert == Got::kOk ? "key_file" : "cert_file";
+      fail(line(t, cert == Got::kOk ? "cert_file" : "key_file"), t.key(absent),
+           "cert_file and key_file go together");
+    }
     get_nonempty_string(t, "database", health.database);
   }
 

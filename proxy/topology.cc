@@ -359,6 +359,10 @@ std::vector<std::pair<std::string, std::string>> Topology::conn_params(
   if (!cfg_.backend.tls.ca_file.empty()) {
     params.emplace_back("sslrootcert", cfg_.backend.tls.ca_file);
   }
+  if (!h.cert_file.empty()) {
+    params.emplace_back("sslcert", h.cert_file);
+    params.emplace_back("sslkey", h.key_file);
+  }
   return params;
 }
 

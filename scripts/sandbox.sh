@@ -10,6 +10,8 @@
 # is double-quoted only when it contains a space). Files in DIR:
 #   tls/ca.crt ca.key server.crt server.key   CA and a cert for localhost + 127.0.0.1 + ::1
 #   tls/client.crt client.key                 a client cert (CN pglane_app) signed by the CA
+#   tls/health.crt health.key                 the health checker's cert (CN pglane_health): that
+#                                             role logs in with it (pg_hba "cert"), no password
 #   tls/other-ca.crt                          a CA that signed nothing here (wrong-CA tests)
 #   users.txt                                 pglane users file: "pglane_app scram-sha-256 <verifier>"
 #   app_password backend_password             pglane_app's password (same value in both)
@@ -137,7 +139,7 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
     local name
-    for name in ca other-ca server client; do
+    for name in ca other-ca server client health; do
       openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$name.key" 2>/dev/null
     done
     # Self-signed CAs (req -x509 would add the default config's extensions; x509 -req does not).
@@ -155,6 +157,11 @@ EOF
     openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -days 825 -sha256 \
       -set_serial "0x$(openssl rand -hex 8)" -extfile ext.cnf -extensions client \
       -out client.crt 2>/dev/null
+    openssl req -new -key health.key -subj "/CN=pglane_health" -out health.csr
+    openssl x509 -req -in health.csr -CA ca.crt -CAkey ca.key -days 825 -sha256 \
+      -set_serial "0x$(openssl rand -hex 8)" -extfile ext.cnf -extensions client \
+      -out health.crt 2>/dev/null
+    chmod 600 health.key  # libpq refuses a private key others can read
     rm -f ./*.csr ext.cnf other-ca.key
     chmod 644 ./*.crt
   )
@@ -276,6 +283,8 @@ password_encryption = 'scram-sha-256'
 ssl = on
 ssl_cert_file = '$pg_root/tls/server.crt'
 ssl_key_file = '$pg_root/tls/server.key'
+# Verifies client certificates: pglane_health logs in with one (pg_hba "cert").
+ssl_ca_file = '$pg_root/tls/ca.crt'
 ssl_min_protocol_version = 'TLSv1.2'
 wal_level = replica
 max_wal_senders = 16
@@ -297,6 +306,7 @@ local   all          all                           trust
 local   replication  all                           trust
 hostssl replication  $REPL_USER     127.0.0.1/32   scram-sha-256
 host    replication  $REPL_USER     127.0.0.1/32   scram-sha-256
+hostssl all          pglane_health  127.0.0.1/32   cert
 hostssl all          all            127.0.0.1/32   scram-sha-256
 host    all          all            127.0.0.1/32   scram-sha-256
 EOF
@@ -311,6 +321,7 @@ EOF
 ALTER ROLE $PG_SUPERUSER PASSWORD :'su_pw';
 CREATE ROLE $REPL_USER REPLICATION LOGIN PASSWORD :'repl_pw';
 CREATE ROLE $APP_USER LOGIN PASSWORD :'app_pw';
+CREATE ROLE pglane_health LOGIN IN ROLE pg_monitor;
 CREATE DATABASE $APP_DB OWNER $APP_USER;
 EOF
   # PostgreSQL 15 gives the public schema to the database owner, so app is writable by its user.
@@ -414,6 +425,8 @@ EOF
     env_line TLS_CLIENT_CERT "$dir/tls/client.crt"
     env_line TLS_CLIENT_KEY "$dir/tls/client.key"
     env_line TLS_OTHER_CA "$dir/tls/other-ca.crt"
+    env_line TLS_HEALTH_CERT "$dir/tls/health.crt"
+    env_line TLS_HEALTH_KEY "$dir/tls/health.key"
   } | (umask 077 && cat >"$dir/sandbox.env")
 
   trap - EXIT

@@ -662,6 +662,27 @@ database = "app"
   EXPECT_EQ(d->health.interval_ms, 1000);
 }
 
+TEST_F(ConfigTest, HealthCertificateInsteadOfPassword) {
+  dir_.write("tls/health.crt", "cert");
+  dir_.write("tls/health.key", "key");
+  ConfigPtr c = ok(std::string(kMinimal) + R"(
+[health]
+user = "pglane_health"
+cert_file = "tls/health.crt"
+key_file = "tls/health.key"
+)");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->health.cert_file, dir_.path("tls/health.crt"));
+  EXPECT_EQ(c->health.key_file, dir_.path("tls/health.key"));
+  EXPECT_TRUE(c->health.credential.password.empty());
+  const int base = 7;
+  EXPECT_EQ(error(std::string(kMinimal) + "\n[health]\ncert_file = \"tls/health.crt\"\n"),
+            at(base + 2) + "health.key_file: cert_file and key_file go together");
+  EXPECT_THAT(error(std::string(kMinimal) +
+                    "\n[health]\ncert_file = \"tls/nope.crt\"\nkey_file = \"tls/health.key\"\n"),
+              StartsWith(at(base + 2) + "health.cert_file: "));
+}
+
 TEST_F(ConfigTest, BadRoutingValuesNameTheKey) {
   const int base = 7;  // lines in kMinimal, plus the blank line and the table header
   EXPECT_EQ(error(std::string(kMinimal) + "\n[routing]\nread_your_writes = \"maybe\"\n"),
