@@ -513,6 +513,14 @@ class Session {
         fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid parameter name \"", k, "\""));
         return false;
       }
+      // A custom setting given at startup (options=-c app.tenant=t1) is as invisible in
+      // pg_settings as one set later: read it back by name.
+      if (k.find('.') != std::string::npos) {
+        std::string name = absl::AsciiStrToLower(k);
+        if (std::find(custom_names_.begin(), custom_names_.end(), name) == custom_names_.end()) {
+          custom_names_.push_back(std::move(name));
+        }
+      }
     }
     return true;
   }
@@ -1645,9 +1653,13 @@ class Session {
     std::vector<std::pair<std::string, std::string>> missing;
     std::vector<std::string> restored;
     for (const auto& [name, value] : startup_settings_) {
+      // A custom setting reads back as '' after RESET (placeholders have no source to tell a
+      // RESET from SET x = ''): take '' as reset, so it returns to its startup value.
+      const bool custom = name.find('.') != std::string::npos;
       bool present = false;
       for (const auto& [n, v] : settings_) {
-        present |= absl::AsciiStrToLower(n) == absl::AsciiStrToLower(name);
+        present |=
+            absl::AsciiStrToLower(n) == absl::AsciiStrToLower(name) && !(custom && v.empty());
       }
       if (!present) {
         missing.emplace_back(name, value);

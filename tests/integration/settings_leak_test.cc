@@ -128,6 +128,20 @@ TEST(CustomSettings, DoBlockSettingIsTrackedAndProcedureSettingNeverLeaks) {
   }
 }
 
+TEST(CustomSettings, StartupOptionTenantStaysWithItsClient) {
+  create_tenant_table();
+  Proxy proxy(pool_of(1));
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo("options='-c app.tenant=t2'"));
+  Conn b = connect_ok(proxy.conninfo());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(probe(a.get(), i % 2 == 1), "t2|t2") << "round " << i;
+    EXPECT_TRUE(sees_no_tenant(probe(b.get(), i % 2 == 1))) << "round " << i;
+  }
+  exec_ok(a.get(), "RESET app.tenant");  // back to the startup value, as on a direct connection
+  EXPECT_EQ(probe(a.get(), false), "t2|t2");
+}
+
 TEST(CustomSettings, ComputedNamePinsTheClient) {
   create_tenant_table();
   Proxy proxy(pool_of(2));
