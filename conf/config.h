@@ -78,6 +78,11 @@ struct PoolSection {
   // Transaction mode: named prepared statements one server connection keeps (LRU, evicted with
   // Close).
   int max_prepared_statements = 200;
+  // Transaction mode: a transaction that called a function other than PostgreSQL's own leaves
+  // its server to be reset (RESET ALL) before the next client, since such a function may have
+  // set session settings pglane cannot see (a tenant set by a helper function). Costs one round
+  // trip on the server's next use.
+  bool reset_after_unknown_functions = true;
 };
 
 struct Region {

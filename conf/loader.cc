@@ -228,8 +228,19 @@ class Loader {
     if (const toml::table* routing = subtable(doc, "routing")) {
       load_routing(Table{*routing, "routing"}, config.routing);
     }
+    uint32_t health_line = 1;
     if (const toml::table* health = subtable(doc, "health")) {
-      load_health(Table{*health, "health"}, config.health);
+      Table t{*health, "health"};
+      health_line = t.line();
+      load_health(t, config.health);
+      if (!config.health.cert_file.empty() && config.backend.tls.mode == ServerTlsMode::kDisable) {
+        fail(line(t, "cert_file"), "health.cert_file",
+             "a client certificate needs TLS to the servers, but backend.tls.mode is "
+             "\"disable\"");
+      }
+    }
+    if (errors_.empty()) {
+      check_health_login(config, health_line);  // a cross-section check: only once all else is fine
     }
     if (errors_.empty()) {
       return absl::OkStatus();
@@ -542,7 +553,7 @@ class Loader {
 
   void load_pool(const Table& t, PoolSection& pool) {
     check_keys(t, {"mode", "size", "queue_timeout_ms", "server_idle_timeout_ms",
-                   "max_prepared_statements"});
+                   "max_prepared_statements", "reset_after_unknown_functions"});
     get_enum<PoolMode>(t, "mode",
                        {{"session", PoolMode::kSession}, {"transaction", PoolMode::kTransaction}},
                        pool.mode);
@@ -550,6 +561,7 @@ class Loader {
     get_int(t, "queue_timeout_ms", 0, 3600000, pool.queue_timeout_ms);
     get_int(t, "server_idle_timeout_ms", 0, INT_MAX, pool.server_idle_timeout_ms);
     get_int(t, "max_prepared_statements", 1, 100000, pool.max_prepared_statements);
+    get_bool(t, "reset_after_unknown_functions", pool.reset_after_unknown_functions);
   }
 
   // An endpoint-valued string key; reports and returns kBad if it does not parse.
@@ -695,6 +707,21 @@ class Loader {
     }
     get_int(t, "analysis_cache_size", 0, 10000000, routing.analysis_cache_size);
     get_int(t, "catalog_refresh_ms", 1000, INT_MAX, routing.catalog_refresh_ms);
+  }
+
+  // With SCRAM pass-through ([backend] without user) the health checker has no role to log in
+  // as unless [health] names one; it runs whenever there are readers to route to.
+  void check_health_login(const Config& config, uint32_t health_line) {
+    bool readers = false;
+    for (const Region& region : config.regions) {
+      readers |= !region.readers.empty();
+    }
+    if (readers && config.routing.enabled && config.pool.mode == PoolMode::kTransaction &&
+        config.health.credential.user.empty() && config.backend.service.user.empty()) {
+      fail(health_line, "health.user",
+           "required when [backend] has no user (SCRAM pass-through): the health checker logs "
+           "in as a role of its own, with a password or cert_file/key_file");
+    }
   }
 
   void load_health(const Table& t, HealthSection& health) {

@@ -299,6 +299,10 @@ void encode_terminate(std::string& out) {
   finish(out, begin(out, 'X'));
 }
 
+void encode_sync(std::string& out) {
+  finish(out, begin(out, 'S'));
+}
+
 void encode_password(std::string& out, std::string_view password) {
   const std::size_t at = begin(out, 'p');
   put_cstring(out, password);

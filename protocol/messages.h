@@ -90,6 +90,7 @@ void encode_negotiate_protocol_version(std::string& out, std::int32_t newest_min
 
 void encode_query(std::string& out, std::string_view sql);          // 'Q'
 void encode_terminate(std::string& out);                            // 'X'
+void encode_sync(std::string& out);                                 // 'S'
 void encode_password(std::string& out, std::string_view password);  // 'p' (cleartext or md5)
 void encode_sasl_initial(std::string& out, std::string_view mechanism, std::string_view data);
 void encode_sasl_response(std::string& out, std::string_view data);

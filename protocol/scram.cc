@@ -248,6 +248,11 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
+ScramKeys::~ScramKeys() {
+  OPENSSL_cleanse(client_key.data(), client_key.size());
+  OPENSSL_cleanse(server_key.data(), server_key.size());
+}
+
 // ---- SASLprep ----
 
 std::string saslprep_password(std::string_view password) {

@@ -36,8 +36,9 @@ std::string saslprep_password(std::string_view password);
 struct ScramKeys {
   int iterations = 0;
   std::string salt;        // raw bytes
-  std::string client_key;  // raw 32 bytes
+  std::string client_key;  // raw 32 bytes; as good as the password for logging in
   std::string server_key;  // raw 32 bytes
+  ~ScramKeys();            // wipes the keys
 };
 
 // The channel-binding type PostgreSQL supports (RFC 5929): a hash of the server's certificate.

@@ -101,6 +101,17 @@ ConnectResult fail(std::string sqlstate, std::string message) {
   return r;
 }
 
+// A login to a server that pglane's configuration cannot make: the operator gets the details
+// (which server, what to change) in the log; the client gets a plain 28P01, as for a wrong
+// password, and learns nothing about the servers behind pglane.
+ConnectResult credential_failure(const ConnectRequest& req, const std::string& detail) {
+  PGLANE_LOG_WARN("cannot log in to server %s as \"%s\": %s", req.endpoint.to_string(),
+                  req.credential.user, detail);
+  return fail(
+      std::string(protocol::sqlstate::kInvalidPassword),
+      absl::StrCat("pglane could not log in to the server as user \"", req.credential.user, "\""));
+}
+
 // The login exchange after TCP (and TLS) are up. Returns an empty result on success.
 asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req) {
   namespace p = protocol;
@@ -138,12 +149,10 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
                          "malformed authentication request from server");
         }
         if ((auth->code == 3 || auth->code == 5) && req.credential.password.empty()) {
-          co_return fail(
-              std::string(p::sqlstate::kInvalidPassword),
-              absl::StrCat("server ", req.endpoint.to_string(), " asks for ",
-                           auth->code == 3 ? "a cleartext" : "an md5",
-                           " password and pglane has none for user \"", req.credential.user,
-                           "\" (SCRAM pass-through needs scram-sha-256 there)"));
+          co_return credential_failure(
+              req, absl::StrCat("the server asks for ", auth->code == 3 ? "a cleartext" : "an md5",
+                                " password and pglane has none (SCRAM pass-through needs "
+                                "scram-sha-256 on the server, or give the user a password)"));
         }
         switch (auth->code) {
           case 0:
@@ -184,11 +193,10 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
             } else if (req.scram_keys) {
               scram = std::make_unique<p::ScramClient>(*req.scram_keys);
             } else {
-              co_return fail(std::string(p::sqlstate::kInvalidPassword),
-                             absl::StrCat("no password for user \"", req.credential.user,
-                                          "\" on server ", req.endpoint.to_string(),
-                                          ", and the client did not log in with SCRAM (needed "
-                                          "for pass-through)"));
+              co_return credential_failure(
+                  req,
+                  "no password configured, and no SCRAM keys to pass through (the client "
+                  "did not log in with SCRAM, or logs in as another user)");
             }
             if (!binding.empty()) {
               scram->set_channel_binding(binding);
@@ -203,12 +211,11 @@ asio::awaitable<ConnectResult> login(ServerConn& conn, const ConnectRequest& req
               final_msg = scram->handle_server_first(auth->data);
             }
             if (!final_msg && scram && scram->keys_mismatch()) {
-              co_return fail(
-                  std::string(p::sqlstate::kInvalidPassword),
-                  absl::StrCat("SCRAM pass-through for user \"", req.credential.user,
-                               "\" failed: server ", req.endpoint.to_string(),
-                               " stores another verifier (salt or iteration count) than pglane's "
-                               "users file; copy its pg_authid.rolpassword there"));
+              co_return credential_failure(
+                  req,
+                  "SCRAM pass-through failed: the server stores another verifier (salt or "
+                  "iteration count) than pglane's users file; copy its "
+                  "pg_authid.rolpassword into the users file");
             }
             if (!final_msg) {
               co_return fail(std::string(p::sqlstate::kProtocolViolation),
@@ -409,6 +416,34 @@ asio::awaitable<bool> run_query(ServerConn& conn, std::string_view sql, std::str
 }
 
 }  // namespace
+
+asio::awaitable<bool> run_extended(ServerConn& conn, std::string_view messages, int syncs,
+                                   std::string* replies) {
+  namespace p = protocol;
+  if (co_await conn.stream.write_all(messages)) {
+    co_return false;
+  }
+  while (syncs > 0) {
+    error_code ec;
+    auto d = co_await read_frame(conn.stream, conn.in, p::kDefaultMaxMessage, ec);
+    if (ec || d.status != p::DecodeStatus::kMessage) {
+      co_return false;
+    }
+    const p::Frame f = d.frame;
+    if (f.type == 'Z') {
+      conn.status = f.body.empty() ? 'I' : f.body[0];
+      --syncs;
+    } else if (f.type == 'S') {
+      if (auto ps = p::parse_parameter_status(f.body)) {
+        conn.set_param(ps->first, ps->second);
+      }
+    } else if (f.type != 'N' && replies != nullptr) {
+      replies->push_back(f.type);
+    }
+    conn.in.consume(f.size);
+  }
+  co_return true;
+}
 
 asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
                                        std::string* error_out) {

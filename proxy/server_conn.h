@@ -87,6 +87,13 @@ asio::awaitable<ConnectResult> connect_server(ConnectRequest req);
 asio::awaitable<bool> run_simple_query(ServerConn& conn, std::string_view sql,
                                        std::string* error_out = nullptr);
 
+// Sends pre-encoded extended-protocol `messages` that contain `syncs` Syncs and reads the
+// replies up to the last ReadyForQuery; `replies` (if given) gets the type byte of each reply
+// other than ReadyForQuery, ParameterStatus and notices ('1', '3', 'E', ...). False only on I/O
+// or framing failures: an ErrorResponse is a reply like any other.
+asio::awaitable<bool> run_extended(ServerConn& conn, std::string_view messages, int syncs,
+                                   std::string* replies = nullptr);
+
 // Runs `sql` (one statement returning text columns) and collects its rows.
 asio::awaitable<bool> run_query_rows(ServerConn& conn, std::string_view sql,
                                      std::vector<std::vector<std::string>>& rows);

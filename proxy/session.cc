@@ -117,11 +117,13 @@ const char* end_name(End e) {
   return "?";
 }
 
+// An E'...' literal: quotes and backslashes doubled, so it reads the same whatever the session's
+// standard_conforming_strings (values here come from clients).
 std::string quote_literal(std::string_view v) {
-  std::string out = "'";
+  std::string out = "E'";
   for (char c : v) {
-    if (c == '\'') {
-      out += '\'';
+    if (c == '\'' || c == '\\') {
+      out += c;
     }
     out += c;
   }
@@ -535,8 +537,9 @@ class Session {
         analytics && !cfg_.analytics.database.empty() ? cfg_.analytics.database : database_;
     req.credential.user = cred.user.empty() ? user_ : cred.user;
     req.credential.password = cred.password;
-    if (cred.password.empty()) {
-      // No password configured: log in with the keys of the client's own SCRAM proof.
+    if (cred.password.empty() && req.credential.user == user_) {
+      // No password configured: log in as the client itself with the keys of its own SCRAM
+      // proof. Never as another role: those keys open only the client's own account.
       req.scram_keys = scram_keys_;
     }
     req.tls_mode = cfg_.backend.tls.mode;
@@ -1034,7 +1037,6 @@ class Session {
           st.query = std::string(r.cstring());
           st.types = std::string(r.rest());
           st.server_name = server_name_for(st.query, st.types);
-          st.claim = StatementClaim(st.server_name);
           st.fx = routing::analyze_session_effects(st.query);
           if (routing_) {
             st.analysis = analyze(st.query);
@@ -1052,8 +1054,9 @@ class Session {
       if (synced) {
         std::string reply;
         for (auto& [name, st] : batch) {
+          st.claim = StatementClaim(st.server_name);  // claimed only once accepted
           stmts_[name] = std::move(st);
-          owed_.push_back(name);
+          owed_.insert(name);
           p::encode_parse_complete(reply);
         }
         answered = true;
@@ -1163,9 +1166,12 @@ class Session {
       }
     }
     bool purged = co_await close_unused_statements();
+    if (purged && !owed_.empty()) {
+      purged = co_await parse_owed_statements();
+    }
     if (!purged) {
       pools().discard(pool_key_, std::move(server_));
-      fail(p::sqlstate::kConnectionFailure, "could not close unused statements on a server");
+      fail(p::sqlstate::kConnectionFailure, "lost a server connection while preparing it");
       co_return End::kNoServer;
     }
     if (server_->settings_hash != settings_hash_) {
@@ -1575,15 +1581,54 @@ class Session {
       co_return true;
     }
     server_->stmts_epoch = epoch;
-    std::string sql;
+    // Close (docs 55.7) succeeds for a name the server no longer has (a client may have run
+    // DEALLOCATE pgl_... itself), where DEALLOCATE would fail the whole batch.
+    std::string msgs;
     for (const auto& name : statement_owners().unused(server_->stmt_lru)) {
-      absl::StrAppend(&sql, "DEALLOCATE ", name, ";");
+      p::encode_close(msgs, 'S', name);
       server_->forget_stmt(name);
     }
-    if (sql.empty()) {
+    if (msgs.empty()) {
       co_return true;
     }
-    co_return co_await run_simple_query(*server_, sql);
+    p::encode_sync(msgs);
+    co_return co_await run_extended(*server_, msgs, 1);
+  }
+
+  // Parses on the attached server the statements pglane answered alone since the client last
+  // held one (owed_), so its pg_prepared_statements shows them as on a direct connection. Each
+  // Parse has its own Sync and every reply is swallowed: a failure here only means the
+  // statement is parsed when it is bound, where the error reaches the client as usual.
+  asio::awaitable<bool> parse_owed_statements() {
+    std::string msgs;
+    std::vector<std::string> sent;
+    for (const auto& name : owed_) {
+      auto it = stmts_.find(name);
+      if (it == stmts_.end() || server_->has_stmt(it->second.server_name) ||
+          server_->stmts.size() + sent.size() >=
+              static_cast<size_t>(cfg_.pool.max_prepared_statements) ||
+          !known_statements().contains(pool_key_ + it->second.server_name)) {
+        continue;
+      }
+      p::encode_parse(msgs, it->second.server_name, it->second.query, it->second.types);
+      p::encode_sync(msgs);
+      sent.push_back(it->second.server_name);
+    }
+    owed_.clear();
+    if (sent.empty()) {
+      co_return true;
+    }
+    std::string replies;
+    if (!co_await run_extended(*server_, msgs, static_cast<int>(sent.size()), &replies)) {
+      co_return false;
+    }
+    // One reply per Parse: '1' ParseComplete or 'E'.
+    for (size_t i = 0; i < sent.size() && i < replies.size(); ++i) {
+      if (replies[i] == '1') {
+        server_->add_stmt(sent[i], std::numeric_limits<size_t>::max());
+      }
+    }
+    co_return true;
   }
 
   // "SELECT ..." that lists the client's session-level settings: built-in ones from pg_settings,
@@ -1654,18 +1699,21 @@ class Session {
     std::vector<std::string> restored;
     for (const auto& [name, value] : startup_settings_) {
       // A custom setting reads back as '' after RESET (placeholders have no source to tell a
-      // RESET from SET x = ''): take '' as reset, so it returns to its startup value.
+      // RESET from SET x = ''), so one the client RESET returns to its startup value.
+      const std::string lname = absl::AsciiStrToLower(name);
+      const bool reset =
+          std::find(startup_resets_.begin(), startup_resets_.end(), lname) != startup_resets_.end();
       const bool custom = name.find('.') != std::string::npos;
       bool present = false;
       for (const auto& [n, v] : settings_) {
-        present |=
-            absl::AsciiStrToLower(n) == absl::AsciiStrToLower(name) && !(custom && v.empty());
+        present |= absl::AsciiStrToLower(n) == lname && !(custom && reset && v.empty());
       }
       if (!present) {
         missing.emplace_back(name, value);
         restored.push_back(absl::AsciiStrToLower(name));
       }
     }
+    startup_resets_.clear();
     if (missing.empty()) {
       co_return true;
     }
@@ -1732,8 +1780,21 @@ class Session {
         custom_names_.push_back(name);
       }
     }
-    if (fx.opaque_code) {
+    if (fx.reset_all) {
+      startup_resets_.clear();
+      for (const auto& [name, value] : startup_settings_) {
+        startup_resets_.push_back(absl::AsciiStrToLower(name));
+      }
+    }
+    startup_resets_.insert(startup_resets_.end(), fx.reset_settings.begin(),
+                           fx.reset_settings.end());
+    // Code or text pglane cannot see through may have set anything: the server is reset before
+    // anyone uses it next. With standard_conforming_strings off the lexer reads literals as
+    // PostgreSQL would not, so nothing it found can be trusted.
+    if (fx.opaque_code || scs_off_ ||
+        (fx.calls_unknown_functions && cfg_.pool.reset_after_unknown_functions)) {
       server_tainted_ = true;
+      settings_dirty_ = true;
     }
     if (fx.discard_all || fx.deallocate_all) {
       stmts_.clear();
@@ -1802,14 +1863,6 @@ class Session {
       out.append(whole);
       return End::kRunning;
     }
-    // Statements pglane answered alone are parsed on the first server the client uses next, so
-    // its pg_prepared_statements shows them as a direct connection's would.
-    for (const auto& name : owed_) {
-      if (auto it = stmts_.find(name); it != stmts_.end()) {
-        ensure_statement(it->second, out);
-      }
-    }
-    owed_.clear();
     p::Reader r(body);
     switch (type) {
       case 'Q': {
@@ -1838,6 +1891,7 @@ class Session {
               server_->forget_stmt(server_name);
               p::encode_query(out, "DEALLOCATE " + server_name);
               push('Q');
+              expect_.back().evicted = server_name;  // still there if the DEALLOCATE fails
               return End::kRunning;
             }
             std::string reply;
@@ -2294,6 +2348,10 @@ class Session {
             forward = false;
           } else if (!expect_.empty()) {
             Expect& head = expect_.front();
+            if (type == 'E' && head.kind == 'Q' && !head.evicted.empty()) {
+              undo(head);  // a rewritten DEALLOCATE failed (aborted transaction): still there
+              head.evicted.clear();
+            }
             if (type == 'E' && head.kind != 'Q' && head.kind != 'F' && head.kind != 'S') {
               // Extended-protocol error: the server now skips everything up to Sync.
               undo(head);
@@ -2381,6 +2439,9 @@ class Session {
     if (end != End::kCancelHandled && end != End::kClientGone) {
       PGLANE_LOG_DEBUG("session user=%s db=%s ended: %s", user_, database_, end_name(end));
     }
+    // This client's statements stop claiming their server names before the server is handed
+    // on, so the next client's attach already sees them unused.
+    stmts_.clear();
     if (server_) {
       co_await return_server(end);
     }
@@ -2461,7 +2522,7 @@ class Session {
   std::deque<Expect> expect_;  // replies owed to the client, in order
   bool skipping_ = false;      // server discards messages until Sync after an error
   absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
-  std::vector<std::string> owed_;  // answered by pglane alone, not yet parsed on a server
+  absl::flat_hash_set<std::string> owed_;  // answered by pglane alone, not parsed on a server
   std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
   // The keys recovered from the client's SCRAM proof (SCRAM clients only), for servers that are
   // configured without a password.
@@ -2469,6 +2530,8 @@ class Session {
   uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none, otherwise odd)
   // Custom settings ("prefix.name") the client's statements named: read back by name.
   std::vector<std::string> custom_names_;
+  // Names the client RESET since its settings were last read (lower-cased).
+  std::vector<std::string> startup_resets_;
   // DO or CALL ran on the attached server: it may hold custom settings no name of ours covers,
   // so its fingerprint becomes kTaintedSettings, which matches no client (RESET ALL first).
   bool server_tainted_ = false;

@@ -17,6 +17,63 @@ using Tokens = std::span<const Token>;
 // DO bodies are scanned as SQL; a body that itself runs DO is scanned this deep at most.
 constexpr int kMaxDoDepth = 3;
 
+// PostgreSQL 15's own function names (pg_catalog and information_schema), sorted.
+constexpr std::string_view kBuiltinFunctions[] = {
+#include "routing/builtin_functions.inc"
+};
+
+// Words that look like a call when followed by '(' but are syntax or type names.
+constexpr std::string_view kNotFunctions[] = {
+    "all",       "and",           "any",        "array",
+    "as",        "between",       "bit",        "case",
+    "cast",      "char",          "character",  "check",
+    "coalesce",  "collation",     "constraint", "cube",
+    "dec",       "decimal",       "default",    "delete",
+    "distinct",  "double",        "else",       "exists",
+    "extract",   "filter",        "float",      "from",
+    "greatest",  "grouping",      "groups",     "if",
+    "in",        "insert",        "interval",   "is",
+    "join",      "key",           "lateral",    "least",
+    "national",  "nchar",         "normalize",  "not",
+    "nullif",    "numeric",       "on",         "or",
+    "over",      "overlay",       "partition",  "position",
+    "precision", "primary",       "range",      "references",
+    "return",    "returning",     "returns",    "rollup",
+    "row",       "rows",          "select",     "sets",
+    "setof",     "some",          "substring",  "table",
+    "then",      "time",          "timestamp",  "treat",
+    "trim",      "unique",        "update",     "using",
+    "values",    "varchar",       "varying",    "when",
+    "where",     "while",         "window",     "with",
+    "within",    "xmlattributes", "xmlconcat",  "xmlelement",
+    "xmlexists", "xmlforest",     "xmlparse",   "xmlpi",
+    "xmlroot",   "xmlserialize",
+};
+
+// A word before a name that makes "name (" something other than a call: a table and its column
+// list, a CTE, DDL.
+constexpr std::string_view kNotCallContext[] = {
+    "aggregate", "as",        "by",           "conflict",   "copy",     "domain",
+    "exclude",   "foreign",   "function",     "include",    "index",    "into",
+    "join",      "lateral",   "materialized", "of",         "on",       "only",
+    "operator",  "procedure", "recursive",    "references", "sequence", "table",
+    "trigger",   "type",      "update",       "view",       "with",
+};
+
+template <size_t N>
+bool in_list(const std::string_view (&list)[N], std::string_view lower_word) {
+  for (std::string_view w : list) {
+    if (w == lower_word) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool is_builtin_function(std::string_view lower_name) {
+  return std::binary_search(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), lower_name);
+}
+
 bool is_word(Tokens t, size_t i, std::string_view lower_keyword) {
   return i < t.size() && t[i].type == T::kWord && lex::ieq(t[i].text, lower_keyword);
 }
@@ -71,12 +128,35 @@ std::optional<std::string> literal_value(std::string_view text) {
   return out;
 }
 
+// The text of a "quoted identifier" token ("" undone), or nullopt for U&"..." (escapes).
+std::optional<std::string> quoted_ident(std::string_view text) {
+  if (text.size() >= 2 && (text[0] == 'u' || text[0] == 'U') && text[1] == '&') {
+    return std::nullopt;
+  }
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    out.push_back(text[i]);
+    if (text[i] == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+      ++i;
+    }
+  }
+  return out;
+}
+
 // A possibly qualified name starting at t[i] ("app.tenant", "a"."b"): its lower-cased text and
-// the index after it. Empty when t[i] is not a name.
-std::pair<std::string, size_t> dotted_name(Tokens t, size_t i) {
+// the index after it. Empty when t[i] is not a name; nullopt when a part cannot be decoded.
+std::pair<std::optional<std::string>, size_t> dotted_name(Tokens t, size_t i) {
   std::string name;
   while (i < t.size() && (t[i].type == T::kWord || t[i].type == T::kQIdent)) {
-    name += lower(t[i].text);
+    if (t[i].type == T::kQIdent) {
+      auto part = quoted_ident(t[i].text);
+      if (!part) {
+        return {std::nullopt, i + 1};
+      }
+      name += lower(*part);
+    } else {
+      name += lower(t[i].text);
+    }
     ++i;
     if (i + 1 < t.size() && t[i].type == T::kDot) {
       name.push_back('.');
@@ -111,7 +191,26 @@ std::vector<Tokens> call_arguments(Tokens t, size_t open) {
   return args;
 }
 
+// An argument without a leading "name =>" (named notation).
+Tokens positional(Tokens arg) {
+  if (arg.size() >= 2 && arg[0].type == T::kWord && arg[1].type == T::kOp && arg[1].text == "=>") {
+    return arg.subspan(2);
+  }
+  return arg;
+}
+
+// The value of a string literal argument, also when cast ('app.tenant'::text).
+std::optional<std::string> literal_argument(Tokens arg) {
+  arg = positional(arg);
+  const bool cast = arg.size() == 3 && arg[1].type == T::kCast && arg[2].type == T::kWord;
+  if ((arg.size() != 1 && !cast) || arg[0].type != T::kString) {
+    return std::nullopt;
+  }
+  return literal_value(arg[0].text);
+}
+
 bool is_true_literal(Tokens arg) {
+  arg = positional(arg);
   if (arg.size() != 1) {
     return false;
   }
@@ -126,9 +225,32 @@ bool is_true_literal(Tokens arg) {
   return false;
 }
 
-void add_custom(SessionEffects& fx, std::string name) {
+bool safe_setting_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) {
+    return false;
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '$')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void add_custom(SessionEffects& fx, std::optional<std::string> maybe_name) {
+  if (!maybe_name) {
+    fx.opaque_code = true;  // a name we cannot decode: reset the server after
+    fx.may_change_settings = true;
+    return;
+  }
+  std::string name = std::move(*maybe_name);
   if (name.find('.') == std::string::npos) {
     return;  // a built-in setting: pg_settings shows it
+  }
+  if (!safe_setting_name(name)) {
+    // Not a name pglane will put in its own SQL: the server is reset instead.
+    fx.opaque_code = true;
+    return;
   }
   if (std::find(fx.custom_settings.begin(), fx.custom_settings.end(), name) ==
       fx.custom_settings.end()) {
@@ -150,14 +272,22 @@ void scan_custom_settings(Tokens t, SessionEffects& fx) {
       if (is_word(t, k, "session")) {
         ++k;
       }
-      add_custom(fx, dotted_name(t, k).first);
+      if (is_word(t, k, "all") && is_word(t, i, "reset")) {
+        fx.reset_all = true;
+        continue;
+      }
+      auto name = dotted_name(t, k).first;
+      if (is_word(t, i, "reset") && name && !name->empty()) {
+        fx.reset_settings.push_back(*name);
+      }
+      add_custom(fx, std::move(name));
     } else if ((is_word(t, i, "set_config") ||
                 (t[i].type == T::kQIdent && t[i].text == "set_config")) &&
                i + 1 < t.size() && t[i + 1].type == T::kLParen) {
       const auto args = call_arguments(t, i + 1);
       std::optional<std::string> name;
-      if (!args.empty() && args[0].size() == 1 && args[0][0].type == T::kString) {
-        name = literal_value(args[0][0].text);
+      if (!args.empty()) {
+        name = literal_argument(args[0]);
       }
       if (!name) {
         // set_config($1, ...), or a computed name: whatever it sets cannot be read back.
@@ -170,6 +300,47 @@ void scan_custom_settings(Tokens t, SessionEffects& fx) {
       add_custom(fx, lower(*name));
     }
   }
+}
+
+// Calls of functions that are not PostgreSQL's own: "name (" where name is neither syntax nor a
+// built-in, or "schema.name (" outside pg_catalog and information_schema.
+bool calls_unknown_function(Tokens t) {
+  for (size_t i = 0; i + 1 < t.size(); ++i) {
+    if ((t[i].type != T::kWord && t[i].type != T::kQIdent) || t[i + 1].type != T::kLParen) {
+      continue;
+    }
+    size_t first = i;  // start of a qualified name
+    while (first >= 2 && t[first - 1].type == T::kDot &&
+           (t[first - 2].type == T::kWord || t[first - 2].type == T::kQIdent)) {
+      first -= 2;
+    }
+    if (first > 0) {
+      const Token& before = t[first - 1];
+      if (before.type == T::kCast) {
+        continue;  // x::numeric(10, 2)
+      }
+      if (before.type == T::kWord && in_list(kNotCallContext, lower(before.text))) {
+        continue;
+      }
+    }
+    const std::string name =
+        t[i].type == T::kWord ? lower(t[i].text) : quoted_ident(t[i].text).value_or("");
+    if (first < i) {
+      const std::string schema = lower(t[first].text);
+      if (first + 2 == i && (schema == "pg_catalog" || schema == "information_schema") &&
+          is_builtin_function(name)) {
+        continue;
+      }
+      return true;
+    }
+    if (t[i].type == T::kWord && in_list(kNotFunctions, name)) {
+      continue;
+    }
+    if (!is_builtin_function(name)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void analyze_into(std::string_view sql, SessionEffects& fx, int depth);
@@ -197,6 +368,7 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
     fx.may_change_settings = true;
     if (is_word(t, 1, "all")) {
       fx.discard_all = true;
+      fx.reset_all = true;
     }
   } else if (lex::ieq(first, "do")) {
     // Procedural code can set anything. Its body is scanned as SQL for the names it sets; what
@@ -269,8 +441,18 @@ void analyze_into(std::string_view sql, SessionEffects& fx, int depth) {
   // server rejects such a string whole, so what came before it is all that could run.
   lex::Lexed lexed;
   lex::tokenize(sql, lexed);
+  if (!lexed.ok) {
+    // Text the lexer cannot follow to its end (PostgreSQL 16's 0x10 literals, junk, or strings
+    // read as PostgreSQL would with standard_conforming_strings off): what comes after the
+    // stop may set anything.
+    fx.may_change_settings = true;
+    fx.opaque_code = true;
+  }
   const Tokens all(lexed.tokens);
   scan_custom_settings(all, fx);
+  if (calls_unknown_function(all)) {
+    fx.calls_unknown_functions = true;
+  }
   size_t start = 0;
   int statements = 0;
   for (size_t i = 0; i <= all.size(); ++i) {

@@ -22,9 +22,18 @@ struct SessionEffects {
   // session scope. PostgreSQL hides placeholders from pg_settings and SHOW ALL, so the session
   // reads these back by name with current_setting(name, true).
   std::vector<std::string> custom_settings;
-  // DO / CALL: code pglane cannot see into ran, and it may have set custom settings whose names
-  // are unknown. The server is reset (RESET ALL) before any client uses it again.
+  // Built-in or custom settings the statements RESET by name (lower-cased), and RESET ALL /
+  // DISCARD ALL: a startup parameter then returns to its startup value.
+  std::vector<std::string> reset_settings;
+  bool reset_all = false;
+  // DO / CALL, or text pglane cannot scan (a lexical error, a U&"..." name): code or names it
+  // cannot see may have set custom settings. The server is reset (RESET ALL) before any client
+  // uses it again.
   bool opaque_code = false;
+  // A call of a function that is not one of PostgreSQL's own (pg_catalog, information_schema):
+  // it may set settings too (a tenant set_config inside a helper function). Whether that taints
+  // the server is the session's policy (pool.reset_after_unknown_functions).
+  bool calls_unknown_functions = false;
   bool discard_all = false;     // DISCARD ALL: every session state is gone (unpins)
   bool deallocate_all = false;  // DEALLOCATE [PREPARE] ALL
   // The statement is exactly one `DEALLOCATE [PREPARE] name` (name unquoted and lower-cased

@@ -68,5 +68,23 @@ TEST(PreparedView, StatementsOfConnectedClientsStay) {
   EXPECT_EQ(query_value(a.get(), kCount), "1");
 }
 
+TEST(PreparedView, DeallocateInAnAbortedTransactionKeepsTheServerStatement) {
+  Proxy proxy(pool_of_one());
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo());
+  prepare(a.get(), "s", "select 'abort'");
+  exec_ok(a.get(), "BEGIN");
+  Result div(PQexec(a.get(), "SELECT 1/0"));
+  Result dealloc(PQexec(a.get(), "DEALLOCATE s"));
+  EXPECT_EQ(sqlstate(dealloc.get()), "25P02");
+  exec_ok(a.get(), "ROLLBACK");
+  // The server still has the statement; pglane must know, or this Parse would fail with 42P05.
+  Conn b = connect_ok(proxy.conninfo());
+  prepare(b.get(), "t", "select 'abort'");
+  Result r(PQexecPrepared(b.get(), "t", 0, nullptr, nullptr, nullptr, 0));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(b.get());
+  EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "abort");
+}
+
 }  // namespace
 }  // namespace pglane::itest

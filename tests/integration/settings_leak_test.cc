@@ -25,6 +25,7 @@ void create_tenant_table() {
   Conn direct = connect_direct();
   exec_ok(direct.get(), "DROP TABLE IF EXISTS tenant_rows");
   exec_ok(direct.get(), "DROP PROCEDURE IF EXISTS set_tenant_proc(text)");
+  exec_ok(direct.get(), "DROP FUNCTION IF EXISTS set_tenant_fn(text)");
   exec_ok(direct.get(),
           "CREATE TABLE tenant_rows (tenant text, v int);"
           "INSERT INTO tenant_rows VALUES ('t1', 1), ('t2', 2);"
@@ -34,7 +35,10 @@ void create_tenant_table() {
           "GRANT SELECT ON tenant_rows TO pglane_app;"
           "CREATE PROCEDURE set_tenant_proc(t text) LANGUAGE plpgsql AS "
           "$$ BEGIN PERFORM set_config('app.tenant', t, false); END $$;"
-          "GRANT EXECUTE ON PROCEDURE set_tenant_proc(text) TO pglane_app");
+          "GRANT EXECUTE ON PROCEDURE set_tenant_proc(text) TO pglane_app;"
+          "CREATE OR REPLACE FUNCTION set_tenant_fn(t text) RETURNS text LANGUAGE plpgsql AS "
+          "$$ BEGIN PERFORM set_config('app.tenant', t, false); RETURN t; END $$;"
+          "GRANT EXECUTE ON FUNCTION set_tenant_fn(text) TO pglane_app");
 }
 
 constexpr const char* kProbe =
@@ -139,6 +143,41 @@ TEST(CustomSettings, StartupOptionTenantStaysWithItsClient) {
     EXPECT_TRUE(sees_no_tenant(probe(b.get(), i % 2 == 1))) << "round " << i;
   }
   exec_ok(a.get(), "RESET app.tenant");  // back to the startup value, as on a direct connection
+  EXPECT_EQ(probe(a.get(), false), "t2|t2");
+}
+
+TEST(CustomSettings, TenantSetInsideAHelperFunctionNeverLeaks) {
+  create_tenant_table();
+  Proxy proxy(pool_of(1));
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo());
+  Conn b = connect_ok(proxy.conninfo());
+  EXPECT_TRUE(sees_no_tenant(probe(b.get(), false)));
+  for (bool extended : {false, true}) {
+    if (extended) {
+      const char* values[] = {"t2"};
+      Result r(PQexecParams(a.get(), "SELECT set_tenant_fn($1)", 1, nullptr, values, nullptr,
+                            nullptr, 0));
+      ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(a.get());
+    } else {
+      exec_ok(a.get(), "SELECT set_tenant_fn('t2')");
+    }
+    // pglane cannot see the name the function set: the server is reset before b gets it.
+    EXPECT_TRUE(sees_no_tenant(probe(b.get(), extended)));
+  }
+}
+
+TEST(CustomSettings, EmptyValueIsKeptAndResetReturnsToTheStartupValue) {
+  create_tenant_table();
+  Proxy proxy(pool_of(1));
+  START_PROXY(proxy);
+  Conn a = connect_ok(proxy.conninfo("options='-c app.tenant=t2'"));
+  Conn b = connect_ok(proxy.conninfo());
+  exec_ok(a.get(), "SET app.tenant = ''");
+  EXPECT_TRUE(sees_no_tenant(probe(b.get(), false)));
+  EXPECT_EQ(probe(a.get(), false), "|");  // '' as on a direct connection, not the startup t2
+  exec_ok(a.get(), "RESET ALL");
+  EXPECT_TRUE(sees_no_tenant(probe(b.get(), false)));
   EXPECT_EQ(probe(a.get(), false), "t2|t2");
 }
 

@@ -194,6 +194,8 @@ TEST_F(ConfigTest, ShippedConfigLoadsAgainstASandboxLayout) {
   dir_.write("sandbox/tls/server.crt", "cert");
   dir_.write("sandbox/tls/server.key", "key");
   dir_.write("sandbox/tls/ca.crt", "ca");
+  dir_.write("sandbox/tls/health.crt", "cert");
+  dir_.write("sandbox/tls/health.key", "key");
   std::string path = dir_.write("conf/proxy.toml", text.str());
 
   absl::StatusOr<ConfigPtr> config = load_config(path);
@@ -204,8 +206,12 @@ TEST_F(ConfigTest, ShippedConfigLoadsAgainstASandboxLayout) {
   EXPECT_EQ(c.proxy.users_file, dir_.path("sandbox/users.txt"));
   EXPECT_EQ(c.tls.mode, ClientTlsMode::kRequire);
   EXPECT_EQ(c.tls.cert_file, dir_.path("sandbox/tls/server.crt"));
-  EXPECT_EQ(c.backend.service.user, "pglane_app");
-  EXPECT_EQ(c.backend.service.password, "app-password");
+  // No secret that opens a server: SCRAM pass-through, and a certificate for the probes.
+  EXPECT_EQ(c.backend.service.user, "");
+  EXPECT_EQ(c.backend.service.password, "");
+  EXPECT_EQ(c.health.credential.user, "pglane_health");
+  EXPECT_EQ(c.health.credential.password, "");
+  EXPECT_EQ(c.health.cert_file, dir_.path("sandbox/tls/health.crt"));
   EXPECT_EQ(c.backend.tls.mode, ServerTlsMode::kVerifyFull);
   EXPECT_EQ(c.backend.tls.ca_file, dir_.path("sandbox/tls/ca.crt"));
   EXPECT_EQ(c.pool.mode, PoolMode::kTransaction);
@@ -459,6 +465,8 @@ TEST_F(ConfigTest, BadEndpointsAreRejected) {
 TEST_F(ConfigTest, BracketedIpv6EndpointsParse) {
   ConfigPtr config = ok(R"([proxy]
 users_file = "users.txt"
+[health]
+user = "probe"
 [[regions]]
 name = "v6"
 writer = "[::1]:5432"
@@ -681,6 +689,24 @@ key_file = "tls/health.key"
   EXPECT_THAT(error(std::string(kMinimal) +
                     "\n[health]\ncert_file = \"tls/nope.crt\"\nkey_file = \"tls/health.key\"\n"),
               StartsWith(at(base + 2) + "health.cert_file: "));
+}
+
+TEST_F(ConfigTest, PassThroughNeedsAHealthLoginWhenThereAreReaders) {
+  const std::string base = R"([proxy]
+users_file = "users.txt"
+[[regions]]
+name = "a"
+writer = "h:1"
+readers = ["h:2"]
+)";
+  EXPECT_THAT(error(base), HasSubstr("health.user: required when [backend] has no user"));
+  EXPECT_TRUE(ok(base + "[health]\nuser = \"probe\"\npassword = \"x\"\n"));
+  EXPECT_TRUE(ok(base + "[backend]\nuser = \"svc\"\npassword = \"x\"\n"));
+  dir_.write("h.crt", "cert");
+  dir_.write("h.key", "key");
+  EXPECT_THAT(error(base + "[backend.tls]\nmode = \"disable\"\n[health]\nuser = \"probe\"\n"
+                           "cert_file = \"h.crt\"\nkey_file = \"h.key\"\n"),
+              HasSubstr("health.cert_file: a client certificate needs TLS to the servers"));
 }
 
 TEST_F(ConfigTest, BadRoutingValuesNameTheKey) {

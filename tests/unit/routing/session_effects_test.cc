@@ -138,6 +138,59 @@ TEST(SessionEffects, DoBodiesAreScannedAndTaintTheServer) {
   EXPECT_FALSE(analyze_session_effects("SET app.x = 1").opaque_code);
 }
 
+TEST(SessionEffects, CallsOfFunctionsThatAreNotPostgresOwn) {
+  for (const char* sql :
+       {"SELECT set_tenant('t2')", "select app.set_tenant($1)", "SELECT * FROM get_orders(1)",
+        "SELECT \"MyFunc\"()", "SELECT now(), my_helper(x) FROM t"}) {
+    EXPECT_TRUE(analyze_session_effects(sql).calls_unknown_functions) << sql;
+  }
+  for (const char* sql :
+       {"SELECT 1", "SELECT count(*), coalesce(a, b), now() FROM t",
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, "
+        "CURRENT_TIMESTAMP)",
+        "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 5",
+        "SELECT x::numeric(10, 2), cast(y AS varchar(20)) FROM t",
+        "SELECT pg_catalog.set_config('a.b', 'c', false)", "CREATE TABLE t (a int)",
+        "WITH w (a) AS (SELECT 1) SELECT * FROM w", "SELECT a FROM t WHERE a IN (1, 2)",
+        "SELECT EXISTS (SELECT 1)",
+        "SELECT array_agg(x) FILTER (WHERE x > 0) OVER (PARTITION BY y)",
+        "INSERT INTO s.t (a) VALUES (1) ON CONFLICT (a) DO NOTHING"}) {
+    EXPECT_FALSE(analyze_session_effects(sql).calls_unknown_functions) << sql;
+  }
+}
+
+TEST(SessionEffects, ResetsAreNamed) {
+  auto fx = analyze_session_effects("RESET app.tenant; RESET TimeZone");
+  EXPECT_EQ(fx.reset_settings, (Names{"app.tenant", "timezone"}));
+  EXPECT_FALSE(fx.reset_all);
+  EXPECT_TRUE(analyze_session_effects("RESET ALL").reset_all);
+  EXPECT_TRUE(analyze_session_effects("DISCARD ALL").reset_all);
+  EXPECT_TRUE(analyze_session_effects("SET app.tenant = ''").reset_settings.empty());
+}
+
+TEST(SessionEffects, SetConfigWrittenWithCastsOrNamedArguments) {
+  auto fx = analyze_session_effects("SELECT set_config('app.tenant'::text, $1::text, false)");
+  EXPECT_EQ(fx.pin_reason, nullptr);
+  EXPECT_EQ(fx.custom_settings, Names{"app.tenant"});
+  fx = analyze_session_effects(
+      "SELECT set_config(setting_name => 'app.t', new_value => $1, is_local => false)");
+  EXPECT_EQ(fx.pin_reason, nullptr);
+  EXPECT_EQ(fx.custom_settings, Names{"app.t"});
+  EXPECT_TRUE(analyze_session_effects("SELECT set_config('a.b', 'v', is_local => true)")
+                  .custom_settings.empty());
+}
+
+TEST(SessionEffects, NamesPglaneCannotReadTaintTheServer) {
+  // U&"..." names carry escapes; a lexical error hides what follows it.
+  EXPECT_TRUE(analyze_session_effects("SET U&\"app\\0041tenant\" = 't2'").opaque_code);
+  EXPECT_TRUE(analyze_session_effects("SELECT 0x10; SET app.tenant = 't2'").opaque_code);
+  EXPECT_FALSE(analyze_session_effects("SET app.tenant = 't2'").opaque_code);
+  // "" inside a quoted name is one quote, and such a name is not one pglane writes into SQL.
+  auto fx = analyze_session_effects("SET \"a\"\"b\".c = 1");
+  EXPECT_TRUE(fx.custom_settings.empty());
+  EXPECT_TRUE(fx.opaque_code);
+}
+
 TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
   for (const char* sql :
        {"SELECT '", "SELECT \"", "SELECT $$", "/* /*", "SELECT E'\\", "$a", "$", ";;;", ""}) {
