@@ -570,6 +570,94 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
+// ---- external programs ----
+
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) {
+      end = dirs.size();
+    }
+    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
+RunResult run_program(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+  RunResult r;
+  int out[2];
+  if (pipe(out) != 0) {
+    r.output = "pipe failed";
+    return r;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(out[0]);
+    close(out[1]);
+    r.output = "fork failed";
+    return r;
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      close(devnull);
+    }
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    close(out[0]);
+    close(out[1]);
+    signal(SIGPIPE, SIG_DFL);
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  const auto deadline = Clock::now() + timeout;
+  bool timed_out = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd pfd{out[0], POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+      continue;
+    }
+    char buf[4096];
+    ssize_t n = read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;  // EOF: the program closed its output (it is exiting)
+    }
+    r.output.append(buf, static_cast<std::size_t>(n));
+  }
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    r.output += "\n[killed after " + std::to_string(timeout.count()) + " s]";
+  }
+  close(out[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.status = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 // ---- RawClient ----
 
 RawClient::~RawClient() {

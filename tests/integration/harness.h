@@ -158,6 +158,20 @@ bool wait_app_backends(PGconn* direct, int n, std::chrono::milliseconds timeout)
 // VmRSS of a process in KiB (-1 if unknown).
 long rss_kib(pid_t pid);
 
+// ---- external programs (psql, pgbench, drivers in other languages) ----
+
+// The first executable `name` on PATH, or "".
+std::string find_on_path(const std::string& name);
+
+struct RunResult {
+  int status = -1;     // exit status; -1 when killed (timeout) or not started
+  std::string output;  // stdout and stderr
+};
+
+// Runs argv (no shell: connection strings hold spaces and '&') with stdin from /dev/null,
+// collecting its output; killed after `timeout`.
+RunResult run_program(const std::vector<std::string>& argv, std::chrono::seconds timeout);
+
 // ---- raw protocol client ----
 
 class RawClient {
