@@ -37,11 +37,14 @@
 #include "routing/analyzer.h"
 #include "routing/route.h"
 #include "routing/session_effects.h"
+#include "txn/client_settings.h"
 
 namespace pglane::proxy {
 
 using namespace boost::asio::experimental::awaitable_operators;
 namespace p = protocol;
+using txn::quote_literal;
+using txn::set_config_sql;
 
 namespace {
 
@@ -55,9 +58,6 @@ constexpr std::size_t kMaxInspected = 64 * 1024;
 constexpr std::size_t kMaxRewrite = 16 * 1024 * 1024;
 // A read is retried on another replica only if what it sent fits in this many bytes.
 constexpr std::size_t kMaxRetryBytes = 64 * 1024;
-
-// A server fingerprint no client has (clients' are 0 or odd): the server must be reset first.
-constexpr uint64_t kTaintedSettings = 2;
 
 // Every way a session ends. finish() maps each to what the client is told.
 enum class End {
@@ -115,20 +115,6 @@ const char* end_name(End e) {
       return "detach";
   }
   return "?";
-}
-
-// An E'...' literal: quotes and backslashes doubled, so it reads the same whatever the session's
-// standard_conforming_strings (values here come from clients).
-std::string quote_literal(std::string_view v) {
-  std::string out = "E'";
-  for (char c : v) {
-    if (c == '\'' || c == '\\') {
-      out += c;
-    }
-    out += c;
-  }
-  out += '\'';
-  return out;
 }
 
 // True when `buf` is (the start of) a Terminate message: 'X' then the length 4.
@@ -496,34 +482,28 @@ class Session {
   // The client's startup parameters that become settings (everything but user, database,
   // replication and protocol options; `options` is split into its -c settings).
   bool collect_startup_settings() {
+    txn::SettingList startup_settings;
     for (const auto& [k, v] : startup_.params) {
       if (k == "user" || k == "database" || k == "replication" || k.rfind("_pq_.", 0) == 0) {
         continue;
       }
       if (k == "options") {
-        if (!parse_options(v, startup_settings_)) {
+        if (!parse_options(v, startup_settings)) {
           fail(p::sqlstate::kFeatureNotSupported,
                "only -c name=value settings are supported in the options parameter");
           return false;
         }
         continue;
       }
-      startup_settings_.emplace_back(k, v);
+      startup_settings.emplace_back(k, v);
     }
-    for (const auto& [k, v] : startup_settings_) {
+    for (const auto& [k, v] : startup_settings) {
       if (!is_safe_guc_name(k)) {
         fail(p::sqlstate::kProtocolViolation, absl::StrCat("invalid parameter name \"", k, "\""));
         return false;
       }
-      // A custom setting given at startup (options=-c app.tenant=t1) is as invisible in
-      // pg_settings as one set later: read it back by name.
-      if (k.find('.') != std::string::npos) {
-        std::string name = absl::AsciiStrToLower(k);
-        if (std::find(custom_names_.begin(), custom_names_.end(), name) == custom_names_.end()) {
-          custom_names_.push_back(std::move(name));
-        }
-      }
     }
+    client_settings_.set_startup(std::move(startup_settings));
     return true;
   }
 
@@ -547,12 +527,12 @@ class Session {
     req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
     pool_key_ =
         absl::StrCat(database_, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
-    if (cfg_.pool.mode == conf::PoolMode::kSession && !startup_settings_.empty()) {
+    const txn::SettingList& startup_settings = client_settings_.startup();
+    if (cfg_.pool.mode == conf::PoolMode::kSession && !startup_settings.empty()) {
       // Session pooling: the server connection starts with the client's own parameters, and
       // only clients asking for the same ones share it.
-      req.extra_params = startup_settings_;
-      absl::StrAppend(&pool_key_, "\x1f",
-                      absl::Hash<decltype(startup_settings_)>()(startup_settings_));
+      req.extra_params = startup_settings;
+      absl::StrAppend(&pool_key_, "\x1f", absl::HashOf(startup_settings));
     }
     return req;
   }
@@ -575,16 +555,6 @@ class Session {
     }
     server_ = std::move(got.conn);
     co_return End::kRunning;
-  }
-
-  // "SELECT pg_catalog.set_config(name, value, false), ..." for a non-empty list.
-  static std::string set_config_sql(const std::vector<std::pair<std::string, std::string>>& list) {
-    std::string sql;
-    for (const auto& [name, value] : list) {
-      absl::StrAppend(&sql, sql.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
-                      quote_literal(name), ", ", quote_literal(value), ", false)");
-    }
-    return sql;
   }
 
   asio::awaitable<End> attach_server() {
@@ -612,8 +582,7 @@ class Session {
     }
     // Transaction pooling applies the client's startup parameters with SET (a server connection
     // serves many clients) and replays them wherever the client goes.
-    const auto& settings =
-        txn ? startup_settings_ : std::vector<std::pair<std::string, std::string>>{};
+    const auto& settings = txn ? client_settings_.startup() : txn::SettingList{};
     std::string sql;
     for (const auto& [k, v] : settings) {
       if (server_->param(k) == v) {
@@ -641,9 +610,9 @@ class Session {
         }
       }
     }
-    server_->settings_hash = settings_hash_;
+    server_->settings_hash = client_settings_.fingerprint();
     server_default_scs_off_ = server_->param("standard_conforming_strings") == "off";
-    scs_off_ = scs_off_ || server_default_scs_off_;
+    scs_off_ = client_settings_.scs_off().value_or(server_default_scs_off_);
     cancel_key_ = cancel_registry().register_client();
     have_cancel_key_ = true;
     cancel_registry().attach(cancel_key_, CancelTarget{endpoint, server_->key});
@@ -1174,17 +1143,13 @@ class Session {
       fail(p::sqlstate::kConnectionFailure, "lost a server connection while preparing it");
       co_return End::kNoServer;
     }
-    if (server_->settings_hash != settings_hash_) {
-      std::string sql = "RESET ALL";
-      if (!settings_.empty()) {
-        absl::StrAppend(&sql, ";", set_config_sql(settings_));
-      }
+    if (std::string sql = client_settings_.replay_sql(server_->settings_hash); !sql.empty()) {
       if (!co_await run_simple_query(*server_, sql)) {
         pools().discard(pool_key_, std::move(server_));
         fail(p::sqlstate::kConnectionFailure, "could not restore session settings on a server");
         co_return End::kNoServer;
       }
-      server_->settings_hash = settings_hash_;
+      server_->settings_hash = client_settings_.fingerprint();
     }
     cancel_registry().attach(cancel_key_, CancelTarget{server_->endpoint, server_->key});
     if (routing_) {
@@ -1268,8 +1233,8 @@ class Session {
     routing::RouteContext ctx;
     ctx.catalog = catalog_.get();
     ctx.read_only_allow = &topology()->read_only_allow();
-    ctx.default_read_only = default_read_only_;
-    ctx.default_serializable = default_serializable_;
+    ctx.default_read_only = client_settings_.default_read_only();
+    ctx.default_serializable = client_settings_.default_serializable();
     ctx.session_hint = session_hint_;
     return ctx;
   }
@@ -1631,95 +1596,38 @@ class Session {
     co_return true;
   }
 
-  // "SELECT ..." that lists the client's session-level settings: built-in ones from pg_settings,
-  // custom (placeholder) ones by name, since PostgreSQL hides placeholders from pg_settings. A
-  // custom name that is not defined on the server (NULL) is left out.
-  std::string settings_query() const {
-    std::string sql =
-        "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' "
-        "AND name NOT IN ('role', 'session_authorization')";
-    if (!custom_names_.empty()) {
-      std::string names;
-      for (const auto& n : custom_names_) {
-        absl::StrAppend(&names, names.empty() ? "" : ",", quote_literal(n));
-      }
-      absl::StrAppend(&sql,
-                      " UNION ALL SELECT n, s FROM (SELECT n, pg_catalog.current_setting(n, true) "
-                      "AS s FROM pg_catalog.unnest(ARRAY[",
-                      names,
-                      "]::pg_catalog.text[]) AS n) AS c WHERE s IS NOT NULL AND NOT EXISTS "
-                      "(SELECT 1 FROM pg_catalog.pg_settings p WHERE p.name = c.n)");
-    }
-    absl::StrAppend(&sql, " ORDER BY 1");
-    return sql;
-  }
-
-  // Reads the client's session-level settings back from the server: this covers SET, RESET,
-  // set_config(), rolled-back SETs and settings changed inside functions alike, custom settings
-  // included (by the names its statements used).
-  asio::awaitable<bool> read_session_settings() {
+  // Reads the client's session-level settings back from the server (txn::ClientSettings writes
+  // the query): this covers SET, RESET, set_config(), rolled-back SETs and settings changed
+  // inside functions alike, custom settings included. Returns the startup settings to put back.
+  asio::awaitable<std::optional<txn::SettingList>> read_session_settings() {
     std::vector<std::vector<std::string>> rows;
-    bool ok = co_await run_query_rows(*server_, settings_query(), rows);
+    bool ok = co_await run_query_rows(*server_, client_settings_.read_query(), rows);
     if (!ok) {
-      co_return false;
+      co_return std::nullopt;
     }
-    settings_.clear();
-    for (auto& row : rows) {
-      if (row.size() == 2) {
-        settings_.emplace_back(std::move(row[0]), std::move(row[1]));
-      }
-    }
-    settings_hash_ = settings_.empty() ? 0 : (absl::HashOf(settings_) | 1);
-    settings_dirty_ = false;
-    default_read_only_ = false;
-    default_serializable_ = false;
-    scs_off_ = server_default_scs_off_;
-    for (const auto& [name, value] : settings_) {
-      if (name == "standard_conforming_strings") {
-        scs_off_ = value == "off";
-      }
-      if (name == "default_transaction_read_only") {
-        default_read_only_ = value == "on";
-      } else if (name == "default_transaction_isolation") {
-        default_serializable_ = value == "serializable";
-      }
-    }
-    co_return true;
+    txn::SettingList missing = client_settings_.absorb(rows);
+    scs_off_ = client_settings_.scs_off().value_or(server_default_scs_off_);
+    co_return missing;
   }
 
   asio::awaitable<bool> refresh_settings(bool notify_client = true) {
-    bool ok = co_await read_session_settings();
-    if (!ok) {
+    auto missing = co_await read_session_settings();
+    if (!missing) {
       co_return false;
     }
     // On a direct connection RESET returns a startup parameter to the value the client gave at
     // startup; here those were applied with SET, so put back the ones RESET removed and tell the
     // client (ParameterStatus may arrive at any time, docs 55.2.7).
-    std::vector<std::pair<std::string, std::string>> missing;
-    std::vector<std::string> restored;
-    for (const auto& [name, value] : startup_settings_) {
-      // A custom setting reads back as '' after RESET (placeholders have no source to tell a
-      // RESET from SET x = ''), so one the client RESET returns to its startup value.
-      const std::string lname = absl::AsciiStrToLower(name);
-      const bool reset =
-          std::find(startup_resets_.begin(), startup_resets_.end(), lname) != startup_resets_.end();
-      const bool custom = name.find('.') != std::string::npos;
-      bool present = false;
-      for (const auto& [n, v] : settings_) {
-        present |= absl::AsciiStrToLower(n) == lname && !(custom && reset && v.empty());
-      }
-      if (!present) {
-        missing.emplace_back(name, value);
-        restored.push_back(absl::AsciiStrToLower(name));
-      }
-    }
-    startup_resets_.clear();
-    if (missing.empty()) {
+    if (missing->empty()) {
       co_return true;
     }
-    ok = co_await run_simple_query(*server_, set_config_sql(missing));
+    std::vector<std::string> restored;
+    for (const auto& [name, value] : *missing) {
+      restored.push_back(absl::AsciiStrToLower(name));
+    }
+    bool ok = co_await run_simple_query(*server_, set_config_sql(*missing));
     if (ok) {
-      ok = co_await read_session_settings();
+      ok = (co_await read_session_settings()).has_value();
     }
     if (!ok) {
       co_return false;
@@ -1742,15 +1650,14 @@ class Session {
     detach_wanted_ = false;
     leave_endpoint();
     retried_ = false;
-    if (settings_dirty_) {
+    if (client_settings_.dirty()) {
       bool refreshed = co_await refresh_settings();
       if (!refreshed) {
         pools().discard(pool_key_, std::move(server_));
         co_return;
       }
     }
-    server_->settings_hash = server_tainted_ ? kTaintedSettings : settings_hash_;
-    server_tainted_ = false;
+    server_->settings_hash = client_settings_.release_fingerprint();
     pools().release(pool_key_, worker_, std::move(server_));
   }
 
@@ -1772,30 +1679,7 @@ class Session {
     if (fx.pin_reason) {
       pin(fx.pin_reason);
     }
-    if (fx.may_change_settings) {
-      settings_dirty_ = true;
-    }
-    for (const auto& name : fx.custom_settings) {
-      if (std::find(custom_names_.begin(), custom_names_.end(), name) == custom_names_.end()) {
-        custom_names_.push_back(name);
-      }
-    }
-    if (fx.reset_all) {
-      startup_resets_.clear();
-      for (const auto& [name, value] : startup_settings_) {
-        startup_resets_.push_back(absl::AsciiStrToLower(name));
-      }
-    }
-    startup_resets_.insert(startup_resets_.end(), fx.reset_settings.begin(),
-                           fx.reset_settings.end());
-    // Code or text pglane cannot see through may have set anything: the server is reset before
-    // anyone uses it next. With standard_conforming_strings off the lexer reads literals as
-    // PostgreSQL would not, so nothing it found can be trusted.
-    if (fx.opaque_code || scs_off_ ||
-        (fx.calls_unknown_functions && cfg_.pool.reset_after_unknown_functions)) {
-      server_tainted_ = true;
-      settings_dirty_ = true;
-    }
+    client_settings_.note(fx, cfg_.pool.reset_after_unknown_functions, scs_off_);
     if (fx.discard_all || fx.deallocate_all) {
       stmts_.clear();
       server_->forget_all_stmts();
@@ -2467,13 +2351,13 @@ class Session {
         }
         server_->forget_all_stmts();
         server_->settings_hash = 0;
-      } else if (settings_dirty_ || server_tainted_) {
+      } else if (client_settings_.dirty() || client_settings_.tainted()) {
         if (ok) {
           ok = co_await run_simple_query(*server_, "RESET ALL");
         }
         server_->settings_hash = 0;
       } else {
-        server_->settings_hash = settings_hash_;
+        server_->settings_hash = client_settings_.fingerprint();
       }
       if (ok && server_->status == 'I') {
         stats().server_resets.fetch_add(1, std::memory_order_relaxed);
@@ -2505,7 +2389,6 @@ class Session {
 
   std::unique_ptr<ServerConn> server_;
   std::string pool_key_;
-  std::vector<std::pair<std::string, std::string>> startup_settings_;
   p::CancelKey cancel_key_;
   bool have_cancel_key_ = false;
 
@@ -2523,19 +2406,11 @@ class Session {
   bool skipping_ = false;      // server discards messages until Sync after an error
   absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
   absl::flat_hash_set<std::string> owed_;  // answered by pglane alone, not parsed on a server
-  std::vector<std::pair<std::string, std::string>> settings_;  // session-level settings
+  // Startup parameters and session settings that follow the client from server to server.
+  txn::ClientSettings client_settings_;
   // The keys recovered from the client's SCRAM proof (SCRAM clients only), for servers that are
   // configured without a password.
   std::optional<p::ScramKeys> scram_keys_;
-  uint64_t settings_hash_ = 0;  // fingerprint of settings_ (0 = none, otherwise odd)
-  // Custom settings ("prefix.name") the client's statements named: read back by name.
-  std::vector<std::string> custom_names_;
-  // Names the client RESET since its settings were last read (lower-cased).
-  std::vector<std::string> startup_resets_;
-  // DO or CALL ran on the attached server: it may hold custom settings no name of ours covers,
-  // so its fingerprint becomes kTaintedSettings, which matches no client (RESET ALL first).
-  bool server_tainted_ = false;
-  bool settings_dirty_ = false;     // this transaction may have changed settings_
   const char* pinned_ = nullptr;    // why this client keeps its server, if it does
   bool detach_wanted_ = false;      // server side saw the end of a transaction during a write
   bool c2s_writing_ = false;        // a write to the server is in progress
@@ -2568,8 +2443,6 @@ class Session {
   std::chrono::steady_clock::time_point rw_at_;  // when the write was acknowledged
   uint64_t rw_lsn_ = 0;                          // a writer position at or after it (0: unknown)
   routing::Hint session_hint_ = routing::Hint::kNone;  // SET pglane.route
-  bool default_read_only_ = false;                     // default_transaction_read_only is on
-  bool default_serializable_ = false;    // default_transaction_isolation is serializable
   bool scs_off_ = false;                 // standard_conforming_strings is off: no splitting
   bool server_default_scs_off_ = false;  // ... because the server's default is off
   std::shared_ptr<const routing::FunctionCatalog> catalog_;
