@@ -84,7 +84,9 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   execs=${execs:-$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$status")}
-  rate=${rate:-$(sed -n 's/.* exec\/s:\{0,1\} \([0-9]*\).*/\1/p' <<<"$status")}
+  if [ -z "$rate" ] && [ -n "$execs" ] && [ "$seconds" -gt 0 ]; then
+    rate=$((execs / seconds))  # fork mode prints no average of its own
+  fi
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$status")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$status")
   corp=$(sed -n 's/.* corp: \([0-9/]*[a-zA-Z]*\).*/\1/p' <<<"$status")
