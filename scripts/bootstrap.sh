@@ -9,7 +9,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config git clang-format
   libboost1.81-dev libssl-dev libabsl-dev libpq-dev libhiredis-dev libtomlplusplus-dev
   libsystemd-dev libgtest-dev libgmock-dev libbenchmark-dev libpg-query-dev libprotobuf-c-dev
-  libidn-dev
+  libidn-dev clang-14 libfuzzer-14-dev
   postgresql-15 postgresql-client-15 redis-server pgbouncer openssl procps python3-psycopg
   python3-asyncpg systemd default-jdk-headless libpostgresql-jdbc-java
 )

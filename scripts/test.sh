@@ -6,11 +6,14 @@
 #              own PostgreSQL and Redis sandbox on loopback)
 #   systemd    systemd-analyze verify systemd/pglane.service, against the built binary
 #   lint       scripts/lint.sh (clang-format)
+#   fuzz       scripts/fuzz.sh: build-fuzz/ (clang-14, libFuzzer + ASan + UBSan), every fuzz
+#              target replays its committed corpus once (tests/fuzz/corpus/); no new fuzzing
 #   asan       build-asan/ (Debug, ASan + UBSan): unit tests and the integration tests with
 #              PGLANE_SKIP_HEAVY=1
 #
 # Environment:
 #   PGLANE_SKIP_ASAN=1   skip the sanitizer stage (quick local runs)
+#   PGLANE_SKIP_FUZZ=1   skip the fuzz corpus replay
 #   JOBS=N               parallel compile and unit-test jobs (default 2)
 set -euo pipefail
 
@@ -79,6 +82,13 @@ if stage build build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
 fi
 
 stage lint "$here/lint.sh" || true
+
+if [ "${PGLANE_SKIP_FUZZ:-0}" = 1 ]; then
+  note "PGLANE_SKIP_FUZZ=1: fuzz stage skipped"
+else
+  # Replay only: deterministic and quick. Fuzzing for new inputs is `scripts/fuzz.sh SECONDS`.
+  stage fuzz "$here/fuzz.sh" || true
+fi
 
 if [ "${PGLANE_SKIP_ASAN:-0}" = 1 ]; then
   note "PGLANE_SKIP_ASAN=1: sanitizer stage skipped"
