@@ -772,10 +772,18 @@ std::string check_scram_shape(absl::string_view rest) {
   if (!digits || !absl::SimpleAtoi(iter_salt[0], &iterations) || iterations < 1) {
     return "the iteration count must be a positive integer";
   }
+  // Strict RFC 4648 with padding, as protocol::base64_decode reads it at login: a verifier
+  // accepted here must be usable there (absl alone also takes unpadded text).
   auto base64 = [](absl::string_view s, std::string* out) {
-    bool charset = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=';
-    });
+    const size_t body = s.find('=');
+    const size_t pad = body == absl::string_view::npos ? 0 : s.size() - body;
+    bool charset = !s.empty() && s.size() % 4 == 0 && pad <= 2 &&
+                   std::all_of(s.begin(), s.end() - pad,
+                               [](char c) {
+                                 return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                                        c == '+' || c == '/';
+                               }) &&
+                   std::all_of(s.end() - pad, s.end(), [](char c) { return c == '='; });
     return charset && absl::Base64Unescape(s, out) && !out->empty();
   };
   std::string decoded;

@@ -143,6 +143,18 @@ std::optional<std::string> quoted_ident(std::string_view text) {
   return out;
 }
 
+// PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes, on a character boundary.
+std::string truncate_identifier(std::string name) {
+  if (name.size() > 63) {
+    size_t n = 63;
+    while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80) {
+      --n;  // name[n] continues a multi-byte character: cut before that character
+    }
+    name.resize(n);
+  }
+  return name;
+}
+
 // A possibly qualified name starting at t[i] ("app.tenant", "a"."b"): its lower-cased text and
 // the index after it. Empty when t[i] is not a name; nullopt when a part cannot be decoded.
 std::pair<std::optional<std::string>, size_t> dotted_name(Tokens t, size_t i) {
@@ -153,9 +165,9 @@ std::pair<std::optional<std::string>, size_t> dotted_name(Tokens t, size_t i) {
       if (!part) {
         return {std::nullopt, i + 1};
       }
-      name += lower(*part);
+      name += truncate_identifier(lower(*part));
     } else {
-      name += lower(t[i].text);
+      name += truncate_identifier(lower(t[i].text));
     }
     ++i;
     if (i + 1 < t.size() && t[i].type == T::kDot) {
@@ -226,7 +238,7 @@ bool is_true_literal(Tokens arg) {
 }
 
 bool safe_setting_name(std::string_view name) {
-  if (name.empty() || name.size() > 63) {
+  if (name.empty() || name.size() > 255) {
     return false;
   }
   for (char c : name) {
@@ -405,12 +417,17 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
       }
     }
   } else if (lex::ieq(first, "deallocate")) {
-    const size_t k = is_word(t, 1, "prepare") ? 2 : 1;
+    // DEALLOCATE [PREPARE] name; "DEALLOCATE prepare" deallocates a statement named prepare.
+    const size_t k = is_word(t, 1, "prepare") && t.size() > 2 ? 2 : 1;
     if (is_word(t, k, "all")) {
       fx.deallocate_all = true;
     } else if (t.size() == k + 1 && (t[k].type == T::kWord || t[k].type == T::kQIdent)) {
-      fx.is_single_deallocate = true;
-      fx.deallocate_name = t[k].type == T::kWord ? lower(t[k].text) : std::string(t[k].text);
+      std::optional<std::string> name =
+          t[k].type == T::kWord ? std::optional(lower(t[k].text)) : quoted_ident(t[k].text);
+      if (name) {
+        fx.is_single_deallocate = true;
+        fx.deallocate_name = truncate_identifier(std::move(*name));
+      }
     }
   }
   // Temporary objects: CREATE [GLOBAL|LOCAL] TEMP|TEMPORARY ..., SELECT ... INTO TEMP ...,
@@ -423,6 +440,14 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
         if (after_create || after_into) {
           fx.pin_reason = "temporary table";
         }
+      }
+      // A name in the session's temporary schema: CREATE TABLE pg_temp.t ..., SELECT INTO
+      // pg_temp.t.
+      if (k + 1 < t.size() &&
+          ((t[k].type == T::kWord && lex::ieq(t[k].text, "pg_temp")) ||
+           (t[k].type == T::kQIdent && t[k].text == "pg_temp")) &&
+          t[k + 1].type == T::kDot) {
+        fx.pin_reason = "temporary table";
       }
     }
   }

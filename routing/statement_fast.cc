@@ -368,6 +368,20 @@ bool classify_select(const std::vector<Token>& toks, size_t b, size_t e, Stateme
         continue;  // IN (...), EXISTS (...), ANY (...), OVER (...)...
       }
       if (t.type == T::kWord && (is_construct(t.text) || is_value_keyword(t.text))) {
+        // OVER and FILTER are syntax only right after a call's ')', and ROLLUP, CUBE and SETS
+        // only in a GROUP BY list: anywhere else they may name a user's function (which may be
+        // volatile), so the parser decides.
+        const bool after_call = prev && prev->type == T::kRParen;
+        const bool in_group_by =
+            prev &&
+            (prev->type == T::kComma ||
+             (prev->type == T::kWord && (ieq(prev->text, "by") || ieq(prev->text, "grouping"))));
+        if ((ieq(t.text, "over") || ieq(t.text, "filter")) && !after_call) {
+          return false;
+        }
+        if ((ieq(t.text, "rollup") || ieq(t.text, "cube") || ieq(t.text, "sets")) && !in_group_by) {
+          return false;
+        }
         continue;  // ... and current_timestamp(0), localtime(3): precision, not a call
       }
       QualifiedName fn;

@@ -89,6 +89,15 @@ TEST(UsersTest, MethodErrors) {
             std::string(kFile) + ":2: user bob: unexpected text after SECRET");
 }
 
+// Found by the users fuzz target: absl accepts unpadded base64, the login path does not, so such
+// a user could never log in while the file loaded without complaint.
+TEST(UsersTest, UnpaddedBase64VerifierIsRefused) {
+  EXPECT_THAT(error("alice scram-sha-256 SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA$"
+                    "ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=:"
+                    "PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0=\n"),
+              HasSubstr("salt is not base64"));
+}
+
 TEST(UsersTest, Md5SecretShape) {
   const std::string bad[] = {
       "",                                      // missing

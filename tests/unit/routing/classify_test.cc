@@ -266,5 +266,23 @@ TEST(ClassifyRegression, FunctionsNamedLikeKeywordsAreCalls) {
             Route::kReader);
 }
 
+// Found by the sql fuzz target ("SELECT+filter()"): OVER, FILTER, ROLLUP, CUBE and SETS are
+// syntax only in their places; elsewhere they name functions (maybe volatile ones).
+TEST(FastPath, ConstructWordsOutOfPlaceGoToTheParser) {
+  for (const char* sql : {"SELECT+filter()", "SELECT over(1)", "SELECT rollup(x) FROM t",
+                          "SELECT cube(1, 2)", "SELECT * FROM t WHERE sets(a)"}) {
+    EXPECT_FALSE(analyze_fast(sql).has_value()) << sql;
+  }
+  for (const char* sql :
+       {"SELECT count(*) FILTER (WHERE a > 0) FROM t", "SELECT sum(a) OVER (PARTITION BY b) FROM t",
+        "SELECT a, b, count(*) FROM t GROUP BY ROLLUP (a, b)",
+        "SELECT a FROM t GROUP BY GROUPING SETS ((a), ())"}) {
+    auto info = analyze_fast(sql);
+    if (info) {
+      EXPECT_EQ(info->kind, StatementInfo::Kind::kRead) << sql;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pglane::routing

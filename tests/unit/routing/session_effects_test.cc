@@ -191,6 +191,23 @@ TEST(SessionEffects, NamesPglaneCannotReadTaintTheServer) {
   EXPECT_TRUE(fx.opaque_code);
 }
 
+// Found by the session_effects fuzz target.
+TEST(SessionEffects, FuzzFindings) {
+  EXPECT_STREQ(analyze_session_effects("CREATE TABLE pg_temp.t (a int)").pin_reason,
+               "temporary table");
+  EXPECT_STREQ(analyze_session_effects("SELECT 1 INTO \"pg_temp\".t").pin_reason,
+               "temporary table");
+  auto fx = analyze_session_effects("DEALLOCATE \"a\"\"b\"");
+  EXPECT_TRUE(fx.is_single_deallocate);
+  EXPECT_EQ(fx.deallocate_name, "a\"b");
+  fx = analyze_session_effects("DEALLOCATE prepare");
+  EXPECT_TRUE(fx.is_single_deallocate);
+  EXPECT_EQ(fx.deallocate_name, "prepare");
+  // Identifiers are cut at 63 bytes, as PostgreSQL does.
+  fx = analyze_session_effects("SET app." + std::string(70, 'x') + " = 1");
+  EXPECT_EQ(fx.custom_settings, Names{"app." + std::string(63, 'x')});
+}
+
 TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
   for (const char* sql :
        {"SELECT '", "SELECT \"", "SELECT $$", "/* /*", "SELECT E'\\", "$a", "$", ";;;", ""}) {
