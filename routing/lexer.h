@@ -4,6 +4,7 @@
 // doubling, $tag$ dollar quoting, $1 parameters, :: casts. Internal to routing/.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -44,6 +45,17 @@ size_t block_comment_end(std::string_view sql, size_t i);
 
 // Appends the tokens of `sql` to out.tokens.
 void tokenize(std::string_view sql, Lexed& out);
+
+// ASCII lower-casing (identifiers fold this way; bytes >= 0x80 are kept).
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
 
 // ASCII case-insensitive comparison with a lower-case keyword.
 inline bool ieq(std::string_view word, std::string_view lower_keyword) {

@@ -10,6 +10,7 @@ namespace pglane::routing {
 
 namespace {
 
+using lex::lower;
 using lex::T;
 using lex::Token;
 using Tokens = std::span<const Token>;
@@ -76,16 +77,6 @@ bool is_builtin_function(std::string_view lower_name) {
 
 bool is_word(Tokens t, size_t i, std::string_view lower_keyword) {
   return i < t.size() && t[i].type == T::kWord && lex::ieq(t[i].text, lower_keyword);
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
 }
 
 bool contains_ci(std::string_view hay, std::string_view needle) {

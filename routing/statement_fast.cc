@@ -11,6 +11,7 @@
 namespace pglane::routing {
 
 using lex::ieq;
+using lex::lower;
 using lex::T;
 using lex::Token;
 
@@ -189,16 +190,6 @@ bool is_construct(std::string_view w) {
 }
 bool wants_operand(std::string_view w) {
   return word_flags(w) & kWantsOperandFlag;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
 }
 
 std::string name_text(const Token& t) {
