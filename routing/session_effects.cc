@@ -25,40 +25,39 @@ constexpr std::string_view kBuiltinFunctions[] = {
 
 // Words that look like a call when followed by '(' but are syntax or type names.
 constexpr std::string_view kNotFunctions[] = {
-    "all",       "and",           "any",        "array",
-    "as",        "between",       "bit",        "case",
-    "cast",      "char",          "character",  "check",
-    "coalesce",  "collation",     "constraint", "cube",
-    "dec",       "decimal",       "default",    "delete",
-    "distinct",  "double",        "else",       "exists",
-    "extract",   "filter",        "float",      "from",
-    "greatest",  "grouping",      "groups",     "if",
-    "in",        "insert",        "interval",   "is",
-    "join",      "key",           "lateral",    "least",
-    "national",  "nchar",         "normalize",  "not",
-    "nullif",    "numeric",       "on",         "or",
-    "over",      "overlay",       "partition",  "position",
-    "precision", "primary",       "range",      "references",
-    "return",    "returning",     "returns",    "rollup",
-    "row",       "rows",          "select",     "sets",
-    "setof",     "some",          "substring",  "table",
-    "then",      "time",          "timestamp",  "treat",
-    "trim",      "unique",        "update",     "using",
-    "values",    "varchar",       "varying",    "when",
-    "where",     "while",         "window",     "with",
-    "within",    "xmlattributes", "xmlconcat",  "xmlelement",
-    "xmlexists", "xmlforest",     "xmlparse",   "xmlpi",
-    "xmlroot",   "xmlserialize",
+    "all",        "and",       "any",           "array",
+    "as",         "between",   "bit",           "case",
+    "cast",       "char",      "character",     "check",
+    "coalesce",   "conflict",  "collation",     "constraint",
+    "cube",       "dec",       "decimal",       "default",
+    "delete",     "distinct",  "double",        "else",
+    "exists",     "extract",   "filter",        "float",
+    "from",       "greatest",  "grouping",      "groups",
+    "if",         "in",        "insert",        "interval",
+    "is",         "join",      "key",           "lateral",
+    "least",      "national",  "nchar",         "normalize",
+    "not",        "nullif",    "numeric",       "on",
+    "or",         "over",      "overlay",       "partition",
+    "position",   "precision", "primary",       "range",
+    "references", "return",    "returning",     "returns",
+    "rollup",     "row",       "rows",          "select",
+    "sets",       "setof",     "some",          "substring",
+    "table",      "then",      "time",          "timestamp",
+    "treat",      "trim",      "unique",        "update",
+    "using",      "values",    "varchar",       "varying",
+    "when",       "where",     "while",         "window",
+    "with",       "within",    "xmlattributes", "xmlconcat",
+    "xmlelement", "xmlexists", "xmlforest",     "xmlparse",
+    "xmlpi",      "xmlroot",   "xmlserialize",
 };
 
 // A word before a name that makes "name (" something other than a call: a table and its column
 // list, a CTE, DDL.
 constexpr std::string_view kNotCallContext[] = {
-    "aggregate", "as",        "by",           "conflict",   "copy",     "domain",
-    "exclude",   "foreign",   "function",     "include",    "index",    "into",
-    "join",      "lateral",   "materialized", "of",         "on",       "only",
-    "operator",  "procedure", "recursive",    "references", "sequence", "table",
-    "trigger",   "type",      "update",       "view",       "with",
+    "aggregate", "as",        "conflict",  "copy",       "domain",       "exclude", "foreign",
+    "function",  "include",   "index",     "into",       "materialized", "of",      "only",
+    "operator",  "procedure", "recursive", "references", "sequence",     "table",   "trigger",
+    "type",      "update",    "view",      "with",
 };
 
 template <size_t N>
@@ -228,12 +227,44 @@ bool is_true_literal(Tokens arg) {
   return false;
 }
 
+// Well-formed UTF-8 (the server rejects anything else before running it).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if ((c & 0xE0) == 0xC0 && c >= 0xC2) {
+      len = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+    } else if ((c & 0xF8) == 0xF0 && c <= 0xF4) {
+      len = 4;
+    }
+    if (len == 0 || i + len > s.size()) {
+      return false;
+    }
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) {
+        return false;
+      }
+    }
+    i += len;
+  }
+  return true;
+}
+
+// A name pglane may put into its own SQL (as an E'' literal): identifier characters, including
+// non-ASCII letters in well-formed UTF-8.
 bool safe_setting_name(std::string_view name) {
-  if (name.empty() || name.size() > 255) {
+  if (name.empty() || name.size() > 255 || !valid_utf8(name)) {
     return false;
   }
   for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '$')) {
+    const bool ascii_ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '$';
+    if (!ascii_ok && static_cast<unsigned char>(c) < 0x80) {
       return false;
     }
   }
@@ -253,6 +284,7 @@ void add_custom(SessionEffects& fx, std::optional<std::string> maybe_name) {
   if (!safe_setting_name(name)) {
     // Not a name pglane will put in its own SQL: the server is reset instead.
     fx.opaque_code = true;
+    fx.may_change_settings = true;
     return;
   }
   if (std::find(fx.custom_settings.begin(), fx.custom_settings.end(), name) ==

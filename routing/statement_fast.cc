@@ -363,10 +363,9 @@ bool classify_select(const std::vector<Token>& toks, size_t b, size_t e, Stateme
         // only in a GROUP BY list: anywhere else they may name a user's function (which may be
         // volatile), so the parser decides.
         const bool after_call = prev && prev->type == T::kRParen;
-        const bool in_group_by =
-            prev &&
-            (prev->type == T::kComma ||
-             (prev->type == T::kWord && (ieq(prev->text, "by") || ieq(prev->text, "grouping"))));
+        // (After a comma it may as well be a select-list call: the parser decides.)
+        const bool in_group_by = prev && prev->type == T::kWord &&
+                                 (ieq(prev->text, "by") || ieq(prev->text, "grouping"));
         if ((ieq(t.text, "over") || ieq(t.text, "filter")) && !after_call) {
           return false;
         }

@@ -141,7 +141,9 @@ TEST(SessionEffects, DoBodiesAreScannedAndTaintTheServer) {
 TEST(SessionEffects, CallsOfFunctionsThatAreNotPostgresOwn) {
   for (const char* sql :
        {"SELECT set_tenant('t2')", "select app.set_tenant($1)", "SELECT * FROM get_orders(1)",
-        "SELECT \"MyFunc\"()", "SELECT now(), my_helper(x) FROM t"}) {
+        "SELECT \"MyFunc\"()", "SELECT now(), my_helper(x) FROM t",
+        "SELECT * FROM t JOIN f(1) x ON true", "SELECT * FROM t JOIN LATERAL f(t.a) x ON true",
+        "SELECT * FROM t ORDER BY f(a)", "SELECT * FROM a JOIN b ON g(a.x) = b.y"}) {
     EXPECT_TRUE(analyze_session_effects(sql).calls_unknown_functions) << sql;
   }
   for (const char* sql :
@@ -203,6 +205,12 @@ TEST(SessionEffects, FuzzFindings) {
   fx = analyze_session_effects("DEALLOCATE prepare");
   EXPECT_TRUE(fx.is_single_deallocate);
   EXPECT_EQ(fx.deallocate_name, "prepare");
+  // Non-ASCII names are tracked when they are well-formed UTF-8; otherwise the server is reset.
+  EXPECT_EQ(analyze_session_effects("SET app.t\xC3\xA9nant = 1").custom_settings,
+            Names{"app.t\xC3\xA9nant"});
+  fx = analyze_session_effects("SET app.t\xFF = 1");
+  EXPECT_TRUE(fx.custom_settings.empty());
+  EXPECT_TRUE(fx.opaque_code);
   // Identifiers are cut at 63 bytes, as PostgreSQL does.
   fx = analyze_session_effects("SET app." + std::string(70, 'x') + " = 1");
   EXPECT_EQ(fx.custom_settings, Names{"app." + std::string(63, 'x')});
