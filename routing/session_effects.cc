@@ -133,15 +133,20 @@ std::optional<std::string> quoted_ident(std::string_view text) {
   return out;
 }
 
-// PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes, on a character boundary.
+// PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes, on a character boundary as
+// its UTF-8 length rule sees it (pg_utf_mblen: the lead byte gives the length, any other byte is
+// one character), so that even invalid input is cut where the server would cut it.
 std::string truncate_identifier(std::string name) {
-  if (name.size() > 63) {
-    size_t n = 63;
-    while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80) {
-      --n;  // name[n] continues a multi-byte character: cut before that character
+  size_t n = 0;
+  while (n < name.size()) {
+    const auto c = static_cast<unsigned char>(name[n]);
+    const size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    if (n + len > 63) {
+      break;
     }
-    name.resize(n);
+    n += len;
   }
+  name.resize(std::min(n, name.size()));
   return name;
 }
 

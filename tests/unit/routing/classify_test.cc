@@ -270,8 +270,8 @@ TEST(ClassifyRegression, FunctionsNamedLikeKeywordsAreCalls) {
 // syntax only in their places; elsewhere they name functions (maybe volatile ones).
 TEST(FastPath, ConstructWordsOutOfPlaceGoToTheParser) {
   for (const char* sql : {"SELECT+filter()", "SELECT over(1)", "SELECT rollup(x) FROM t",
-                          "SELECT random() over(), rollup(0), now()",
-                          "SELECT cube(1, 2)", "SELECT * FROM t WHERE sets(a)"}) {
+                          "SELECT random() over(), rollup(0), now()", "SELECT cube(1, 2)",
+                          "SELECT * FROM t WHERE sets(a)"}) {
     EXPECT_FALSE(analyze_fast(sql).has_value()) << sql;
   }
   for (const char* sql :
