@@ -1404,8 +1404,7 @@ class Session {
             const std::string server_name = it->second.server_name;
             stmts_.erase(it);
             retry_ok_ = false;  // replaying would not find the name again
-            if (server_->has_stmt(server_name) &&
-                statement_owners().unused({server_name}).size() == 1) {
+            if (server_->has_stmt(server_name) && !statement_owners().in_use(server_name)) {
               server_->forget_stmt(server_name);
               p::encode_query(out, "DEALLOCATE " + server_name);
               push('Q');

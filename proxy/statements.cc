@@ -34,6 +34,11 @@ void StatementOwners::remove(const std::string& server_name) {
   }
 }
 
+bool StatementOwners::in_use(const std::string& server_name) {
+  std::lock_guard lock(mu_);
+  return counts_.contains(server_name);
+}
+
 std::vector<std::string> StatementOwners::unused(const std::list<std::string>& held) {
   std::vector<std::string> out;
   std::lock_guard lock(mu_);

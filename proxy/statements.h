@@ -43,6 +43,7 @@ class StatementOwners {
  public:
   void add(const std::string& server_name);
   void remove(const std::string& server_name);
+  bool in_use(const std::string& server_name);
   // The names in `held` that no connected client uses.
   std::vector<std::string> unused(const std::list<std::string>& held);
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
