@@ -27,6 +27,17 @@
 
 namespace pglane::itest {
 
+// In a forked child: runs argv[0] (a path) with argv; exits 127 if it cannot.
+[[noreturn]] void exec_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -89,13 +100,7 @@ int run_command(const std::vector<std::string>& argv, const std::string& log) {
       dup2(fd, 2);
       close(fd);
     }
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    exec_argv(argv);
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -615,13 +620,7 @@ RunResult run_program(const std::vector<std::string>& argv, std::chrono::seconds
     close(out[0]);
     close(out[1]);
     signal(SIGPIPE, SIG_DFL);
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    exec_argv(argv);
   }
   close(out[1]);
   const auto deadline = Clock::now() + timeout;
@@ -806,6 +805,12 @@ std::string be32(uint32_t v) {
 }
 
 std::string startup_message(const std::map<std::string, std::string>& params, uint32_t version) {
+  return startup_message_in_order(
+      std::vector<std::pair<std::string, std::string>>(params.begin(), params.end()), version);
+}
+
+std::string startup_message_in_order(const std::vector<std::pair<std::string, std::string>>& params,
+                                     uint32_t version) {
   std::string body = be32(version);
   for (const auto& [k, v] : params) {
     body += k;

@@ -208,6 +208,9 @@ class RawClient {
 
 // Wire builders (docs 55.7).
 std::string be32(uint32_t v);
+// The parameters in the order given (drivers' own order matters to startup_test).
+std::string startup_message_in_order(const std::vector<std::pair<std::string, std::string>>& params,
+                                     uint32_t version = 196608);
 std::string startup_message(const std::map<std::string, std::string>& params,
                             uint32_t version = 196608);
 std::string ssl_request();

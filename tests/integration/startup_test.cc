@@ -18,20 +18,6 @@ namespace {
 using namespace std::chrono_literals;
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-// A StartupMessage with the parameters in the order the driver sends them (the harness's
-// builder sorts them).
-std::string ordered_startup(const Params& params) {
-  std::string body = be32(196608);
-  for (const auto& [k, v] : params) {
-    body += k;
-    body += '\0';
-    body += v;
-    body += '\0';
-  }
-  body += '\0';
-  return be32(static_cast<uint32_t>(body.size() + 4)) + body;
-}
-
 uint32_t body_int32(const std::string& body, std::size_t at = 0) {
   if (body.size() < at + 4) {
     return 0xffffffff;
@@ -65,7 +51,7 @@ std::string describe(const Login& l) {
 Login login(int port, const Params& params, const std::string& password) {
   Login out;
   RawClient raw;
-  if (!raw.connect(port) || !raw.send(ordered_startup(params))) {
+  if (!raw.connect(port) || !raw.send(startup_message_in_order(params))) {
     out.failure = "connect/send failed";
     return out;
   }
