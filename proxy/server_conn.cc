@@ -28,42 +28,6 @@ ServerConn::~ServerConn() {
   stats().server_conns_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
-bool ServerConn::has_stmt(const std::string& name) {
-  auto it = stmts.find(name);
-  if (it == stmts.end()) {
-    return false;
-  }
-  stmt_lru.splice(stmt_lru.begin(), stmt_lru, it->second);
-  return true;
-}
-
-std::optional<std::string> ServerConn::add_stmt(const std::string& name, size_t max) {
-  if (has_stmt(name)) {
-    return std::nullopt;
-  }
-  stmt_lru.push_front(name);
-  stmts[name] = stmt_lru.begin();
-  if (stmts.size() <= max) {
-    return std::nullopt;
-  }
-  std::string victim = std::move(stmt_lru.back());
-  stmt_lru.pop_back();
-  stmts.erase(victim);
-  return victim;
-}
-
-void ServerConn::forget_stmt(const std::string& name) {
-  if (auto it = stmts.find(name); it != stmts.end()) {
-    stmt_lru.erase(it->second);
-    stmts.erase(it);
-  }
-}
-
-void ServerConn::forget_all_stmts() {
-  stmts.clear();
-  stmt_lru.clear();
-}
-
 void ServerConn::set_param(std::string_view name, std::string_view value) {
   for (auto& [k, v] : params) {
     if (k == name) {

@@ -4,18 +4,17 @@
 #pragma once
 
 #include <chrono>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "conf/config.h"
 #include "protocol/messages.h"
 #include "protocol/scram.h"
 #include "proxy/net.h"
+#include "txn/statements.h"
 
 namespace pglane::proxy {
 
@@ -34,19 +33,10 @@ struct ServerConn {
   std::chrono::steady_clock::time_point last_used;
 
   // Transaction pooling: the named prepared statements (pglane's server-side names) this
-  // connection holds, most recently used first, and the fingerprint of the session settings last
-  // applied to it (0 = the server's defaults).
-  std::list<std::string> stmt_lru;
-  absl::flat_hash_map<std::string, std::list<std::string>::iterator> stmts;
+  // connection holds, and the fingerprint of the session settings last applied to it (0 = the
+  // server's defaults).
+  txn::ServerStatements stmts;
   uint64_t settings_hash = 0;
-  // StatementOwners::epoch() when this connection last closed statements no client uses.
-  uint64_t stmts_epoch = 0;
-
-  bool has_stmt(const std::string& name);  // and marks it most recently used
-  // Records a statement; returns the least recently used one to Close when over `max`.
-  std::optional<std::string> add_stmt(const std::string& name, size_t max);
-  void forget_stmt(const std::string& name);
-  void forget_all_stmts();
 
   void set_param(std::string_view name, std::string_view value);
   std::string_view param(std::string_view name) const;

@@ -1,5 +1,8 @@
 #include "proxy/session_end.h"
 
+#include "protocol/messages.h"
+#include "proxy/stats.h"
+
 namespace pglane::proxy {
 
 const char* end_name(End e) {
@@ -38,6 +41,28 @@ const char* end_name(End e) {
       return "detach";
   }
   return "?";
+}
+
+EndingInfo ending_info(End e) {
+  namespace s = protocol::sqlstate;
+  switch (e) {
+    case End::kClientViolation:
+      return {s::kProtocolViolation, "invalid message", &stats().protocol_violations};
+    case End::kAuthTimeout:
+      return {s::kConnectionFailure, "authentication timed out", nullptr};
+    case End::kTooManyClients:
+      return {s::kTooManyConnections, "sorry, too many clients already",
+              &stats().clients_rejected_max_conn};
+    case End::kServerGone:
+      return {s::kConnectionFailure, "server connection lost", &stats().server_lost};
+    case End::kServerViolation:
+      return {s::kConnectionFailure, "server broke the protocol; connection closed", nullptr};
+    case End::kIdleTimeout:
+      return {s::kIdleSessionTimeout, "terminating connection due to idle timeout",
+              &stats().idle_timeouts};
+    default:
+      return {};
+  }
 }
 
 }  // namespace pglane::proxy

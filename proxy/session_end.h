@@ -2,6 +2,10 @@
 // is told (docs/internals.md, "How sessions end").
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
 namespace pglane::proxy {
 
 // Every way a session ends. finish() maps each to what the client is told.
@@ -25,5 +29,15 @@ enum class End {
 };
 
 const char* end_name(End e);
+
+// What finish() does for an ending: the SQLSTATE and message the client is sent when the part
+// that ended the session said nothing more specific, and the counter
+// in stats() it bumps (null: none, or counted where it happened).
+struct EndingInfo {
+  std::string_view sqlstate;  // empty: nothing to send
+  std::string_view message;
+  std::atomic<int64_t>* counter = nullptr;
+};
+EndingInfo ending_info(End e);
 
 }  // namespace pglane::proxy

@@ -310,6 +310,20 @@ int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t
   return 0;
 }
 
+void Topology::replicas(std::vector<routing::Candidate>& out) const {
+  for (const auto& r : replicas_) {
+    routing::Candidate c;
+    c.healthy =
+        r->up.load(std::memory_order_relaxed) && r->in_recovery.load(std::memory_order_relaxed);
+    c.region = r->region_rank;
+    c.lag_ms = r->lag_ms.load(std::memory_order_relaxed);
+    c.replay_lsn = r->lsn.load(std::memory_order_relaxed);
+    c.rtt_us = r->rtt_us.load(std::memory_order_relaxed);
+    c.outstanding = r->outstanding.load(std::memory_order_relaxed);
+    out.push_back(c);
+  }
+}
+
 std::optional<uint64_t> Topology::writer_lsn_since(SteadyTime t) {
   {
     std::lock_guard lock(mu_);

@@ -27,7 +27,9 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "routing/placement.h"
 #include "routing/route.h"
+#include "routing/stats.h"
 
 namespace pglane::proxy {
 
@@ -58,23 +60,10 @@ struct EndpointState {
   bool role_warned = false;
 };
 
-// Routing counters (process-wide).
-struct RouteStats {
-  std::atomic<int64_t> reads_local{0};   // reads served by a replica of our region
-  std::atomic<int64_t> reads_remote{0};  // reads served by another region's replica
-  std::atomic<int64_t> reads_writer{0};  // reads that went to the writer (no replica, RYW)
-  std::atomic<int64_t> reads_ryw{0};     // ... of which because of read-your-writes
-  std::atomic<int64_t> writes{0};
-  std::atomic<int64_t> analytics{0};
-  std::atomic<int64_t> retries{0};   // reads retried after their replica failed
-  std::atomic<int64_t> reroutes{0};  // pipelined units that needed another server
-  std::atomic<int64_t> analysis_fast{0};
-  std::atomic<int64_t> analysis_cache_hits{0};
-  std::atomic<int64_t> analysis_parsed{0};
-  std::atomic<int64_t> analysis_rejected{0};
-};
+using RouteStats = routing::RouteStats;  // process-wide routing counters
 
-class Topology {
+// The health view routing::Placer places units with: replicas by index in replicas() order.
+class Topology : public routing::HealthView {
  public:
   explicit Topology(const conf::Config& cfg);
   ~Topology();
@@ -93,9 +82,12 @@ class Topology {
   // down at once and comes back only by passing checks.
   void report_failure(EndpointState& ep);
 
+  // ---- routing::HealthView ----
+  bool has_analytics() const override { return analytics_ != nullptr; }
+  void replicas(std::vector<routing::Candidate>& out) const override;
   // Read-your-writes: the first writer LSN sampled at or after `t`, if there is one yet.
   // Otherwise asks the writer's checker for a fresh sample soon and returns nullopt.
-  std::optional<uint64_t> writer_lsn_since(SteadyTime t);
+  std::optional<uint64_t> writer_lsn_since(SteadyTime t) override;
 
   // The function volatility catalog of `database`, or null until it has been loaded (the
   // database is queued for loading on first ask).

@@ -74,6 +74,13 @@ bool is_builtin_function(std::string_view lower_name) {
   return std::binary_search(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), lower_name);
 }
 
+// `= ` or `TO` at i: what precedes is the name of the setting (SET local = 1 sets a parameter
+// named "local"; it is not SET LOCAL).
+bool is_assignment(Tokens t, size_t i) {
+  return i < t.size() && ((t[i].type == T::kOp && t[i].text == "=") ||
+                          (t[i].type == T::kWord && lex::ieq(t[i].text, "to")));
+}
+
 bool is_word(Tokens t, size_t i, std::string_view lower_keyword) {
   return i < t.size() && t[i].type == T::kWord && lex::ieq(t[i].text, lower_keyword);
 }
@@ -306,10 +313,10 @@ void scan_custom_settings(Tokens t, SessionEffects& fx) {
   for (size_t i = 0; i < t.size(); ++i) {
     if (is_word(t, i, "set") || is_word(t, i, "reset")) {
       size_t k = i + 1;
-      if (is_word(t, k, "local")) {
+      if (is_word(t, k, "local") && !is_assignment(t, k + 1)) {
         continue;  // transaction-scoped
       }
-      if (is_word(t, k, "session")) {
+      if (is_word(t, k, "session") && !is_assignment(t, k + 1)) {
         ++k;
       }
       if (is_word(t, k, "all") && is_word(t, i, "reset")) {
@@ -392,7 +399,9 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
   }
   const std::string_view first = t[0].text;
   if (lex::ieq(first, "set")) {
-    if (is_word(t, 1, "local") || is_word(t, 1, "transaction") || is_word(t, 1, "constraints")) {
+    if ((is_word(t, 1, "local") || is_word(t, 1, "transaction") ||
+         is_word(t, 1, "constraints")) &&
+        !is_assignment(t, 2)) {
       return;  // transaction-scoped
     }
     if (is_word(t, 1, "role") || (is_word(t, 1, "session") && is_word(t, 2, "role"))) {

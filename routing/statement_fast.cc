@@ -352,6 +352,9 @@ bool classify_select(const std::vector<Token>& toks, size_t b, size_t e, Stateme
     }
     // Function calls: a name followed by '('.
     if ((t.type == T::kWord || t.type == T::kQIdent) && next && next->type == T::kLParen) {
+      if (t.type == T::kWord && is_keyword(t.text) && prev && prev->type == T::kDot) {
+        return false;  // s.as(...): after a dot any keyword names a function: parser
+      }
       if (t.type == T::kWord && is_keyword(t.text)) {
         if (!paren_follows_ok(t.text)) {
           return false;  // left(...), first(...): a function named like a keyword: parser

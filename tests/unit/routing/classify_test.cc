@@ -266,6 +266,14 @@ TEST(ClassifyRegression, FunctionsNamedLikeKeywordsAreCalls) {
             Route::kReader);
 }
 
+// Found by the sql fuzz target: after a dot a keyword names a function (f.as(...) may be a
+// volatile function in schema f), not the keyword.
+TEST(FastPath, KeywordCalledAfterADotGoesToTheParser) {
+  for (const char* sql : {"SELECT f.AS(\"for\")%f", "SELECT s.select(1)", "SELECT s.in(1)"}) {
+    EXPECT_FALSE(analyze_fast(sql).has_value()) << sql;
+  }
+}
+
 // Found by the sql fuzz target ("SELECT+filter()"): OVER, FILTER, ROLLUP, CUBE and SETS are
 // syntax only in their places; elsewhere they name functions (maybe volatile ones).
 TEST(FastPath, ConstructWordsOutOfPlaceGoToTheParser) {

@@ -20,6 +20,15 @@ TEST(SessionEffects, PlainStatementsHaveNoEffect) {
   EXPECT_FALSE(analyze_session_effects("SET LOCAL work_mem = '1MB'").may_change_settings);
 }
 
+// Found by the session_effects fuzz target: "SET local = ..." sets a parameter named local
+// (PostgreSQL's grammar reads LOCAL as the name when = or TO follows); it is not SET LOCAL.
+TEST(SessionEffects, LocalOrSessionAsTheNameIsASessionSetting) {
+  for (const char* sql : {"SET LOCAL = '5s'", "SET local TO 1", "SET session = 1",
+                          "SET transaction TO 1"}) {
+    EXPECT_TRUE(analyze_session_effects(sql).may_change_settings) << sql;
+  }
+}
+
 TEST(SessionEffects, SettingsChanges) {
   for (const char* sql :
        {"SET search_path TO foo", "set statement_timeout=5", "RESET ALL", "reset timezone",

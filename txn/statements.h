@@ -1,38 +1,49 @@
-// Process-wide knowledge about pglane's server-side prepared statements (transaction pooling).
-// A client's named statement is prepared on servers under a name derived from its text and
-// parameter types ("pgl_<hash>_<length>"), so clients preparing the same statement share it.
-// Both registries take one mutex per client Parse, Close or disconnect, never per Bind/Execute.
+// What pglane knows about its server-side prepared statements (transaction pooling). A client's
+// named statement is prepared on servers under a name derived from its text and parameter types
+// ("pgl_<hash>_<length>", server_statement_name), so clients preparing the same statement share
+// it. Sans-I/O.
+//
+// KnownStatements is per worker thread (no lock); StatementOwners is process-wide, because a
+// server connection may serve clients of every worker, and takes its mutex once per client
+// Parse, Close or disconnect, never per Bind/Execute.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 
-namespace pglane::proxy {
+namespace pglane::txn {
+
+// The name a client statement gets on servers: the same text and parameter types (the raw
+// tail of the Parse body) give the same name.
+std::string server_statement_name(std::string_view query, std::string_view types);
 
 // Statements (pool key + server name) that some server has parsed successfully. A client that
 // prepares one of them while it holds no server gets ParseComplete from pglane itself: drivers
 // such as pgbench prepare synchronously, and making them wait for a server held by another
 // client of the same (blocked) thread would deadlock until the queue timeout. If the statement
-// stopped being valid (DDL), the error surfaces at its first Bind instead.
+// stopped being valid (DDL), the error surfaces at its first Bind instead. One per worker
+// thread: a statement parsed on another worker's server is learned again here, which only
+// costs a wait for a server.
 class KnownStatements {
  public:
-  bool contains(const std::string& key);
+  bool contains(const std::string& key) const { return set_.contains(key); }
   void add(const std::string& key);
 
  private:
   static constexpr size_t kMax = 100000;
-  std::mutex mu_;
   absl::flat_hash_set<std::string> set_;
 };
-KnownStatements& known_statements();
+KnownStatements& known_statements();  // this thread's
 
 // How many connected clients' statements use each server name. A server statement that no
 // connected client uses any more is closed before the server is handed to the next client, so
@@ -85,4 +96,24 @@ class StatementClaim {
   std::string name_;
 };
 
-}  // namespace pglane::proxy
+// The named statements (server names) one server connection holds, most recently used first.
+class ServerStatements {
+ public:
+  bool has(const std::string& name);  // and marks it most recently used
+  bool contains(const std::string& name) const { return index_.contains(name); }
+  // Records a statement; returns the least recently used one to Close when over `max`.
+  std::optional<std::string> add(const std::string& name, size_t max);
+  void forget(const std::string& name);
+  void forget_all();
+  size_t size() const { return index_.size(); }
+  const std::list<std::string>& lru() const { return lru_; }
+
+  // StatementOwners::epoch() when this server last closed statements no client uses.
+  uint64_t owners_epoch = 0;
+
+ private:
+  std::list<std::string> lru_;
+  absl::flat_hash_map<std::string, std::list<std::string>::iterator> index_;
+};
+
+}  // namespace pglane::txn

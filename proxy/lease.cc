@@ -1,0 +1,258 @@
+#include "proxy/lease.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "proxy/cancel.h"
+#include "proxy/pool.h"
+#include "proxy/stats.h"
+
+namespace pglane::proxy {
+
+namespace p = protocol;
+
+ConnectRequest ServerLease::connect_request(const EndpointState* endpoint,
+                                            const txn::SettingList& startup_settings) {
+  const bool analytics = endpoint != nullptr && endpoint->analytics;
+  const auto& cred = analytics ? cfg_.analytics.credential : cfg_.backend.credential_for(who_.user);
+  ConnectRequest req;
+  req.endpoint = endpoint ? endpoint->endpoint : cfg_.home_region().writer;
+  req.database =
+      analytics && !cfg_.analytics.database.empty() ? cfg_.analytics.database : who_.database;
+  req.credential.user = cred.user.empty() ? who_.user : cred.user;
+  req.credential.password = cred.password;
+  if (cred.password.empty() && req.credential.user == who_.user) {
+    // No password configured: log in as the client itself with the keys of its own SCRAM
+    // proof. Never as another role: those keys open only the client's own account.
+    req.scram_keys = who_.scram_keys;
+  }
+  req.tls_mode = cfg_.backend.tls.mode;
+  req.tls_ctx = snap_.server_tls.get();
+  req.timeout = std::chrono::milliseconds(cfg_.backend.connect_timeout_ms);
+  pool_key_ =
+      absl::StrCat(who_.database, "\x1f", req.credential.user, "\x1f", req.endpoint.to_string());
+  if (cfg_.pool.mode == conf::PoolMode::kSession && !startup_settings.empty()) {
+    // Session pooling: the server connection starts with the client's own parameters, and only
+    // clients asking for the same ones share it.
+    req.extra_params = startup_settings;
+    absl::StrAppend(&pool_key_, "\x1f", absl::HashOf(startup_settings));
+  }
+  return req;
+}
+
+asio::awaitable<End> ServerLease::acquire(const EndpointState* endpoint,
+                                          const txn::SettingList& startup_settings) {
+  ConnectRequest req = connect_request(endpoint, startup_settings);
+  AcquireResult got = co_await pools().acquire(
+      pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
+      std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
+  if (!got.conn) {
+    failed_sqlstate_ = got.server_error.empty() ? got.sqlstate : "";
+    if (!got.server_error.empty()) {
+      client_.error_bytes = std::move(got.server_error);
+    } else {
+      client_.fail(got.sqlstate, got.message);
+    }
+    co_return End::kNoServer;
+  }
+  server_ = std::move(got.conn);
+  co_return End::kRunning;
+}
+
+void ServerLease::point_cancel_here() {
+  if (cancel_key_) {
+    cancel_registry().attach(*cancel_key_, CancelTarget{server_->endpoint, server_->key});
+  }
+}
+
+asio::awaitable<End> ServerLease::open_session(txn::Conversation& conv, bool transaction_pooling) {
+  if (transaction_pooling) {
+    std::string close = conv.close_unused(server_->stmts);
+    if (!close.empty() && !co_await run_extended(*server_, close, 1)) {
+      co_return End::kServerGone;
+    }
+    if (server_->settings_hash != 0) {
+      // Another client's settings: back to the server defaults before applying ours.
+      if (!co_await run_simple_query(*server_, "RESET ALL")) {
+        co_return End::kServerGone;
+      }
+      server_->settings_hash = 0;
+    }
+    // Transaction pooling applies the client's startup parameters with SET (a server connection
+    // serves many clients) and replays them wherever the client goes. Session pooling sent them
+    // in the server's StartupMessage.
+    std::string sql;
+    for (const auto& [k, v] : conv.settings().startup()) {
+      if (server_->param(k) != v) {
+        absl::StrAppend(&sql, "SET ", k, " = ", txn::quote_literal(v), ";");
+      }
+    }
+    if (!sql.empty()) {
+      std::string error;
+      if (!co_await run_simple_query(*server_, sql, &error)) {
+        if (!error.empty()) {
+          client_.error_bytes = std::move(error);
+          co_return End::kUnsupported;
+        }
+        co_return End::kServerGone;
+      }
+      // (co_await is kept out of && and ||: GCC 12 miscompiles it there.) The values any
+      // ParameterStatus would carry are in server_->params and reach the client with the others.
+      bool refreshed = co_await refresh_settings(conv, /*notify_client=*/false);
+      if (!refreshed) {
+        co_return End::kServerGone;
+      }
+    }
+  }
+  server_->settings_hash = conv.settings().fingerprint();
+  conv.set_server_default_scs_off(server_->param("standard_conforming_strings") == "off");
+  point_cancel_here();
+  co_return End::kRunning;
+}
+
+asio::awaitable<End> ServerLease::prepare(txn::Conversation& conv) {
+  bool ok = true;
+  if (std::string close = conv.close_unused(server_->stmts); !close.empty()) {
+    ok = co_await run_extended(*server_, close, 1);
+  }
+  // Statements pglane answered alone since the client last held a server are parsed here, so
+  // its pg_prepared_statements shows them as on a direct connection. Each Parse has its own
+  // Sync and every reply is swallowed.
+  if (ok && conv.has_owed()) {
+    std::vector<std::string> sent;
+    std::string parses = conv.owed_parses(server_->stmts, pool_key_, sent);
+    if (!sent.empty()) {
+      std::string replies;
+      ok = co_await run_extended(*server_, parses, static_cast<int>(sent.size()), &replies);
+      if (ok) {
+        conv.owed_parsed(server_->stmts, sent, replies);
+      }
+    }
+  }
+  if (!ok) {
+    discard();
+    client_.fail(p::sqlstate::kConnectionFailure, "lost a server connection while preparing it");
+    co_return End::kNoServer;
+  }
+  if (std::string sql = conv.settings().replay_sql(server_->settings_hash); !sql.empty()) {
+    if (!co_await run_simple_query(*server_, sql)) {
+      discard();
+      client_.fail(p::sqlstate::kConnectionFailure,
+                   "could not restore session settings on a server");
+      co_return End::kNoServer;
+    }
+    server_->settings_hash = conv.settings().fingerprint();
+  }
+  point_cancel_here();
+  co_return End::kRunning;
+}
+
+asio::awaitable<std::optional<txn::SettingList>> ServerLease::read_settings(
+    txn::Conversation& conv) {
+  std::vector<std::vector<std::string>> rows;
+  bool ok = co_await run_query_rows(*server_, conv.settings().read_query(), rows);
+  if (!ok) {
+    co_return std::nullopt;
+  }
+  co_return conv.settings().absorb(rows);
+}
+
+asio::awaitable<bool> ServerLease::refresh_settings(txn::Conversation& conv, bool notify_client) {
+  auto missing = co_await read_settings(conv);
+  if (!missing) {
+    co_return false;
+  }
+  // On a direct connection RESET returns a startup parameter to the value the client gave at
+  // startup; here those were applied with SET, so put back the ones RESET removed and tell the
+  // client (ParameterStatus may arrive at any time, docs 55.2.7).
+  if (missing->empty()) {
+    co_return true;
+  }
+  std::vector<std::string> restored;
+  for (const auto& [name, value] : *missing) {
+    restored.push_back(absl::AsciiStrToLower(name));
+  }
+  bool ok = co_await run_simple_query(*server_, txn::set_config_sql(*missing));
+  if (ok) {
+    ok = (co_await read_settings(conv)).has_value();
+  }
+  if (!ok) {
+    co_return false;
+  }
+  std::string status;
+  for (const auto& [k, v] : server_->params) {
+    if (std::find(restored.begin(), restored.end(), absl::AsciiStrToLower(k)) != restored.end()) {
+      p::encode_parameter_status(status, k, v);
+    }
+  }
+  if (notify_client && !status.empty()) {
+    co_await client_.write(status);
+  }
+  co_return true;
+}
+
+asio::awaitable<void> ServerLease::release(txn::Conversation& conv) {
+  if (cancel_key_) {
+    cancel_registry().detach(*cancel_key_);
+  }
+  if (conv.settings().dirty()) {
+    bool refreshed = co_await refresh_settings(conv, /*notify_client=*/true);
+    if (!refreshed) {
+      discard();
+      co_return;
+    }
+  }
+  server_->settings_hash = conv.settings().release_fingerprint();
+  pools().release(pool_key_, worker_, std::move(server_));
+}
+
+void ServerLease::discard() {
+  if (cancel_key_) {
+    cancel_registry().detach(*cancel_key_);
+  }
+  pools().discard(pool_key_, std::move(server_));
+}
+
+asio::awaitable<void> ServerLease::end(End end, bool busy, bool mid_frame, bool wipe,
+                                       const txn::ClientSettings& settings) {
+  const bool server_ok = end != End::kServerGone && end != End::kServerViolation;
+  mid_frame = mid_frame || !server_->in.empty();
+  if (server_ok && !mid_frame && !busy) {
+    bool ok = true;
+    if (server_->status != 'I') {
+      ok = co_await run_simple_query(*server_, "ROLLBACK");
+    }
+    if (wipe) {
+      if (ok) {
+        ok = co_await run_simple_query(*server_, "DISCARD ALL");
+      }
+      server_->stmts.forget_all();
+      server_->settings_hash = 0;
+    } else if (settings.dirty() || settings.tainted()) {
+      if (ok) {
+        ok = co_await run_simple_query(*server_, "RESET ALL");
+      }
+      server_->settings_hash = 0;
+    } else {
+      server_->settings_hash = settings.fingerprint();
+    }
+    if (ok && server_->status == 'I') {
+      stats().server_resets.fetch_add(1, std::memory_order_relaxed);
+      pools().release(pool_key_, worker_, std::move(server_));
+      co_return;
+    }
+  } else if (server_ok && busy) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(ex, send_cancel(server_->endpoint, server_->key), asio::detached);
+  }
+  pools().discard(pool_key_, std::move(server_));
+}
+
+}  // namespace pglane::proxy

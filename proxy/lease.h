@@ -1,0 +1,101 @@
+// A client's hold on one server connection: taken from the pool (which opens one if needed),
+// brought to the client's settings and statements, pointed at by the client's cancel key, and
+// given back idle and reset, or closed. Transaction pooling takes and gives back one per
+// transaction; session pooling one per session.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "protocol/messages.h"
+#include "protocol/scram.h"
+#include "proxy/client.h"
+#include "proxy/runtime.h"
+#include "proxy/server_conn.h"
+#include "proxy/session_end.h"
+#include "proxy/topology.h"
+#include "txn/conversation.h"
+
+namespace pglane::proxy {
+
+// Who the client is, for servers.
+struct Identity {
+  std::string user;
+  std::string database;
+  // The keys recovered from the client's SCRAM proof (SCRAM clients only), for servers that are
+  // configured without a password.
+  std::optional<protocol::ScramKeys> scram_keys;
+};
+
+class ServerLease {
+ public:
+  ServerLease(Client& client, const Snapshot& snap, int worker)
+      : client_(client), snap_(snap), cfg_(*snap.config), worker_(worker) {}
+
+  void set_identity(Identity who) { who_ = std::move(who); }
+  const Identity& identity() const { return who_; }
+  void set_cancel_key(protocol::CancelKey key) { cancel_key_ = key; }
+
+  ServerConn* get() const { return server_.get(); }
+  ServerConn* operator->() const { return server_.get(); }
+  explicit operator bool() const { return server_ != nullptr; }
+
+  // Takes a server connection to `endpoint` (null: the writer). On failure returns kNoServer
+  // with the client's error set; failed_sqlstate() is pglane's own SQLSTATE for it ("" when the
+  // server refused the client and its ErrorResponse is forwarded).
+  asio::awaitable<End> acquire(const EndpointState* endpoint,
+                               const txn::SettingList& startup_settings);
+  const std::string& failed_sqlstate() const { return failed_sqlstate_; }
+  // Database, server user and endpoint (and session pooling's startup parameters).
+  const std::string& pool_key() const { return pool_key_; }
+
+  // The session's first server (stage 3): the client's startup parameters applied (transaction
+  // pooling) and read back without telling the client, which must see no ParameterStatus before
+  // AuthenticationOk. Then the cancel key points at it.
+  asio::awaitable<End> open_session(txn::Conversation& conv, bool transaction_pooling);
+
+  // Transaction pooling: brings an acquired server to this client's statements and settings,
+  // then points the cancel key at it. On failure the server is closed, the client's error is
+  // set and the result is kNoServer.
+  asio::awaitable<End> prepare(txn::Conversation& conv);
+
+  // Reads the client's session-level settings back (txn::ClientSettings writes the query) and
+  // puts back startup settings a RESET removed, telling the client (docs 55.2.7) when
+  // `notify_client`.
+  asio::awaitable<bool> refresh_settings(txn::Conversation& conv, bool notify_client);
+
+  // Transaction pooling, between transactions: the server goes back to the pool carrying the
+  // fingerprint of the client's settings.
+  asio::awaitable<void> release(txn::Conversation& conv);
+  // The server is broken or in an unknown state: closed, its slot freed.
+  void discard();
+
+  // The session ended (stage 5). A server goes back to the pool only idle and reset; otherwise
+  // it is closed, and its running query cancelled first, since PostgreSQL notices a closed
+  // socket only when it next does I/O. `busy`: replies still owed; `mid_frame`: a message half
+  // relayed; `wipe`: session state of unknown extent (session pooling, or a pinned client).
+  asio::awaitable<void> end(End end, bool busy, bool mid_frame, bool wipe,
+                            const txn::ClientSettings& settings);
+
+ private:
+  ConnectRequest connect_request(const EndpointState* endpoint,
+                                 const txn::SettingList& startup_settings);
+  asio::awaitable<std::optional<txn::SettingList>> read_settings(txn::Conversation& conv);
+  void point_cancel_here();
+
+  Client& client_;
+  const Snapshot& snap_;
+  const conf::Config& cfg_;
+  const int worker_;
+  Identity who_;
+  std::optional<protocol::CancelKey> cancel_key_;
+  std::unique_ptr<ServerConn> server_;
+  std::string pool_key_;
+  std::string failed_sqlstate_;
+};
+
+}  // namespace pglane::proxy

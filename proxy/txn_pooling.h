@@ -1,0 +1,105 @@
+// Stage 4 under transaction pooling (docs/internals.md, "Transaction pooling"): the client holds
+// a server only from the first message of a unit of work to the ReadyForQuery that reports it
+// idle. Between units it holds nothing; each unit is classified (routing/unit), placed
+// (routing/placement) and run on a leased server through the relay, with the transaction layer
+// (txn::Conversation) deciding what each frame becomes.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "proxy/client.h"
+#include "proxy/lease.h"
+#include "proxy/relay.h"
+#include "proxy/session_end.h"
+#include "proxy/topology.h"
+#include "routing/placement.h"
+#include "routing/unit.h"
+#include "txn/conversation.h"
+
+namespace pglane::proxy {
+
+class TransactionPooling : public RelayPolicy {
+ public:
+  // `routing`: read/write splitting is on for this session.
+  TransactionPooling(Client& client, const conf::Config& cfg, ServerLease& lease,
+                     txn::Conversation& conv, routing::StatementMemo& memo, bool routing);
+
+  // Serves the client until the session ends. The lease holds the session's first server.
+  asio::awaitable<End> serve();
+
+  // Whether the attached server still owes the client replies, and whether a frame is half
+  // relayed (finish() decides from these what to do with the server).
+  bool mid_frame() const { return relay_.mid_frame(); }
+  bool client_mid_frame() const { return relay_.client_mid_frame(); }
+  // The session ends: the endpoint bookkeeping of the attached server.
+  void leave_endpoint();
+
+  // ---- RelayPolicy ----
+  Step on_client_frame(char type, size_t size, std::string_view from_here) override;
+  End on_client_message(char type, std::string_view whole, std::string& out) override;
+  void on_client_forwarded(char type) override { conv_.on_client_forwarded(type); }
+  std::string take_local() override { return conv_.take_local_now(); }
+  void on_client_consumed(std::string_view bytes) override { conv_.note_sent(bytes); }
+  bool after_reroute_wait(bool idle) override;
+  bool whole_from_server(char type, size_t size) override;
+  void on_server_message(char type, std::string_view msg, txn::ClientSink& sink) override;
+  void on_server_stream(char type, txn::ClientSink& sink) override {
+    conv_.on_server_stream(type, sink);
+  }
+  bool owes_replies() const override { return conv_.owes_replies(); }
+  bool may_detach() const override { return conv_.pinned() == nullptr && conv_.settled(); }
+
+ private:
+  struct Target {
+    EndpointState* endpoint = nullptr;
+    routing::Route route = routing::Route::kWriter;
+    routing::Placement placement;
+  };
+
+  asio::awaitable<End> wait_for_client();
+  asio::awaitable<End> answer_known_prepare(bool& answered);
+  asio::awaitable<End> attach(bool& answered);
+  asio::awaitable<End> route_unit(Target& target, bool& writes, bool& answered);
+  asio::awaitable<End> answer_route_setting(const routing::Unit& unit);
+  asio::awaitable<End> reject_unit(const routing::Unit& unit);
+  asio::awaitable<End> place_and_acquire(const routing::Unit& unit, Target& target, bool& answered);
+  asio::awaitable<void> detach();
+  asio::awaitable<End> survive_server_loss();
+  asio::awaitable<End> answer_locally(size_t consumed);
+  // `writes`: the unit that chose the server needs the writer (read-your-writes follows it).
+  void begin_attachment(EndpointState* endpoint, routing::Route route, bool writes);
+  void note_pins();
+
+  routing::Unit classify(std::string_view data);
+  routing::RouteContext route_context();
+  Target choose_target(const routing::Decision& d);
+  void count_route(const Target& target, const routing::Decision& d);
+
+  Client& client_;
+  const conf::Config& cfg_;
+  ServerLease& lease_;
+  txn::Conversation& conv_;
+  routing::StatementMemo& memo_;
+  Relay relay_;
+  const bool routing_;
+
+  // Read/write splitting state (routing_ only).
+  routing::Placer placer_;
+  EndpointState* attached_ = nullptr;                        // endpoint of the leased server
+  routing::Route attached_route_ = routing::Route::kWriter;  // what it was chosen for
+  bool attached_wrote_ = false;  // a unit on this attachment needed the writer
+  bool unit_checked_ = false;    // the current unit was found to fit the attached server
+  bool since_sync_ = false;      // extended messages went to the server since the last Sync
+  bool stay_here_ = false;       // the next unit stays: the client's transaction is open here
+  std::string local_reply_;      // what answer_locally() sends
+  std::vector<int> excluded_;    // replicas (by index) that failed this unit
+  std::shared_ptr<const routing::FunctionCatalog> catalog_;
+  std::chrono::steady_clock::time_point catalog_at_;
+};
+
+}  // namespace pglane::proxy
