@@ -24,6 +24,8 @@
 #   TARGETS="direct pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
 #   SPLIT=0 (1: read/write splitting run, see above)   BUILTIN=select-only (or tpcb-like)
+#   PGLANE_BASE_BIN=path   also runs that pglane binary as "pglane-base" (same config), to
+#                          compare a change against the build before it
 # pgbench -j is min(THREADS, CLIENTS). The open-files limit is raised (65536, or the hard limit)
 # for pgbench and both proxies, so CLIENTS=500 works. pgbench's -T clock includes connecting, and
 # 500 direct SCRAM logins took ~20 s on the busy 2-core machine (the proxies ~3 s): give such
@@ -232,16 +234,17 @@ EOF
   label[pgbouncer]="PgBouncer $(pgbouncer --version | awk 'NR == 1 { print $2 }')"
 }
 
-# start_pglane NAME [READERS]: pglane with a generated config: no TLS on either side, same pool as
-# PgBouncer; READERS (a TOML list body of "host:port") turns read/write splitting on.
+# start_pglane NAME [READERS [BINARY]]: pglane with a generated config: no TLS on either side,
+# same pool as PgBouncer; READERS (a TOML list body of "host:port") turns read/write splitting on.
 start_pglane() {
-  local name=$1 readers=${2:-}
-  if [ ! -x "$PGLANE_BIN" ]; then
-    warn "$PGLANE_BIN not built: pglane skipped"
+  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN}
+  if [ ! -x "$bin" ]; then
+    warn "$bin not built: $name skipped"
     return 0
   fi
   local lport
-  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}" "${port[pglane]:-}")
+  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}" "${port[pglane]:-}" \
+    "${port[pglane-base]:-}")
   cat >"$tmp/$name.toml" <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
@@ -272,7 +275,7 @@ readers = [$readers]
 [health]
 interval_ms = 100
 EOF
-  "$PGLANE_BIN" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
+  "$bin" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
   local lpid=$!
   pglane_pids+=("$lpid")
   if ! wait_tcp 127.0.0.1 "$lport" 15 "$lpid"; then
@@ -284,7 +287,11 @@ EOF
   port[$name]=$lport
   pid[$name]=$lpid
   pglane_pid=$lpid
-  label[$name]="$name $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
+  if [ "$bin" = "$PGLANE_BIN" ]; then
+    label[$name]="$name $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
+  else
+    label[$name]="$name ($bin)"
+  fi
   case $WORKERS in
     0) label[$name]="${label[$name]% } (workers: one per core)" ;;
     1) label[$name]="${label[$name]% } (1 worker)" ;;
@@ -302,6 +309,7 @@ proxies=""
 [ -n "${wanted[pgbouncer]:-}" ] && start_pgbouncer
 if [ -n "${wanted[pglane]:-}" ]; then
   start_pglane pglane
+  [ -z "${PGLANE_BASE_BIN:-}" ] || start_pglane pglane-base "" "$PGLANE_BASE_BIN"
   if [ "$SPLIT" = 1 ]; then
     readers=""
     for rport in $PG_REPLICA_PORTS; do readers+="${readers:+, }\"127.0.0.1:$rport\""; done
