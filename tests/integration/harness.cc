@@ -447,6 +447,14 @@ void Proxy::stop() {
   }
   unregister_pid(pid_);
   pid_ = -1;
+  // In a sanitizer build a report lands in pglane's log; it fails the test that ran pglane.
+  const std::string log = read_file(log_path_);
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    if (auto at = log.find(marker); at != std::string::npos) {
+      ADD_FAILURE() << "pglane's log has a sanitizer report:\n" << log.substr(at, 4000);
+      break;
+    }
+  }
 }
 
 std::string Proxy::log_tail(std::size_t max_bytes) const {
