@@ -399,8 +399,7 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
   }
   const std::string_view first = t[0].text;
   if (lex::ieq(first, "set")) {
-    if ((is_word(t, 1, "local") || is_word(t, 1, "transaction") ||
-         is_word(t, 1, "constraints")) &&
+    if ((is_word(t, 1, "local") || is_word(t, 1, "transaction") || is_word(t, 1, "constraints")) &&
         !is_assignment(t, 2)) {
       return;  // transaction-scoped
     }

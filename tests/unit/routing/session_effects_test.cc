@@ -23,8 +23,8 @@ TEST(SessionEffects, PlainStatementsHaveNoEffect) {
 // Found by the session_effects fuzz target: "SET local = ..." sets a parameter named local
 // (PostgreSQL's grammar reads LOCAL as the name when = or TO follows); it is not SET LOCAL.
 TEST(SessionEffects, LocalOrSessionAsTheNameIsASessionSetting) {
-  for (const char* sql : {"SET LOCAL = '5s'", "SET local TO 1", "SET session = 1",
-                          "SET transaction TO 1"}) {
+  for (const char* sql :
+       {"SET LOCAL = '5s'", "SET local TO 1", "SET session = 1", "SET transaction TO 1"}) {
     EXPECT_TRUE(analyze_session_effects(sql).may_change_settings) << sql;
   }
 }
