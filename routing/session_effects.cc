@@ -74,10 +74,11 @@ bool is_builtin_function(std::string_view lower_name) {
   return std::binary_search(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), lower_name);
 }
 
-// `= ` or `TO` at i: what precedes is the name of the setting (SET local = 1 sets a parameter
-// named "local"; it is not SET LOCAL).
+// `=`, `TO` or `.` at i: what precedes is (the start of) the setting's name, not a keyword (SET
+// local = 1 sets a parameter named "local", SET session.x TO 1 one named "session.x": LOCAL and
+// SESSION are unreserved keywords, so PostgreSQL's grammar reads them as names there).
 bool is_assignment(Tokens t, size_t i) {
-  return i < t.size() && ((t[i].type == T::kOp && t[i].text == "=") ||
+  return i < t.size() && ((t[i].type == T::kOp && t[i].text == "=") || t[i].type == T::kDot ||
                           (t[i].type == T::kWord && lex::ieq(t[i].text, "to")));
 }
 

@@ -352,16 +352,15 @@ bool classify_select(const std::vector<Token>& toks, size_t b, size_t e, Stateme
     }
     // Function calls: a name followed by '('.
     if ((t.type == T::kWord || t.type == T::kQIdent) && next && next->type == T::kLParen) {
-      if (t.type == T::kWord && is_keyword(t.text) && prev && prev->type == T::kDot) {
-        return false;  // s.as(...): after a dot any keyword names a function: parser
-      }
-      if (t.type == T::kWord && is_keyword(t.text)) {
+      // After a dot every word names a function (s.as(...), s.user(...)), keywords included.
+      const bool qualified = prev && prev->type == T::kDot;
+      if (t.type == T::kWord && is_keyword(t.text) && !qualified) {
         if (!paren_follows_ok(t.text)) {
           return false;  // left(...), first(...): a function named like a keyword: parser
         }
         continue;  // IN (...), EXISTS (...), ANY (...), OVER (...)...
       }
-      if (t.type == T::kWord && (is_construct(t.text) || is_value_keyword(t.text))) {
+      if (t.type == T::kWord && !qualified && (is_construct(t.text) || is_value_keyword(t.text))) {
         // OVER and FILTER are syntax only right after a call's ')', and ROLLUP, CUBE and SETS
         // only in a GROUP BY list: anywhere else they may name a user's function (which may be
         // volatile), so the parser decides.

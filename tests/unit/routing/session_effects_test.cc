@@ -27,6 +27,12 @@ TEST(SessionEffects, LocalOrSessionAsTheNameIsASessionSetting) {
        {"SET LOCAL = '5s'", "SET local TO 1", "SET session = 1", "SET transaction TO 1"}) {
     EXPECT_TRUE(analyze_session_effects(sql).may_change_settings) << sql;
   }
+  // ... and SESSION or LOCAL followed by a dot starts a custom setting's name (fuzz finding).
+  for (const char* sql : {"SET SESSION.\"My.Setting\" TO DEFAULT", "SET local.x = 1"}) {
+    auto fx = analyze_session_effects(sql);
+    EXPECT_TRUE(fx.may_change_settings) << sql;
+    EXPECT_FALSE(fx.custom_settings.empty()) << sql;
+  }
 }
 
 TEST(SessionEffects, SettingsChanges) {
