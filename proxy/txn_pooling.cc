@@ -340,8 +340,9 @@ asio::awaitable<End> TransactionPooling::survive_server_loss() {
   f.sqlstate = p::sqlstate::kConnectionFailure;
   f.message = "server connection lost; the current transaction was rolled back";
   if (owed > 0) {
-    p::encode_error(out, f);
+    // One error per batch owed: each Sync or Query the client is waiting on failed.
     for (int i = 0; i < owed; ++i) {
+      p::encode_error(out, f);
       p::encode_ready_for_query(out, 'I');
     }
   } else {

@@ -143,8 +143,12 @@ std::optional<std::string> quoted_ident(std::string_view text) {
 
 // PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes, on a character boundary as
 // its UTF-8 length rule sees it (pg_utf_mblen: the lead byte gives the length, any other byte is
-// one character), so that even invalid input is cut where the server would cut it.
+// one character), so that even invalid input is cut where the server would cut it. Names of 63
+// bytes or fewer are left alone, whatever their last character's lead byte says.
 std::string truncate_identifier(std::string name) {
+  if (name.size() < 64) {
+    return name;
+  }
   size_t n = 0;
   while (n < name.size()) {
     const auto c = static_cast<unsigned char>(name[n]);

@@ -24,7 +24,7 @@ esac
 CLANG_FORMAT=${CLANG_FORMAT:-clang-format}
 command -v "$CLANG_FORMAT" >/dev/null || die "$CLANG_FORMAT not found (run scripts/bootstrap.sh)"
 
-dirs=(protocol conf routing cache proxy tests bench)
+dirs=(protocol conf routing txn cache proxy tests bench)
 files=()
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   while IFS= read -r -d '' f; do

@@ -32,10 +32,14 @@ bool terminal_for(char kind, char type) {
   }
 }
 
-bool owes_ready(char kind) { return kind == 'S' || kind == 'Q' || kind == 'F'; }
+bool owes_ready(char kind) {
+  return kind == 'S' || kind == 'Q' || kind == 'F';
+}
 
 // Debian's abseil has its own string_view: heterogeneous lookups need it.
-absl::string_view key(std::string_view s) { return {s.data(), s.size()}; }
+absl::string_view key(std::string_view s) {
+  return {s.data(), s.size()};
+}
 
 }  // namespace
 
@@ -259,8 +263,7 @@ void Conversation::send_parse(const ClientStatement& st, std::string_view client
 }
 
 Conversation::ClientResult Conversation::on_client_message(char type, std::string_view whole,
-                                                           std::string& out,
-                                                           char server_status) {
+                                                           std::string& out, char server_status) {
   if (skipping_) {
     // The server discards everything up to Sync after an error; so do we.
     out.append(whole);
@@ -412,6 +415,13 @@ Conversation::ClientResult Conversation::on_client_message(char type, std::strin
 }
 
 void Conversation::on_client_forwarded(char type) {
+  if (type == 'S') {
+    // The Sync that ends skipping is answered too: the server discards messages up to it and
+    // then sends ReadyForQuery.
+    push('S');
+    skipping_ = false;
+    return;
+  }
   if (!skipping_) {
     switch (type) {
       case 'Q':
@@ -421,15 +431,11 @@ void Conversation::on_client_forwarded(char type) {
       case 'E':
       case 'F':
       case 'D':
-      case 'S':
         push(type);
         break;
       default:
         break;
     }
-  }
-  if (type == 'S') {
-    skipping_ = false;
   }
 }
 
@@ -515,13 +521,17 @@ void Conversation::on_server_message(char type, std::string_view msg, ClientSink
       head.evicted.clear();
     }
     if (type == 'E' && !owes_ready(head.kind)) {
-      // Extended-protocol error: the server now skips everything up to Sync.
-      undo(head);
-      expect_.pop_front();
-      while (!expect_.empty() && expect_.front().kind != 'S') {
-        undo(expect_.front());
-        expect_.pop_front();
+      // Extended-protocol error: the server now skips everything up to Sync. What the failed
+      // and skipped requests would have done is undone newest first, so that an eviction and a
+      // later Parse of the same name end as the server has them.
+      size_t n = 1;
+      while (n < expect_.size() && expect_[n].kind != 'S') {
+        ++n;
       }
+      for (size_t i = n; i-- > 0;) {
+        undo(expect_[i]);
+      }
+      expect_.erase(expect_.begin(), expect_.begin() + static_cast<std::ptrdiff_t>(n));
       if (expect_.empty()) {
         skipping_ = true;
       }
@@ -572,7 +582,8 @@ int Conversation::lose_server(std::string& replay) {
   }
   int owed = 0;
   for (const auto& e : expect_) {
-    owed += owes_ready(e.kind) ? 1 : 0;
+    // Local replies that end with ReadyForQuery (SET pglane.route, DEALLOCATE) are owed too.
+    owed += owes_ready(e.kind) || (e.kind == 'L' && e.local_rfq) ? 1 : 0;
   }
   expect_.clear();
   retry_ok_ = false;

@@ -157,7 +157,7 @@ class Conversation {
     std::string query;
     std::string types;  // raw parameter-type tail of the Parse body
     std::string server_name;
-    StatementClaim claim;       // keeps server_name on servers while this client has it
+    StatementClaim claim;        // keeps server_name on servers while this client has it
     routing::PreparedPlan plan;  // its session effects (applied at each Bind) and routing
   };
 
@@ -184,8 +184,8 @@ class Conversation {
   std::string pool_key_;                // scopes KnownStatements
   char status_ = 'I';                   // the attached server's last ReadyForQuery status
   std::deque<Expect> expect_;           // replies owed to the client, in order
-  bool skipping_ = false;  // the server discards messages until Sync after an error
-  std::string local_now_;  // local replies to send before the next server write
+  bool skipping_ = false;               // the server discards messages until Sync after an error
+  std::string local_now_;               // local replies to send before the next server write
 
   absl::flat_hash_map<std::string, ClientStatement> stmts_;  // client name -> statement
   absl::flat_hash_set<std::string> owed_;  // answered by pglane alone, not parsed on a server

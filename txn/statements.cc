@@ -10,7 +10,18 @@ std::string server_statement_name(std::string_view query, std::string_view types
   return absl::StrFormat("pgl_%016x_%zu", h, query.size());
 }
 
+bool KnownStatements::contains(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return set_.contains(key);
+}
+
+void KnownStatements::clear() {
+  std::lock_guard lock(mu_);
+  set_.clear();
+}
+
 void KnownStatements::add(const std::string& key) {
+  std::lock_guard lock(mu_);
   if (set_.size() >= kMax) {
     set_.clear();  // a crude bound; entries are re-learned from the next successful Parse
   }
@@ -18,7 +29,7 @@ void KnownStatements::add(const std::string& key) {
 }
 
 KnownStatements& known_statements() {
-  thread_local KnownStatements known;
+  static KnownStatements known;
   return known;
 }
 

@@ -31,19 +31,20 @@ std::string server_statement_name(std::string_view query, std::string_view types
 // prepares one of them while it holds no server gets ParseComplete from pglane itself: drivers
 // such as pgbench prepare synchronously, and making them wait for a server held by another
 // client of the same (blocked) thread would deadlock until the queue timeout. If the statement
-// stopped being valid (DDL), the error surfaces at its first Bind instead. One per worker
-// thread: a statement parsed on another worker's server is learned again here, which only
-// costs a wait for a server.
+// stopped being valid (DDL), the error surfaces at its first Bind instead. Process-wide: one
+// mutex per Parse-only batch and per ParseComplete, never per Bind/Execute.
 class KnownStatements {
  public:
-  bool contains(const std::string& key) const { return set_.contains(key); }
+  bool contains(const std::string& key);
   void add(const std::string& key);
+  void clear();  // tests and fuzzing: each case starts with nothing known
 
  private:
   static constexpr size_t kMax = 100000;
+  std::mutex mu_;
   absl::flat_hash_set<std::string> set_;
 };
-KnownStatements& known_statements();  // this thread's
+KnownStatements& known_statements();
 
 // How many connected clients' statements use each server name. A server statement that no
 // connected client uses any more is closed before the server is handed to the next client, so

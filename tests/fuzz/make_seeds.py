@@ -376,11 +376,67 @@ def users_seeds():
     put(s, "crlf", "alice trust\r\nbob trust\r\n")
 
 
+# ---- txn: operations on Conversations against a model server (see txn_fuzz.cc) ----
+
+# Operation codes (the high bit of an operation byte picks the second client).
+Q, P, B, D, C, E, S, H, F, WORK, DELIVER, DRAIN, NOTICE, LOSE, DETACH, KNOWN, RECONNECT = range(17)
+# Indexes into txn_fuzz.cc kTexts.
+T_SELECT, T_SELECT2, T_INSERT, T_SYNTAX, T_DIVZERO, T_BEGIN, T_COMMIT, T_ROLLBACK, T_DISCARD, \
+    T_DEALLOC_A, T_DEALLOC_B, T_DEALLOC_ALL, T_LISTEN, T_SET_ROUTE, T_EMPTY, T_MULTI, \
+    T_TEMP, T_SET = range(18)
+# Names: 0 "", 1 "a", 2 "b", 3 "c"; + 4: int4 parameter (Parse), portal "p" (Bind).
+ROUTING, RETRY, TWO_CLIENTS, TWO_SERVERS = 1, 8, 16, 32
+
+
+def max_prepared(n):
+    return (n - 1) << 1
+
+
+def second(op):
+    return op | 0x80
+
+
+def txn_seeds():
+    t = "txn"
+
+    def put_ops(name, cfg, *ops):
+        put(t, name, bytes([cfg]) + bytes(ops))
+
+    run_named = (P, 1, T_SELECT, B, 1, D, 4, E, 0, S)
+    put_ops("simple_query", 0, Q, T_SELECT, DRAIN)
+    put_ops("extended_named", 0, *run_named, DRAIN)
+    put_ops("parse_error_in_batch", 0, P, 1, T_SYNTAX, B, 1, E, 0, S, P, 2, T_SELECT, S, DRAIN,
+            B, 1, S, DRAIN)
+    put_ops("pipelined_batches", 0, P, 1, T_SELECT, S, P, 2, T_SELECT, B, 2, E, 0, S, WORK, 1,
+            DELIVER, 1, WORK, 3, DELIVER, 3, DRAIN)
+    put_ops("eviction", max_prepared(1), P, 1, T_SELECT, P, 2, T_SELECT2, S, DRAIN, B, 1, E, 0, S,
+            DRAIN)
+    put_ops("close_local", 0, P, 1, T_SELECT, C, 1, S, DRAIN, B, 1, S, DRAIN)
+    put_ops("two_clients_deallocate", TWO_CLIENTS, P, 1, T_SELECT, S, DRAIN,
+            second(P), 2, T_SELECT, second(S), second(DRAIN), second(Q), T_DEALLOC_B,
+            second(DRAIN), Q, T_DEALLOC_A, DRAIN)
+    put_ops("retry_read", RETRY, Q, T_SELECT, WORK, 0, DELIVER, 0, LOSE, 0, DRAIN)
+    put_ops("known_prepare", TWO_CLIENTS, P, 1, T_SELECT, S, DRAIN,
+            second(KNOWN), 0, 0, T_SELECT, 0, second(B), 1, second(E), 0, second(S),
+            second(DRAIN))
+    put_ops("route_setting", ROUTING, Q, T_SET_ROUTE, Q, T_SELECT, Q, T_SET_ROUTE, DRAIN)
+    put_ops("transaction_then_discard", 0, P, 1, T_SELECT, S, DRAIN, Q, T_BEGIN, B, 1, E, 0, S,
+            Q, T_DIVZERO, Q, T_COMMIT, DRAIN, Q, T_DISCARD, DRAIN, P, 2, T_SELECT, S, DRAIN)
+    put_ops("loss_mid_pipeline", 0, P, 0, T_INSERT, B, 0, E, 0, S, Q, T_SELECT, WORK, 1,
+            DELIVER, 1, LOSE, 1, Q, T_SELECT, DRAIN)
+    put_ops("pins_and_discard", 0, Q, T_LISTEN, DRAIN, Q, T_TEMP, Q, T_DISCARD, DRAIN, DETACH,
+            RECONNECT, Q, T_SELECT, DRAIN)
+    put_ops("two_servers_lazy_parse", TWO_CLIENTS | TWO_SERVERS, P, 1, 0, T_SELECT, S, DRAIN,
+            second(Q), 0, T_BEGIN, second(WORK), 1, B, 1, 1, E, 0, S, DRAIN, NOTICE, DRAIN)
+    put_ops("function_call_and_flush", 0, F, H, P, 0, T_EMPTY, B, 0, D, 4, E, 0, S, DRAIN)
+
+
 frame_seeds()
 sql_seeds()
 session_effects_seeds()
 scram_seeds()
 config_seeds()
 users_seeds()
+txn_seeds()
 for d in sorted(CORPUS.iterdir()):
     print(f"{d.name}: {sum(1 for _ in d.iterdir())} files")

@@ -238,5 +238,19 @@ TEST(SessionEffects, UnterminatedInputDoesNotCrash) {
   }
 }
 
+// Found by the session_effects fuzz target: a 62-byte name ending in a 4-byte lead byte was cut
+// to 61 bytes, though PostgreSQL truncates only names of 64 bytes or more.
+TEST(SessionEffects, NamesUnder64BytesAreNotTruncated) {
+  const std::string tail = std::string(61, 'x') + "\xf7";
+  auto fx = analyze_session_effects("SET app." + tail + " = 1");
+  EXPECT_TRUE(fx.opaque_code || !fx.custom_settings.empty());
+  auto ok = analyze_session_effects("SET app." + std::string(63, 'y') + " = 1");
+  ASSERT_EQ(ok.custom_settings.size(), 1u);
+  EXPECT_EQ(ok.custom_settings[0], "app." + std::string(63, 'y'));
+  auto cut = analyze_session_effects("SET app." + std::string(70, 'z') + " = 1");
+  ASSERT_EQ(cut.custom_settings.size(), 1u);
+  EXPECT_EQ(cut.custom_settings[0], "app." + std::string(63, 'z'));
+}
+
 }  // namespace
 }  // namespace pglane::routing
