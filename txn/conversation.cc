@@ -220,7 +220,7 @@ void Conversation::pin(const char* reason) {
   }
 }
 
-void Conversation::apply_effects(const routing::SessionEffects& fx) {
+void Conversation::apply_effects(const routing::SessionEffects& fx, bool unpin_when_confirmed) {
   if (fx.pin_reason != nullptr) {
     pin(fx.pin_reason);
   }
@@ -229,7 +229,7 @@ void Conversation::apply_effects(const routing::SessionEffects& fx) {
     stmts_.clear();
     server_->forget_all();
   }
-  if (fx.discard_all) {
+  if (fx.discard_all && !unpin_when_confirmed) {
     pinned_ = nullptr;  // DISCARD ALL drops every kind of session state that pinned us
   }
 }
@@ -305,8 +305,11 @@ Conversation::ClientResult Conversation::on_client_message(char type, std::strin
           return ClientResult::kOk;
         }
       }
-      apply_effects(fx);
+      // A Query's DISCARD ALL unpins only once the server has run it: a failed one (inside a
+      // transaction block, say) leaves LISTEN, temporary tables and the rest in place.
+      apply_effects(fx, /*unpin_when_confirmed=*/true);
       push('Q');
+      expect_.back().unpins = fx.discard_all;
       out.append(whole);
       return ClientResult::kOk;
     }
@@ -503,6 +506,9 @@ void Conversation::on_server_message(char type, std::string_view msg, ClientSink
     std::string_view body = msg.substr(p::kHeaderSize);
     status_ = body.empty() ? 'I' : body[0];
     if (!expect_.empty()) {
+      if (expect_.front().unpins && !expect_.front().failed) {
+        pinned_ = nullptr;  // DISCARD ALL ran: every kind of session state that pinned us is gone
+      }
       expect_.pop_front();
     }
     sink.pass(msg);
@@ -516,6 +522,9 @@ void Conversation::on_server_message(char type, std::string_view msg, ClientSink
   }
   if (!expect_.empty()) {
     Expect& head = expect_.front();
+    if (type == 'E' && head.kind == 'Q') {
+      head.failed = true;
+    }
     if (type == 'E' && head.kind == 'Q' && !head.evicted.empty()) {
       undo(head);  // a rewritten DEALLOCATE failed (aborted transaction): still there
       head.evicted.clear();

@@ -151,6 +151,8 @@ class Conversation {
     std::string evicted;      // injected Close: still on the server if the server skipped it
     std::string local;        // L: bytes to send when this entry reaches the head
     bool local_rfq = false;   // L: followed by ReadyForQuery with the current status
+    bool unpins = false;      // Q: a DISCARD ALL, which unpins the client if it succeeds
+    bool failed = false;      // Q: an ErrorResponse came for it
   };
   // A named statement as the client prepared it.
   struct ClientStatement {
@@ -168,7 +170,8 @@ class Conversation {
   void emit_locals(ClientSink& sink);
   void ensure_statement(const ClientStatement& st, std::string& out);
   void send_parse(const ClientStatement& st, std::string_view client_name, std::string& out);
-  void apply_effects(const routing::SessionEffects& fx);
+  // `unpin_when_confirmed`: DISCARD ALL unpins when the server confirms it, not now.
+  void apply_effects(const routing::SessionEffects& fx, bool unpin_when_confirmed = false);
   void undo(const Expect& e);
   void answered(ClientSink& sink, std::string bytes);
 

@@ -814,11 +814,26 @@ TEST(Conversation, DiscardAllUnpinsAndForgetsStatements) {
 
   const std::string discard = query("DISCARD ALL");
   EXPECT_EQ(c.send(discard), discard);
-  EXPECT_EQ(c.conv.pinned(), nullptr);
+  EXPECT_NE(c.conv.pinned(), nullptr);  // not before the server has run it
   EXPECT_FALSE(server.contains(name));  // DISCARD ALL deallocates every statement
   c.reply(command_complete("DISCARD ALL") + ready());
+  EXPECT_EQ(c.conv.pinned(), nullptr);
   EXPECT_EQ(c.received(), "CZ");
   EXPECT_EQ(c.send(bind_to("s")), bind_to("s"));  // the client's statements are gone too
+}
+
+// A DISCARD ALL that fails (inside a transaction block: 25001) has dropped nothing on the server:
+// the client stays pinned, so its LISTEN (or temporary tables) never reach another client.
+TEST(Conversation, FailedDiscardAllKeepsThePin) {
+  Client c;
+  ServerStatements server;
+  c.conv.attach(server, "discard-fail/", false, 'I');
+  c.send(query("LISTEN discard_channel"));
+  c.reply(command_complete("LISTEN") + ready());
+  ASSERT_NE(c.conv.pinned(), nullptr);
+  c.send(query("DISCARD ALL"));
+  c.reply(error("25001") + ready());
+  EXPECT_NE(c.conv.pinned(), nullptr);
 }
 
 // Reproduced by tests/fuzz/txn_fuzz.cc (corpus/txn/regress-failed-discard-all): DISCARD ALL
