@@ -48,10 +48,10 @@ Conversation::Conversation(ConversationOptions opts, routing::StatementMemo& mem
 
 // ---- Attachment ----
 
-void Conversation::attach(ServerStatements& server, std::string pool_key, bool retryable,
+void Conversation::attach(ServerStatements& server, const std::string& pool_key, bool retryable,
                           char status) {
   server_ = &server;
-  pool_key_ = std::move(pool_key);
+  pool_key_.assign(pool_key);  // reuses the buffer: attach runs once per transaction
   status_ = status;
   retry_ok_ = retryable && !retried_;
   sent_.clear();

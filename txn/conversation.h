@@ -69,7 +69,7 @@ class Conversation {
   // A server joins this client. `pool_key` scopes what is learned about statements; `retryable`:
   // a read on a replica, which may run again elsewhere if the replica dies unanswered;
   // `status`: the server's transaction status now.
-  void attach(ServerStatements& server, std::string pool_key, bool retryable, char status);
+  void attach(ServerStatements& server, const std::string& pool_key, bool retryable, char status);
   // The server leaves (idle, nothing owed).
   void detach();
   // Nothing owed and not discarding up to a Sync: the server may leave.
