@@ -128,8 +128,12 @@ struct RoutingSection {
 struct HealthSection {
   int interval_ms = 1000;
   int timeout_ms = 1000;
-  int fall = 2;                  // consecutive failures before an endpoint is down
-  int rise = 1;                  // consecutive successes before it is up again
+  int fall = 2;  // consecutive failures before an endpoint is down
+  int rise = 1;  // consecutive successes before it is up again
+  // Failover: while the writer is missing or suspect, every instance is probed this often...
+  int failover_interval_ms = 100;
+  // ... and a unit that needs the writer waits this long for one before it fails.
+  int failover_timeout_ms = 30000;
   BackendCredential credential;  // empty user = backend.service
   // A client certificate and key (PEM) the probes present over TLS, for a role that logs in
   // with it (pg_hba "cert") instead of a password. Empty = none.

@@ -705,12 +705,15 @@ class Loader {
   }
 
   void load_health(const Table& t, HealthSection& health) {
-    check_keys(t, {"interval_ms", "timeout_ms", "fall", "rise", "user", "password", "password_file",
-                   "cert_file", "key_file", "database"});
+    check_keys(t, {"interval_ms", "timeout_ms", "fall", "rise", "failover_interval_ms",
+                   "failover_timeout_ms", "user", "password", "password_file", "cert_file",
+                   "key_file", "database"});
     get_int(t, "interval_ms", 100, 3600000, health.interval_ms);
     get_int(t, "timeout_ms", 50, 600000, health.timeout_ms);
     get_int(t, "fall", 1, 100, health.fall);
     get_int(t, "rise", 1, 100, health.rise);
+    get_int(t, "failover_interval_ms", 10, 60000, health.failover_interval_ms);
+    get_int(t, "failover_timeout_ms", 0, 3600000, health.failover_timeout_ms);
     load_credential(t, health.credential);
     Got cert = get_path(t, "cert_file", health.cert_file);
     Got key = get_path(t, "key_file", health.key_file);

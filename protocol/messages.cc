@@ -168,6 +168,22 @@ void encode_notice(std::string& out, const ErrorFields& fields) {
   encode_error_like(out, 'N', fields);
 }
 
+std::string_view error_field(std::string_view body, char code) {
+  size_t i = 0;
+  while (i < body.size() && body[i] != '\0') {
+    const char field = body[i];
+    const size_t end = body.find('\0', i + 1);
+    if (end == std::string_view::npos) {
+      return {};
+    }
+    if (field == code) {
+      return body.substr(i + 1, end - i - 1);
+    }
+    i = end + 1;
+  }
+  return {};
+}
+
 std::string fatal_error(std::string_view sqlstate, std::string_view message) {
   ErrorFields f;
   f.severity = "FATAL";

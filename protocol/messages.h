@@ -18,6 +18,8 @@ namespace pglane::protocol {
 namespace sqlstate {
 inline constexpr std::string_view kProtocolViolation = "08P01";
 inline constexpr std::string_view kConnectionFailure = "08006";
+inline constexpr std::string_view kTransactionResolutionUnknown = "08007";
+inline constexpr std::string_view kReadOnlySqlTransaction = "25006";
 inline constexpr std::string_view kCannotConnectNow = "57P03";
 inline constexpr std::string_view kInvalidPassword = "28P01";
 inline constexpr std::string_view kInvalidAuthorization = "28000";
@@ -70,6 +72,9 @@ struct ErrorFields {
 };
 void encode_error(std::string& out, const ErrorFields& fields);   // 'E' ErrorResponse
 void encode_notice(std::string& out, const ErrorFields& fields);  // 'N' NoticeResponse
+// The value of field `code` ('C' SQLSTATE, 'S' severity, 'M' message...) in the body of an
+// ErrorResponse or NoticeResponse (after the 5-byte header), or "" when absent or malformed.
+std::string_view error_field(std::string_view body, char code);
 // Convenience: a FATAL ErrorResponse.
 std::string fatal_error(std::string_view sqlstate, std::string_view message);
 

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
@@ -13,6 +16,7 @@
 #include "proxy/cancel.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
+#include "proxy/topology.h"
 
 namespace pglane::proxy {
 
@@ -47,8 +51,64 @@ ConnectRequest ServerLease::connect_request(const EndpointState* endpoint,
   return req;
 }
 
-asio::awaitable<End> ServerLease::acquire(const EndpointState* endpoint,
+asio::awaitable<End> ServerLease::acquire(EndpointState* endpoint,
                                           const txn::SettingList& startup_settings) {
+  Topology* t = topology();
+  if (endpoint != nullptr || t == nullptr) {
+    co_return co_await acquire_from(endpoint, startup_settings);
+  }
+  // The writer, following failover: a writer that cannot be reached is reported (every instance
+  // is then probed fast) and the next one confirmed is tried, until the deadline.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.health.failover_timeout_ms);
+  for (;;) {
+    EndpointState* writer = co_await await_writer(deadline);
+    if (writer == nullptr) {
+      stats().writer_timeouts.fetch_add(1, std::memory_order_relaxed);
+      failed_sqlstate_ = p::sqlstate::kCannotConnectNow;
+      client_.fail(p::sqlstate::kCannotConnectNow,
+                   absl::StrCat("no writer is available; waited ", cfg_.health.failover_timeout_ms,
+                                " ms (health.failover_timeout_ms): ", t->why_no_writer()));
+      co_return End::kNoServer;
+    }
+    End e = co_await acquire_from(writer, startup_settings);
+    if (e == End::kRunning || failed_sqlstate_.rfind("08", 0) != 0 ||
+        std::chrono::steady_clock::now() >= deadline) {
+      co_return e;
+    }
+    client_.error_bytes.clear();
+    t->report_failure(*writer);
+  }
+}
+
+asio::awaitable<EndpointState*> ServerLease::await_writer(
+    std::chrono::steady_clock::time_point deadline) {
+  Topology& t = *topology();
+  EndpointState* w = t.writer();
+  if (w != nullptr && !t.searching()) {
+    co_return w;
+  }
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    w = t.writer();
+    if (w != nullptr && !t.searching()) {
+      co_return w;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      co_return nullptr;
+    }
+    // A search ends within a few probe intervals; polling at a fraction of one keeps the added
+    // delay small without a wake-up channel from the checker threads to every worker.
+    timer.expires_after(std::min<std::chrono::steady_clock::duration>(
+        deadline - now, std::chrono::milliseconds(10)));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
+                                               const txn::SettingList& startup_settings) {
+  failed_sqlstate_.clear();
   ConnectRequest req = connect_request(endpoint, startup_settings);
   AcquireResult got = co_await pools().acquire(
       pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
@@ -63,6 +123,7 @@ asio::awaitable<End> ServerLease::acquire(const EndpointState* endpoint,
     co_return End::kNoServer;
   }
   server_ = std::move(got.conn);
+  endpoint_ = endpoint;
   co_return End::kRunning;
 }
 

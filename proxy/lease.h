@@ -44,11 +44,14 @@ class ServerLease {
   ServerConn* operator->() const { return server_.get(); }
   explicit operator bool() const { return server_ != nullptr; }
 
-  // Takes a server connection to `endpoint` (null: the writer). On failure returns kNoServer
-  // with the client's error set; failed_sqlstate() is pglane's own SQLSTATE for it ("" when the
-  // server refused the client and its ErrorResponse is forwarded).
-  asio::awaitable<End> acquire(const EndpointState* endpoint,
-                               const txn::SettingList& startup_settings);
+  // Takes a server connection to `endpoint`, or with null to the writer: the one the topology
+  // names now, waiting up to health.failover_timeout_ms while there is none, and trying the next
+  // one when the writer cannot be reached (nothing was sent to it yet). On failure returns
+  // kNoServer with the client's error set; failed_sqlstate() is pglane's own SQLSTATE for it
+  // ("" when the server refused the client and its ErrorResponse is forwarded).
+  asio::awaitable<End> acquire(EndpointState* endpoint, const txn::SettingList& startup_settings);
+  // The endpoint of the connection acquire() took (null without a topology: unit tests).
+  EndpointState* endpoint() const { return endpoint_; }
   const std::string& failed_sqlstate() const { return failed_sqlstate_; }
   // Database, server user and endpoint (and session pooling's startup parameters).
   const std::string& pool_key() const { return pool_key_; }
@@ -85,6 +88,10 @@ class ServerLease {
   ConnectRequest connect_request(const EndpointState* endpoint,
                                  const txn::SettingList& startup_settings);
   asio::awaitable<std::optional<txn::SettingList>> read_settings(txn::Conversation& conv);
+  asio::awaitable<End> acquire_from(EndpointState* endpoint,
+                                    const txn::SettingList& startup_settings);
+  // The writer, once there is one and no search for it is under way; null at `deadline`.
+  asio::awaitable<EndpointState*> await_writer(std::chrono::steady_clock::time_point deadline);
   void point_cancel_here();
 
   Client& client_;
@@ -94,6 +101,7 @@ class ServerLease {
   Identity who_;
   std::optional<protocol::CancelKey> cancel_key_;
   std::unique_ptr<ServerConn> server_;
+  EndpointState* endpoint_ = nullptr;
   std::string pool_key_;
   std::string failed_sqlstate_;
 };

@@ -49,6 +49,33 @@ void PoolManager::free_slot_locked(Pool& pool) {
   }
 }
 
+bool PoolManager::retired_locked(const ServerConn& conn) const {
+  if (retired_.empty()) {
+    return false;
+  }
+  auto it = retired_.find(conn.endpoint.to_string());
+  return it != retired_.end() && conn.created <= it->second;
+}
+
+void PoolManager::retire(const conf::Endpoint& endpoint) {
+  std::lock_guard lock(mu_);
+  const std::string name = endpoint.to_string();
+  retired_[name] = std::chrono::steady_clock::now();
+  for (auto& [key, pool] : pools_) {
+    for (auto& idle : pool.idle) {
+      for (auto it = idle.begin(); it != idle.end();) {
+        if ((*it)->endpoint.to_string() == name) {
+          close_on_owner(std::move(*it));
+          it = idle.erase(it);
+          free_slot_locked(pool);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+}
+
 asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
                                                     std::chrono::milliseconds queue_timeout,
                                                     std::chrono::milliseconds idle_timeout,
@@ -62,8 +89,9 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
     while (!mine.empty()) {
       auto conn = std::move(mine.back());
       mine.pop_back();
-      const bool expired = idle_timeout.count() > 0 &&
-                           std::chrono::steady_clock::now() - conn->last_used > idle_timeout;
+      const bool expired = (idle_timeout.count() > 0 &&
+                            std::chrono::steady_clock::now() - conn->last_used > idle_timeout) ||
+                           retired_locked(*conn);
       if (!expired && !conn->looks_dead()) {
         co_return granted(std::move(conn));
       }
@@ -133,6 +161,12 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
   conn->last_used = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   Pool& pool = pool_locked(key, worker);
+  if (retired_locked(*conn)) {
+    conn->stream.close();
+    conn.reset();
+    free_slot_locked(pool);
+    return;
+  }
   if (pool.waiters.empty()) {
     pool.idle[worker].push_back(std::move(conn));
     return;

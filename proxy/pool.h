@@ -43,6 +43,11 @@ class PoolManager {
   // Closes a connection whose state is unknown or broken, freeing its slot.
   void discard(const std::string& key, std::unique_ptr<ServerConn> conn);
 
+  // The endpoint stopped being what its connections were opened for (the writer failed over, or
+  // lost the role): its idle connections are closed now, and connections to it opened before
+  // now are closed when given back instead of being pooled.
+  void retire(const conf::Endpoint& endpoint);
+
   // Process-wide count of open connections in a pool (tests, stats).
   int open_count(const std::string& key);
   // Drops every idle connection. Called at shutdown after the workers stopped and before their
@@ -68,9 +73,12 @@ class PoolManager {
   // Hands a slot (conn == nullptr) or a connection to the first waiter. Requires mu_ held.
   void grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn);
   void free_slot_locked(Pool& pool);
+  bool retired_locked(const ServerConn& conn) const;
 
   std::mutex mu_;
   absl::flat_hash_map<std::string, Pool> pools_;
+  // Endpoint ("host:port") -> when it was retired.
+  absl::flat_hash_map<std::string, std::chrono::steady_clock::time_point> retired_;
 };
 
 PoolManager& pools();

@@ -122,22 +122,16 @@ int run_server(const std::string& config_path) {
   runtime.install(*snap);
   const conf::Config& cfg = **config;
 
-  // Read/write splitting needs somewhere to split to, and transaction pooling to move clients.
-  std::unique_ptr<Topology> topo;
-  bool has_replicas = cfg.analytics.enabled;
-  for (const auto& region : cfg.regions) {
-    has_replicas |= !region.readers.empty();
-  }
-  if (cfg.routing.enabled && has_replicas) {
-    if (cfg.pool.mode != conf::PoolMode::kTransaction) {
-      PGLANE_LOG_WARN(
-          "read/write splitting needs pool.mode = \"transaction\"; with session "
-          "pooling every client stays on the writer");
-    } else {
-      topo = std::make_unique<Topology>(cfg);
-      topo->start();
-      set_topology(topo.get());
-    }
+  // The topology: which instance is the writer (followed through failover), replica health for
+  // read/write splitting (which needs transaction pooling and somewhere to split to).
+  auto topo = std::make_unique<Topology>(cfg);
+  topo->start();
+  set_topology(topo.get());
+  if (cfg.routing.enabled && cfg.pool.mode != conf::PoolMode::kTransaction &&
+      (topo->instance_count() > 1 || cfg.analytics.enabled)) {
+    PGLANE_LOG_WARN(
+        "read/write splitting needs pool.mode = \"transaction\"; with session pooling every "
+        "client stays on the writer");
   }
 
   int n = cfg.proxy.workers > 0

@@ -56,7 +56,7 @@ txn::ConversationOptions conversation_options(const conf::Config& cfg, bool rout
 bool splits(const conf::Config& cfg) {
   Topology* t = topology();
   return t != nullptr && cfg.routing.enabled && cfg.pool.mode == conf::PoolMode::kTransaction &&
-         (!t->replicas().empty() || t->analytics() != nullptr);
+         (t->instance_count() > 1 || t->analytics() != nullptr);
 }
 
 // One client session, login to finish, as one coroutine whose frame is this object: it owns

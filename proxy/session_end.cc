@@ -33,6 +33,8 @@ const char* end_name(End e) {
       return "no_server";
     case End::kServerGone:
       return "server_gone";
+    case End::kServerClosed:
+      return "server_closed";
     case End::kServerViolation:
       return "server_protocol_violation";
     case End::kIdleTimeout:
@@ -55,6 +57,8 @@ EndingInfo ending_info(End e) {
               &stats().clients_rejected_max_conn};
     case End::kServerGone:
       return {s::kConnectionFailure, "server connection lost", &stats().server_lost};
+    case End::kServerClosed:
+      return {{}, {}, &stats().server_lost};
     case End::kServerViolation:
       return {s::kConnectionFailure, "server broke the protocol; connection closed", nullptr};
     case End::kIdleTimeout:

@@ -23,6 +23,7 @@ enum class End {
   kTooManyClients,    // proxy.max_client_conn reached: 53300
   kNoServer,          // could not get a server connection (pool timeout, server down)
   kServerGone,        // server connection lost mid-session: 08006
+  kServerClosed,      // the server ended the session with a FATAL the client already has
   kServerViolation,   // server broke the protocol
   kIdleTimeout,       // proxy.client_idle_timeout_ms: 57P05
   kDetach,            // transaction mode: transaction over, server goes back (not an ending)

@@ -22,6 +22,8 @@ struct Stats {
   std::atomic<int64_t> cancels_forwarded{0};
   std::atomic<int64_t> cancels_unmatched{0};
   std::atomic<int64_t> server_lost{0};
+  std::atomic<int64_t> outcome_unknown{0};  // clients told 08007: a commit may have happened
+  std::atomic<int64_t> writer_timeouts{0};  // units that found no writer within the timeout
   std::atomic<int64_t> idle_timeouts{0};
   std::atomic<int64_t> sessions_pinned{0};
 };

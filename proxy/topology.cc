@@ -1,13 +1,14 @@
 #include "proxy/topology.h"
 
 #include <libpq-fe.h>
-#include <poll.h>
 
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/probe.h"
 
 namespace pglane::proxy {
 
@@ -18,161 +19,34 @@ using std::chrono::milliseconds;
 
 Topology* g_topology = nullptr;
 
-const char* sslmode(conf::ServerTlsMode m) {
-  switch (m) {
-    case conf::ServerTlsMode::kDisable:
-      return "disable";
-    case conf::ServerTlsMode::kPrefer:
-      return "prefer";
-    case conf::ServerTlsMode::kRequire:
-      return "require";
-    case conf::ServerTlsMode::kVerifyCa:
-      return "verify-ca";
-    case conf::ServerTlsMode::kVerifyFull:
-      return "verify-full";
-  }
-  return "prefer";
-}
-
-// Waits until the socket is ready for `events` or the deadline passes.
-bool wait_socket(int fd, short events, SteadyTime deadline) {
-  for (;;) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      return false;
-    }
-    pollfd p{fd, events, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left));
-    if (r > 0) {
-      return true;
-    }
-    if (r < 0 && errno != EINTR) {
-      return false;
-    }
-  }
-}
-
-// One libpq connection used under deadlines, never blocking past them.
-class Probe {
- public:
-  ~Probe() { close(); }
-  void close() {
-    if (conn_) {
-      PQfinish(conn_);
-      conn_ = nullptr;
-    }
-  }
-  bool connected() const { return conn_ != nullptr; }
-
-  bool connect(const std::vector<std::pair<std::string, std::string>>& params, SteadyTime deadline,
-               std::string& error) {
-    close();
-    std::vector<const char*> keys, values;
-    for (const auto& [k, v] : params) {
-      keys.push_back(k.c_str());
-      values.push_back(v.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    conn_ = PQconnectStartParams(keys.data(), values.data(), 0);
-    if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
-      error = conn_ ? PQerrorMessage(conn_) : "out of memory";
-      close();
-      return false;
-    }
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    for (;;) {
-      if (st == PGRES_POLLING_OK) {
-        break;
-      }
-      if (st == PGRES_POLLING_FAILED) {
-        error = PQerrorMessage(conn_);
-        close();
-        return false;
-      }
-      short events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-      if (!wait_socket(PQsocket(conn_), events, deadline)) {
-        error = "timed out connecting";
-        close();
-        return false;
-      }
-      st = PQconnectPoll(conn_);
-    }
-    PQsetnonblocking(conn_, 1);
-    return true;
-  }
-
-  // Runs `sql` and returns its last result (caller PQclears it), or null on failure.
-  PGresult* query(const char* sql, SteadyTime deadline, std::string& error) {
-    if (!PQsendQuery(conn_, sql)) {
-      error = PQerrorMessage(conn_);
-      return nullptr;
-    }
-    while (PQflush(conn_) == 1) {
-      if (!wait_socket(PQsocket(conn_), POLLOUT, deadline)) {
-        error = "timed out sending";
-        return nullptr;
-      }
-    }
-    PGresult* last = nullptr;
-    for (;;) {
-      while (PQisBusy(conn_)) {
-        if (!wait_socket(PQsocket(conn_), POLLIN, deadline)) {
-          error = "timed out waiting for the answer";
-          PQclear(last);
-          return nullptr;
-        }
-        if (!PQconsumeInput(conn_)) {
-          error = PQerrorMessage(conn_);
-          PQclear(last);
-          return nullptr;
-        }
-      }
-      PGresult* r = PQgetResult(conn_);
-      if (r == nullptr) {
-        break;
-      }
-      PQclear(last);
-      last = r;
-    }
-    if (last == nullptr ||
-        (PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK)) {
-      error = last ? PQresultErrorMessage(last) : "no result";
-      PQclear(last);
-      return nullptr;
-    }
-    return last;
-  }
-
- private:
-  PGconn* conn_ = nullptr;
-};
-
-std::string trim_newline(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-    s.pop_back();
-  }
-  return s;
-}
-
 // The probe: role, WAL position as a number, replay-timestamp lag (a fallback when the writer
-// cannot be sampled).
+// cannot be sampled), and a primary's timeline (the hex digits that start its WAL file names).
+// Every name is schema-qualified, operators too, so the probe role's search_path changes nothing.
 constexpr const char* kProbeSql =
-    "SELECT pg_is_in_recovery(), "
-    "(CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn(), '0/0') "
-    "ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, "
-    "COALESCE(CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS DISTINCT FROM "
-    "pg_last_wal_replay_lsn() THEN (extract(epoch FROM now() - "
-    "pg_last_xact_replay_timestamp()) * 1000)::bigint END, 0)";
+    "SELECT pg_catalog.pg_is_in_recovery(), "
+    "(CASE WHEN pg_catalog.pg_is_in_recovery() "
+    "THEN COALESCE(pg_catalog.pg_last_wal_replay_lsn(), '0/0'::pg_catalog.pg_lsn) "
+    "ELSE pg_catalog.pg_current_wal_insert_lsn() END "
+    "OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8, "
+    "COALESCE(CASE WHEN pg_catalog.pg_is_in_recovery() AND "
+    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), "
+    "pg_catalog.pg_last_wal_replay_lsn()) OPERATOR(pg_catalog.<>) 0 "
+    "THEN (pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) "
+    "pg_catalog.pg_last_xact_replay_timestamp()) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 "
+    "END, 0), "
+    "CASE WHEN pg_catalog.pg_is_in_recovery() THEN '' ELSE "
+    "pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) END";
 
 // The insert position, not the write position: with synchronous_commit = off a commit is
 // acknowledged before its WAL is written, and the insert position is already past it.
 constexpr const char* kWriterLsnSql =
-    "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint";
+    "SELECT (pg_catalog.pg_current_wal_insert_lsn() OPERATOR(pg_catalog.-) "
+    "'0/0'::pg_catalog.pg_lsn)::pg_catalog.int8";
 
 constexpr const char* kCatalogSql =
-    "SELECT n.nspname, p.proname, bool_and(p.provolatile <> 'v') "
-    "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+    "SELECT n.nspname, p.proname, pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.<>) 'v') "
+    "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+    "ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
     "GROUP BY 1, 2";
 
 constexpr size_t kMaxWriterSamples = 256;
@@ -187,29 +61,41 @@ void set_topology(Topology* t) {
   g_topology = t;
 }
 
-Topology::Topology(const conf::Config& cfg) : cfg_(cfg) {
+Topology::Topology(const conf::Config& cfg) : cfg_(cfg), election_(0, cfg.health.fall) {
   const conf::Region& home = cfg_.home_region();
-  writer_ = std::make_unique<EndpointState>();
-  writer_->endpoint = home.writer;
-  writer_->name = home.writer.to_string();
-  writer_->region = home.name;
-  writer_->configured_writer = true;
-  writer_->up = true;  // writes go to the writer regardless; it is probed for LSNs and lag
-  // Readers: the home region's first, then the others' in config order (ranked by region).
+  // Every instance once, the home region's first, then the others' in config order (ranked by
+  // region). A region's configured writer is only where the first probe looks: the election
+  // decides from what the servers say.
+  auto add = [&](const conf::Endpoint& ep, const conf::Region& region, int rank) {
+    const std::string name = ep.to_string();
+    for (const auto& have : instances_) {
+      if (have->name == name) {
+        return;  // listed twice (two regions sharing a writer)
+      }
+    }
+    auto st = std::make_unique<EndpointState>();
+    st->endpoint = ep;
+    st->name = name;
+    st->region = region.name;
+    st->region_rank = rank;
+    st->index = instances_.size();
+    instances_.push_back(std::move(st));
+    election_.add_instance();
+  };
+  add(home.writer, home, 0);
+  for (const conf::Endpoint& ep : home.readers) {
+    add(ep, home, 0);
+  }
   int rank = 1;
   for (const conf::Region& region : cfg_.regions) {
-    const bool own = &region == &home;
+    if (&region == &home) {
+      continue;
+    }
+    add(region.writer, region, rank);
     for (const conf::Endpoint& ep : region.readers) {
-      auto st = std::make_unique<EndpointState>();
-      st->endpoint = ep;
-      st->name = ep.to_string();
-      st->region = region.name;
-      st->region_rank = own ? 0 : rank;
-      replicas_.push_back(std::move(st));
+      add(ep, region, rank);
     }
-    if (!own) {
-      ++rank;
-    }
+    ++rank;
   }
   if (cfg_.analytics.enabled) {
     analytics_ = std::make_unique<EndpointState>();
@@ -221,6 +107,17 @@ Topology::Topology(const conf::Config& cfg) : cfg_(cfg) {
   for (const auto& f : cfg_.routing.read_only_functions) {
     allow_.insert(f);
   }
+  // A lone instance with no role to probe it as (SCRAM pass-through and no [health] user: the
+  // configuration loader requires one only when there is more than one instance) is taken as the
+  // writer on trust: there is nothing to fail over to.
+  const auto& h = cfg_.health;
+  probing_ =
+      instances_.size() > 1 || !h.credential.user.empty() || !cfg_.backend.service.user.empty();
+  if (!probing_) {
+    instances_.front()->up = true;
+    writer_ = instances_.front().get();
+    searching_ = false;
+  }
 }
 
 Topology::~Topology() {
@@ -228,9 +125,10 @@ Topology::~Topology() {
 }
 
 void Topology::start() {
-  threads_.emplace_back([this] { probe_loop(*writer_); });
-  for (auto& r : replicas_) {
-    threads_.emplace_back([this, ep = r.get()] { probe_loop(*ep); });
+  for (auto& r : instances_) {
+    if (probing_) {
+      threads_.emplace_back([this, ep = r.get()] { probe_loop(*ep); });
+    }
   }
   threads_.emplace_back([this] { catalog_loop(); });
 }
@@ -263,7 +161,7 @@ void Topology::mark(EndpointState& ep, bool ok) {
   } else {
     ep.oks_in_row = 0;
     ep.probes_failed.fetch_add(1, std::memory_order_relaxed);
-    if (++ep.fails_in_row >= h.fall && ep.up.load() && !ep.configured_writer) {
+    if (++ep.fails_in_row >= h.fall && ep.up.load()) {
       ep.up = false;
       PGLANE_LOG_WARN("endpoint %s (%s) is down after %d failed checks", ep.name, ep.region,
                       ep.fails_in_row);
@@ -272,15 +170,101 @@ void Topology::mark(EndpointState& ep, bool ok) {
 }
 
 void Topology::report_failure(EndpointState& ep) {
-  if (ep.configured_writer || ep.analytics) {
-    return;  // failover of the writer is not decided by one session
+  if (ep.analytics) {
+    return;
   }
   ep.reported_down = true;  // the checker restarts its count of good checks
-  ep.reports.fetch_add(1);
+  ep.reports.fetch_add(1);  // and voids a probe that spans this report
+  if (&ep == writer()) {
+    suspect_writer(ep, "a session lost its connection to it");
+    return;
+  }
   if (ep.up.exchange(false)) {
     PGLANE_LOG_WARN("endpoint %s (%s) is down: a session lost its connection to it", ep.name,
                     ep.region);
   }
+}
+
+void Topology::report_read_only(EndpointState& ep) {
+  if (&ep == writer()) {
+    suspect_writer(ep, "it answered 25006 (read-only transaction)");
+  }
+}
+
+void Topology::suspect_writer(EndpointState& ep, const char* why) {
+  {
+    std::lock_guard lock(mu_);
+    if (election_.searching() || &ep != writer()) {
+      return;  // already searching
+    }
+    election_.suspect();
+    searching_ = true;
+    ++search_epoch_;
+  }
+  PGLANE_LOG_WARN("writer %s (%s) is suspect: %s; probing every instance every %d ms", ep.name,
+                  ep.region, why, cfg_.health.failover_interval_ms);
+  wake_.notify_all();
+}
+
+EndpointState* Topology::elect_locked(EndpointState& ep, const routing::InstanceReport& r) {
+  using Event = routing::WriterElection::Event;
+  EndpointState* before = writer();
+  const bool was_searching = election_.searching();
+  const Event ev = election_.report(ep.index, r);
+  const int w = election_.writer();
+  EndpointState* now = w >= 0 ? instances_[static_cast<size_t>(w)].get() : nullptr;
+  for (const auto& inst : instances_) {
+    inst->fenced.store(election_.fenced(inst->index), std::memory_order_relaxed);
+  }
+  switch (ev) {
+    case Event::kFenced:
+      PGLANE_LOG_ERROR(
+          "endpoint %s (%s) claims to be a writer (timeline %u) but %s; it gets no writes until "
+          "it rejoins as a replica or an operator acts",
+          ep.name, ep.region, r.timeline,
+          now != nullptr ? absl::StrFormat("the writer is %s (timeline %u)", now->name,
+                                           election_.writer_timeline())
+                         : absl::StrFormat("a newer writer was confirmed (timeline %u)",
+                                           election_.writer_timeline()));
+      break;
+    case Event::kAmbiguous:
+      PGLANE_LOG_ERROR(
+          "several instances claim to be the writer on timeline %u (%s among them): no writes "
+          "until exactly one does",
+          r.timeline, ep.name);
+      break;
+    default:
+      break;
+  }
+  EndpointState* retire = nullptr;
+  if (now != before) {
+    writer_.store(now, std::memory_order_release);
+    writer_changes_.fetch_add(1, std::memory_order_acq_rel);
+    // Read-your-writes positions of the old writer say nothing about the new one's.
+    writer_samples_.clear();
+    samples_dropped_ = false;
+    if (before != nullptr) {
+      retire = before;
+      PGLANE_LOG_WARN(
+          "writer %s (%s) lost: %s", before->name, before->region,
+          before->last_error.empty() ? "it reports being in recovery" : before->last_error);
+    }
+    if (now != nullptr) {
+      now->up = true;
+      PGLANE_LOG_INFO("writer is %s (%s, timeline %u)", now->name, now->region,
+                      election_.writer_timeline());
+    } else {
+      PGLANE_LOG_WARN("no writer: writes wait up to %d ms (health.failover_timeout_ms) for one",
+                      cfg_.health.failover_timeout_ms);
+    }
+  }
+  const bool searching = election_.searching();
+  searching_ = searching;
+  if (searching && !was_searching) {
+    ++search_epoch_;
+    wake_.notify_all();
+  }
+  return retire;
 }
 
 void Topology::record_writer_sample(SteadyTime at, uint64_t lsn) {
@@ -311,10 +295,12 @@ int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t
 }
 
 void Topology::replicas(std::vector<routing::Candidate>& out) const {
-  for (const auto& r : replicas_) {
+  for (const auto& r : instances_) {
     routing::Candidate c;
-    c.healthy =
-        r->up.load(std::memory_order_relaxed) && r->in_recovery.load(std::memory_order_relaxed);
+    // The writer, a fenced old writer and anything else out of recovery serve no reads.
+    c.healthy = r->up.load(std::memory_order_relaxed) &&
+                r->in_recovery.load(std::memory_order_relaxed) &&
+                !r->fenced.load(std::memory_order_relaxed);
     c.region = r->region_rank;
     c.lag_ms = r->lag_ms.load(std::memory_order_relaxed);
     c.replay_lsn = r->lsn.load(std::memory_order_relaxed);
@@ -367,7 +353,7 @@ std::vector<std::pair<std::string, std::string>> Topology::conn_params(
   std::vector<std::pair<std::string, std::string>> params = {
       {"host", endpoint.host},   {"port", std::to_string(endpoint.port)},
       {"user", cred.user},       {"password", cred.password},
-      {"dbname", database},      {"sslmode", sslmode(cfg_.backend.tls.mode)},
+      {"dbname", database},      {"sslmode", libpq_sslmode(cfg_.backend.tls.mode)},
       {"application_name", app},
   };
   if (!cfg_.backend.tls.ca_file.empty()) {
@@ -392,24 +378,28 @@ void Topology::probe_loop(EndpointState& ep) {
   const auto& h = cfg_.health;
   const auto params = conn_params(ep.endpoint, h.database, "pglane-health");
   Probe probe;
-  std::string last_error;
   auto next = Clock::now();
+  uint64_t epoch_seen = 0;
   for (;;) {
     bool sample_only = false;
     {
       std::unique_lock lock(mu_);
-      wake_.wait_until(lock, next,
-                       [&] { return stopping_ || (ep.configured_writer && sample_wanted_); });
+      wake_.wait_until(lock, next, [&] {
+        return stopping_ || (writer() == &ep && sample_wanted_) || search_epoch_ != epoch_seen;
+      });
       if (stopping_) {
         return;
       }
-      if (Clock::now() < next) {
+      if (search_epoch_ != epoch_seen) {
+        epoch_seen = search_epoch_;  // a search started: probe now
+      } else if (Clock::now() < next) {
         sample_only = true;  // woken for a read-your-writes sample
         sample_wanted_ = false;
       }
     }
     const auto deadline = Clock::now() + milliseconds(h.timeout_ms);
     std::string error;
+    std::string sqlstate;
     if (ep.reported_down.load()) {
       probe.close();  // a session could not connect: prove it with a fresh connection
     }
@@ -428,57 +418,78 @@ void Topology::probe_loop(EndpointState& ep) {
       std::this_thread::sleep_for(kMinSampleGap);
       continue;
     }
+    routing::InstanceReport report;
+    uint64_t lsn = 0;
+    int64_t ts_lag = 0;
+    SteadyTime sent{};
+    SteadyTime now{};
     if (ok) {
-      const auto sent = Clock::now();
-      PGresult* r = probe.query(kProbeSql, deadline, error);
-      const auto now = Clock::now();
+      sent = Clock::now();
+      PGresult* r = probe.query(kProbeSql, deadline, error, &sqlstate);
+      now = Clock::now();
       if (r != nullptr && PQntuples(r) == 1) {
         const bool recovery = PQgetvalue(r, 0, 0)[0] == 't';
-        const uint64_t lsn = std::strtoull(PQgetvalue(r, 0, 1), nullptr, 10);
-        const int64_t ts_lag = std::strtoll(PQgetvalue(r, 0, 2), nullptr, 10);
+        lsn = std::strtoull(PQgetvalue(r, 0, 1), nullptr, 10);
+        ts_lag = std::strtoll(PQgetvalue(r, 0, 2), nullptr, 10);
+        report.reachable = true;
+        report.claims_writer = !recovery;
+        report.timeline = recovery ? 0 : std::strtoull(PQgetvalue(r, 0, 3), nullptr, 16);
         ep.rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(now - sent).count();
         ep.lsn = lsn;
-        const bool disagrees = recovery == ep.configured_writer;
-        if (disagrees && !ep.role_warned) {
-          PGLANE_LOG_WARN("endpoint %s is configured as %s but reports %s; the server wins",
-                          ep.name, ep.configured_writer ? "the writer" : "a reader",
-                          recovery ? "being in recovery" : "being a primary");
-        }
-        ep.role_warned = disagrees;
         ep.in_recovery = recovery;
-        if (ep.configured_writer) {
-          record_writer_sample(sent, lsn);
-          ep.lag_ms = 0;
-        } else {
-          bool have_writer;
-          {
-            std::lock_guard lock(mu_);
-            have_writer =
-                !writer_samples_.empty() && now - last_sample_at_ < 3 * milliseconds(h.interval_ms);
-          }
-          ep.lag_ms = have_writer ? lag_behind_writer(lsn, now, ts_lag) : ts_lag;
-        }
-        last_error.clear();
+        ep.timeline = report.timeline;
       } else {
         ok = false;
         probe.close();
       }
       PQclear(r);
     }
-    if (!ok && trim_newline(error) != last_error) {
-      last_error = trim_newline(error);
-      PGLANE_LOG_WARN("health check of %s failed: %s", ep.name, last_error);
-    }
-    // A replica is usable only while it reports recovery; a reader that reports being a primary
-    // (promoted, or misconfigured) serves no reads.
     if (ep.reports.load() != reports_before) {
       // A session reported a failure while this probe ran: its success proves nothing.
       probe.close();
       next = Clock::now() + milliseconds(h.interval_ms);
       continue;
     }
-    mark(ep, ok && (ep.configured_writer || ep.in_recovery.load()));
-    next = Clock::now() + milliseconds(h.interval_ms);
+    EndpointState* retired = nullptr;
+    bool searching = false;
+    {
+      std::lock_guard lock(mu_);
+      const std::string reason = trim_newline(error);
+      if (!ok && reason != ep.last_error) {
+        // Credentials that cannot log in are a configuration error, not a flaky server.
+        const bool auth = sqlstate.rfind("28", 0) == 0 ||
+                          reason.find("password") != std::string::npos ||
+                          reason.find("authentication") != std::string::npos;
+        if (auth) {
+          PGLANE_LOG_ERROR("health check of %s cannot log in as %s: %s", ep.name, params[2].second,
+                           reason);
+        } else {
+          PGLANE_LOG_WARN("health check of %s failed: %s", ep.name, reason);
+        }
+      }
+      ep.last_error = ok ? std::string() : reason;
+      retired = elect_locked(ep, report);
+      if (ok && writer() == &ep) {
+        ep.lag_ms = 0;
+      }
+      searching = election_.searching();
+    }
+    if (retired != nullptr) {
+      pools().retire(retired->endpoint);
+    }
+    if (ok && writer() == &ep) {
+      record_writer_sample(sent, lsn);
+    } else if (ok && report.reachable && !report.claims_writer) {
+      bool have_writer;
+      {
+        std::lock_guard lock(mu_);
+        have_writer =
+            !writer_samples_.empty() && now - last_sample_at_ < 3 * milliseconds(h.interval_ms);
+      }
+      ep.lag_ms = have_writer ? lag_behind_writer(lsn, now, ts_lag) : ts_lag;
+    }
+    mark(ep, ok);
+    next = Clock::now() + milliseconds(searching ? h.failover_interval_ms : h.interval_ms);
   }
 }
 
@@ -518,8 +529,18 @@ void Topology::catalog_loop() {
         }
       }
     }
+    // Any instance can read the catalog (it is replicated): the writer, or else one that is up.
+    const EndpointState* source = writer();
+    for (const auto& inst : instances_) {
+      if (source == nullptr && inst->up.load()) {
+        source = inst.get();
+      }
+    }
+    if (source == nullptr) {
+      source = instances_.front().get();
+    }
     for (const auto& db : todo) {
-      const auto params = conn_params(writer_->endpoint, db, "pglane-catalog");
+      const auto params = conn_params(source->endpoint, db, "pglane-catalog");
       const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
       Probe probe;
       std::string error;
@@ -547,6 +568,19 @@ void Topology::catalog_loop() {
   }
 }
 
+std::string Topology::why_no_writer() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  for (const auto& e : instances_) {
+    absl::StrAppend(&out, out.empty() ? "" : "; ", e->name, " ",
+                    !e->last_error.empty()  ? e->last_error
+                    : e->fenced.load()      ? "claims the writer role on an old timeline (fenced)"
+                    : e->in_recovery.load() ? "is a replica"
+                                            : "has not answered yet");
+  }
+  return out;
+}
+
 std::string Topology::describe() const {
   const RouteStats& r = stats_;
   const int64_t analysed = r.analysis_fast + r.analysis_cache_hits + r.analysis_parsed;
@@ -558,17 +592,23 @@ std::string Topology::describe() const {
       r.writes.load(), r.analytics.load(), r.retries.load(), r.reroutes.load(), analysed,
       r.analysis_fast.load(), r.analysis_cache_hits.load(), r.analysis_parsed.load(),
       r.analysis_rejected.load());
-  auto line = [&](const EndpointState& e, const char* role) {
-    absl::StrAppend(&out,
-                    absl::StrFormat("%s %s region=%s up=%d recovery=%d lsn=%u lag_ms=%d rtt_us=%d "
-                                    "outstanding=%d reads=%d\n",
-                                    role, e.name, e.region, e.up.load() ? 1 : 0,
-                                    e.in_recovery.load() ? 1 : 0, e.lsn.load(), e.lag_ms.load(),
-                                    e.rtt_us.load(), e.outstanding.load(), e.reads.load()));
-  };
-  line(*writer_, "writer");
-  for (const auto& r : replicas_) {
-    line(*r, "replica");
+  const EndpointState* w = writer();
+  std::lock_guard lock(mu_);
+  for (const auto& e : instances_) {
+    const char* role = e.get() == w            ? "writer"
+                       : e->fenced.load()      ? "fenced"
+                       : e->in_recovery.load() ? "replica"
+                       : e->last_error.empty() ? "unknown"
+                                               : "down";
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("%s %s region=%s up=%d recovery=%d timeline=%u lsn=%u "
+                        "lag_ms=%d rtt_us=%d outstanding=%d reads=%d%s\n",
+                        role, e->name, e->region, e->up.load() ? 1 : 0,
+                        e->in_recovery.load() ? 1 : 0, e->timeline.load(), e->lsn.load(),
+                        e->lag_ms.load(), e->rtt_us.load(), e->outstanding.load(), e->reads.load(),
+                        e->last_error.empty() ? std::string()
+                                              : absl::StrCat(" error=\"", e->last_error, "\"")));
   }
   return out;
 }

@@ -1,15 +1,21 @@
-// The cluster as pglane sees it: every configured endpoint with its measured health, and the
-// health checker that measures it.
+// The cluster as pglane sees it: every configured instance with its measured health and role,
+// the current writer, and the health checker that measures them.
 //
-// Each endpoint is probed by its own thread with libpq in non-blocking mode under a deadline, so
-// a hung server never blocks a worker's event loop or another endpoint's probe. Workers read
-// the results through atomics (no locks on the query path); routing/ gets them as plain
-// Candidate values (routing::choose_replica).
+// Each instance is probed by its own thread with libpq in non-blocking mode under a deadline
+// (proxy/probe.h), so a hung server never blocks a worker's event loop or another instance's
+// probe. Workers read the results through atomics (no locks on the query path); routing/ gets
+// them as plain Candidate values (routing::choose_replica).
 //
-// Probe (docs 9.27.4, 9.27.5): pg_is_in_recovery(); on a replica pg_last_wal_replay_lsn(), on
-// the writer pg_current_wal_lsn(); the round trip of the probe query. A replica's lag is how
-// long ago the writer first reported a WAL position the replica has not replayed yet (from the
-// writer's recent samples), which stays right on an idle cluster where replay timestamps age.
+// Roles come from the servers, never from the configuration (docs/internals.md, "Failover"): each
+// probe asks pg_is_in_recovery() and, on a primary, its timeline; routing::WriterElection turns
+// the reports into the one writer, or none while a failover is under way. A writer suspected by a
+// session (its connection lost, or 25006 from it) or missing makes every instance be probed every
+// health.failover_interval_ms until exactly one writer is confirmed.
+//
+// Replica lag (docs 9.27.4, 9.27.5): on a replica pg_last_wal_replay_lsn(), on the writer
+// pg_current_wal_insert_lsn(). A replica's lag is how long ago the writer first reported a WAL
+// position the replica has not replayed yet (from the writer's recent samples), which stays right
+// on an idle cluster where replay timestamps age.
 #pragma once
 
 #include <atomic>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "routing/election.h"
 #include "routing/placement.h"
 #include "routing/route.h"
 #include "routing/stats.h"
@@ -37,14 +44,16 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct EndpointState {
   conf::Endpoint endpoint;
-  std::string name;     // "host:port"
-  std::string region;   // name of its region
-  int region_rank = 0;  // 0 = the gateway's own region, 1.. = other regions
-  bool configured_writer = false;
+  std::string name;        // "host:port"
+  std::string region;      // name of its region
+  int region_rank = 0;     // 0 = the gateway's own region, 1.. = other regions
+  size_t index = 0;        // among the instances (Topology::instance, HealthView::replicas order)
   bool analytics = false;  // the analytics endpoint (not a replica, never written)
 
-  std::atomic<bool> up{false};           // passed its checks (replicas start down until then)
+  std::atomic<bool> up{false};           // passed its checks (instances start down until then)
   std::atomic<bool> in_recovery{false};  // what the server says, not what the config says
+  std::atomic<bool> fenced{false};       // claims to be a writer but is not the elected one
+  std::atomic<uint64_t> timeline{0};     // a primary's timeline (0 = unknown or in recovery)
   std::atomic<uint64_t> lsn{0};          // replay LSN (replica) or current WAL LSN (writer)
   std::atomic<int64_t> lag_ms{0};
   std::atomic<int64_t> rtt_us{0};
@@ -57,7 +66,7 @@ struct EndpointState {
   // Checker-thread state.
   int fails_in_row = 0;
   int oks_in_row = 0;
-  bool role_warned = false;
+  std::string last_error;  // the latest failed check's reason (guarded by Topology's mutex)
 };
 
 using RouteStats = routing::RouteStats;  // process-wide routing counters
@@ -70,17 +79,31 @@ class Topology : public routing::HealthView {
   Topology(const Topology&) = delete;
   Topology& operator=(const Topology&) = delete;
 
-  // Starts the checker threads (one per endpoint, one for the function catalog).
+  // Starts the checker threads (one per instance, one for the function catalog).
   void start();
   void stop();
 
-  EndpointState& writer() { return *writer_; }
+  // The writer now, or null while there is none (failover under way, or two claimants).
+  EndpointState* writer() const { return writer_.load(std::memory_order_acquire); }
+  // Why there is no writer, for the clients that waited for one in vain: each instance's role
+  // or last probe error.
+  std::string why_no_writer() const;
+  // Every instance is being probed fast: the writer is missing or suspect.
+  bool searching() const { return searching_.load(std::memory_order_acquire); }
+  // How many times the writer has changed (to another instance or to none).
+  uint64_t writer_changes() const { return writer_changes_.load(std::memory_order_acquire); }
   EndpointState* analytics() { return analytics_.get(); }
-  const std::vector<std::unique_ptr<EndpointState>>& replicas() const { return replicas_; }
+  // Every database instance (writer and replicas alike: roles change), by index.
+  size_t instance_count() const { return instances_.size(); }
+  EndpointState& instance(size_t i) const { return *instances_[i]; }
 
-  // A passive failure seen by a session (connection refused, connection lost): the endpoint is
-  // down at once and comes back only by passing checks.
+  // A passive failure seen by a session (connection refused, connection lost). A replica is down
+  // at once and comes back only by passing checks; the writer becomes suspect (every instance is
+  // probed fast until it answers again or another is elected).
   void report_failure(EndpointState& ep);
+  // The writer answered 25006 "read-only transaction" to a unit that needed it: it may have been
+  // demoted under us. Suspect it, as above.
+  void report_read_only(EndpointState& ep);
 
   // ---- routing::HealthView ----
   bool has_analytics() const override { return analytics_ != nullptr; }
@@ -109,20 +132,30 @@ class Topology : public routing::HealthView {
   void record_writer_sample(SteadyTime at, uint64_t lsn);
   int64_t lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag);
   void mark(EndpointState& ep, bool ok);
+  void suspect_writer(EndpointState& ep, const char* why);
+  // Feeds a probe's report to the election and publishes what it decided. Requires mu_ held;
+  // returns the endpoint whose pooled connections must be retired (the writer that lost the
+  // role), if any.
+  EndpointState* elect_locked(EndpointState& ep, const routing::InstanceReport& r);
   // libpq connection parameters for the checker's own connections.
   std::vector<std::pair<std::string, std::string>> conn_params(const conf::Endpoint& endpoint,
                                                                const std::string& database,
                                                                const char* app) const;
 
   conf::Config cfg_;
-  std::unique_ptr<EndpointState> writer_;
-  std::vector<std::unique_ptr<EndpointState>> replicas_;
+  std::vector<std::unique_ptr<EndpointState>> instances_;
+  std::atomic<EndpointState*> writer_{nullptr};
+  std::atomic<uint64_t> writer_changes_{0};
+  std::atomic<bool> searching_{true};  // probe fast (mirrors election_.searching())
+  bool probing_ = true;  // false: one instance trusted as the writer, no probe threads
   std::unique_ptr<EndpointState> analytics_;
   std::unordered_set<std::string> allow_;
   RouteStats stats_;
 
-  std::mutex mu_;
-  std::condition_variable wake_;  // stop, sample requests, catalog requests
+  mutable std::mutex mu_;
+  std::condition_variable wake_;  // stop, sample requests, catalog requests, a search starting
+  routing::WriterElection election_;
+  uint64_t search_epoch_ = 0;  // bumped when a search starts: probes wake at once
   bool stopping_ = false;
   bool sample_wanted_ = false;
   bool catalogs_stale_ = false;        // reload_catalogs() was asked

@@ -11,6 +11,7 @@
 #include "protocol/messages.h"
 #include "proxy/log.h"
 #include "proxy/stats.h"
+#include "routing/commit.h"
 
 namespace pglane::proxy {
 
@@ -22,6 +23,20 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // Client messages that transaction pooling may rewrite or analyse are held whole up to this size.
 constexpr size_t kMaxRewrite = 16 * 1024 * 1024;
+
+// The SQL of a whole Query or Parse message ("" when malformed).
+std::string_view statement_text(char type, std::string_view whole) {
+  std::string_view body = whole.substr(std::min<size_t>(whole.size(), 5));
+  if (type == 'P') {
+    const size_t name_end = body.find('\0');
+    if (name_end == std::string_view::npos) {
+      return {};
+    }
+    body.remove_prefix(name_end + 1);
+  }
+  const size_t end = body.find('\0');
+  return end == std::string_view::npos ? std::string_view() : body.substr(0, end);
+}
 
 routing::PlacementPolicy placement_policy(const conf::Config& cfg) {
   routing::PlacementPolicy policy;
@@ -58,6 +73,10 @@ TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, 
 
 asio::awaitable<End> TransactionPooling::serve() {
   conv_.attach(lease_->stmts, lease_.pool_key(), false, lease_->status);
+  attached_ = lease_.endpoint();  // the session's first server (the writer)
+  if (attached_ != nullptr) {
+    attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
+  }
   for (;;) {
     if (lease_ && conv_.pinned() == nullptr) {
       co_await detach();
@@ -90,9 +109,9 @@ asio::awaitable<End> TransactionPooling::serve() {
     End e = co_await relay_.run(*lease_.get(), *this, idle);
     note_pins();
     if (e == End::kServerGone && !relay_.mid_frame()) {
-      // The server died under this client. Its transaction is gone (rolled back by the server's
-      // death); the client keeps its session and learns it from an error in place of the
-      // replies it is owed, or of the next ones it asks for.
+      // The server died under this client: a read not yet answered runs again elsewhere, a
+      // client that relied on nothing there carries on, and any other is told what it lost and
+      // closed, as a direct server's death would close it.
       e = co_await survive_server_loss();
       if (e == End::kRunning) {
         continue;
@@ -198,7 +217,7 @@ asio::awaitable<End> TransactionPooling::attach(bool& answered) {
   }
   e = co_await lease_.prepare(conv_);
   if (e == End::kRunning) {
-    begin_attachment(target.endpoint, target.route, writes);
+    begin_attachment(lease_.endpoint(), target.route, writes);
   }
   co_return e;
 }
@@ -253,12 +272,14 @@ asio::awaitable<End> TransactionPooling::place_and_acquire(const routing::Unit& 
   excluded_.clear();
   for (;;) {
     target = choose_target(decision);
-    if (target.endpoint == nullptr) {
+    if (target.placement.where == routing::Placement::Where::kNowhere) {
       answered = true;
       co_return co_await reject_unit(unit);
     }
+    // (A null endpoint is the writer, followed through failover by the lease.)
     End e = co_await lease_.acquire(target.endpoint, conv_.settings().startup());
     if (e == End::kRunning) {
+      target.endpoint = lease_.endpoint();
       count_route(target, decision);
       co_return End::kRunning;
     }
@@ -276,7 +297,9 @@ asio::awaitable<End> TransactionPooling::place_and_acquire(const routing::Unit& 
 
 void TransactionPooling::begin_attachment(EndpointState* endpoint, routing::Route route,
                                           bool writes) {
-  if (routing_ && endpoint != nullptr) {
+  commit_in_flight_ = false;
+  server_fatal_ = false;
+  if (endpoint != nullptr) {
     attached_ = endpoint;
     attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
   }
@@ -309,18 +332,27 @@ asio::awaitable<void> TransactionPooling::detach() {
 }
 
 asio::awaitable<End> TransactionPooling::survive_server_loss() {
-  stats().server_lost.fetch_add(1, std::memory_order_relaxed);
   PGLANE_LOG_WARN("user=%s db=%s: server %s lost mid-transaction", lease_.identity().user,
                   lease_.identity().database, lease_->endpoint.to_string());
-  const bool in_transaction = lease_->status != 'I';
+  const char status = lease_->status;
+  const bool was_pinned = conv_.pinned() != nullptr;
+  // An autocommit write in flight may have committed before the server died, as may a COMMIT.
+  const bool may_have_committed =
+      commit_in_flight_ || (status == 'I' && (attached_wrote_ || !routing_));
   lease_.discard();
-  const bool was_read = attached_route_ == routing::Route::kReader && attached_ != nullptr;
-  if (was_read) {
-    topology()->report_failure(*attached_);
+  EndpointState* lost = attached_;
+  if (lost != nullptr &&
+      (attached_route_ == routing::Route::kReader || lost == topology()->writer())) {
+    topology()->report_failure(*lost);  // a replica is down; the writer is suspect
   }
   leave_endpoint();
   std::string replay;
   const int owed = conv_.lose_server(replay);
+  if (server_fatal_) {
+    // The server said why it ended the session (57P01 from pg_terminate_backend, say) and the
+    // client has it: the connection closes after it, as it would without pglane.
+    co_return End::kServerClosed;
+  }
   if (owed < 0) {
     // A read whose replica died before the client saw any of its answer runs again on another
     // node: what the lost server was sent goes back ahead of what followed.
@@ -329,58 +361,29 @@ asio::awaitable<End> TransactionPooling::survive_server_loss() {
     auto room = client_.in.prepare(replay.size());
     std::memcpy(room.data(), replay.data(), replay.size());
     client_.in.commit(replay.size());
+    stats().server_lost.fetch_add(1, std::memory_order_relaxed);
     topology()->stats().retries.fetch_add(1, std::memory_order_relaxed);
     co_return End::kRunning;
   }
-  if (owed == 0 && !in_transaction) {
+  if (owed == 0 && status == 'I' && !was_pinned) {
+    stats().server_lost.fetch_add(1, std::memory_order_relaxed);
     co_return End::kRunning;  // nothing was lost that the client relied on
   }
-  std::string out;
-  p::ErrorFields f;
-  f.sqlstate = p::sqlstate::kConnectionFailure;
-  f.message = "server connection lost; the current transaction was rolled back";
-  if (owed > 0) {
-    // One error per batch owed: each Sync or Query the client is waiting on failed.
-    for (int i = 0; i < owed; ++i) {
-      p::encode_error(out, f);
-      p::encode_ready_for_query(out, 'I');
-    }
+  // The client relied on the lost server: a transaction, replies owed, or session state (a
+  // pinned client). It is told which outcome it faces and its connection closes (finish()).
+  if (owed > 0 && may_have_committed) {
+    stats().outcome_unknown.fetch_add(1, std::memory_order_relaxed);
+    client_.fail(p::sqlstate::kTransactionResolutionUnknown,
+                 "server connection lost while a commit may have been under way: whether the "
+                 "transaction committed is unknown");
+  } else if (status != 'I' || owed > 0) {
+    client_.fail(p::sqlstate::kConnectionFailure,
+                 "server connection lost; the current transaction was rolled back");
   } else {
-    // Idle inside a transaction: answer the client's next Query/Sync with the error, dropping
-    // what it sends up to there (it belongs to the lost transaction; a COMMIT must not reach a
-    // fresh server and "succeed").
-    Buffer& cin = client_.in;
-    for (;;) {
-      auto h = p::decode_header(cin.data(), cfg_.proxy.max_message_size);
-      if (h.status == p::DecodeStatus::kViolation) {
-        client_.fail(p::sqlstate::kProtocolViolation, "invalid message");
-        co_return End::kClientViolation;
-      }
-      if (h.status == p::DecodeStatus::kMessage && cin.size() >= h.frame.size) {
-        const char t = h.frame.type;
-        cin.consume(h.frame.size);
-        if (t == 'X') {
-          co_return End::kClientTerminated;
-        }
-        if (t == 'S' || t == 'Q' || t == 'F') {
-          break;
-        }
-        continue;
-      }
-      auto [ec, n] = co_await client_.stream.read_some(
-          cin.prepare(h.status == p::DecodeStatus::kMessage ? h.frame.size - cin.size() : 1));
-      if (ec) {
-        co_return End::kClientGone;
-      }
-      cin.commit(n);
-    }
-    p::encode_error(out, f);
-    p::encode_ready_for_query(out, 'I');
+    client_.fail(p::sqlstate::kConnectionFailure,
+                 "server connection lost; the session's state on it is gone");
   }
-  if (co_await client_.write(out)) {
-    co_return End::kClientGone;
-  }
-  co_return End::kRunning;
+  co_return End::kServerGone;
 }
 
 // ---- The relay's questions ----
@@ -429,6 +432,9 @@ RelayPolicy::Step TransactionPooling::on_client_frame(char type, size_t size,
 }
 
 End TransactionPooling::on_client_message(char type, std::string_view whole, std::string& out) {
+  if (!commit_in_flight_ && (type == 'Q' || type == 'P')) {
+    commit_in_flight_ = routing::may_commit(statement_text(type, whole));
+  }
   auto r = conv_.on_client_message(type, whole, out, lease_->status);
   note_pins();
   switch (r) {
@@ -460,6 +466,32 @@ bool TransactionPooling::whole_from_server(char type, size_t) {
 }
 
 void TransactionPooling::on_server_message(char type, std::string_view msg, txn::ClientSink& sink) {
+  if (type == 'E' && msg.size() > 5) {
+    const std::string_view body = msg.substr(5);
+    std::string_view severity = p::error_field(body, 'V');
+    if (severity.empty()) {
+      severity = p::error_field(body, 'S');
+    }
+    if ((severity == "FATAL" || severity == "PANIC") && !conv_.owes_replies()) {
+      // Unsolicited: the server is ending the session (pg_terminate_backend, shutdown). A
+      // client that relies on this server (inside a transaction, or pinned) gets the FATAL and
+      // then the close, as without pglane; any other carries on elsewhere and never sees it.
+      if (lease_->status != 'I' || conv_.pinned() != nullptr) {
+        server_fatal_ = true;
+        sink.pass(msg);
+      }
+      return;
+    }
+    if (severity == "FATAL" || severity == "PANIC") {
+      server_fatal_ = true;  // the answer to the client's request: it sees it, then the close
+    }
+    if (p::error_field(body, 'C') == p::sqlstate::kReadOnlySqlTransaction && attached_ != nullptr &&
+        attached_ == topology()->writer()) {
+      topology()->report_read_only(*attached_);  // demoted under us?
+    }
+  } else if (type == 'Z' && !conv_.owes_replies()) {
+    commit_in_flight_ = false;
+  }
   if (conv_.holds(type)) {
     conv_.hold(msg);
     return;
@@ -496,13 +528,13 @@ TransactionPooling::Target TransactionPooling::choose_target(const routing::Deci
   target.placement = placer_.place(d, t, excluded_, std::chrono::steady_clock::now());
   switch (target.placement.where) {
     case routing::Placement::Where::kWriter:
-      target.endpoint = &t.writer();
+      target.endpoint = nullptr;  // the writer at acquire time (ServerLease::acquire)
       break;
     case routing::Placement::Where::kAnalytics:
       target.endpoint = t.analytics();
       break;
     case routing::Placement::Where::kReplica:
-      target.endpoint = t.replicas()[target.placement.replica].get();
+      target.endpoint = &t.instance(static_cast<size_t>(target.placement.replica));
       break;
     case routing::Placement::Where::kNowhere:
       target.endpoint = nullptr;

@@ -92,12 +92,14 @@ class TransactionPooling : public RelayPolicy {
   routing::Placer placer_;
   EndpointState* attached_ = nullptr;                        // endpoint of the leased server
   routing::Route attached_route_ = routing::Route::kWriter;  // what it was chosen for
-  bool attached_wrote_ = false;  // a unit on this attachment needed the writer
-  bool unit_checked_ = false;    // the current unit was found to fit the attached server
-  bool since_sync_ = false;      // extended messages went to the server since the last Sync
-  bool stay_here_ = false;       // the next unit stays: the client's transaction is open here
-  std::string local_reply_;      // what answer_locally() sends
-  std::vector<int> excluded_;    // replicas (by index) that failed this unit
+  bool attached_wrote_ = false;    // a unit on this attachment needed the writer
+  bool unit_checked_ = false;      // the current unit was found to fit the attached server
+  bool since_sync_ = false;        // extended messages went to the server since the last Sync
+  bool stay_here_ = false;         // the next unit stays: the client's transaction is open here
+  bool commit_in_flight_ = false;  // a COMMIT-like text went to the server, its reply owed
+  bool server_fatal_ = false;      // the server sent a FATAL: it is ending the session
+  std::string local_reply_;        // what answer_locally() sends
+  std::vector<int> excluded_;      // replicas (by index) that failed this unit
   std::shared_ptr<const routing::FunctionCatalog> catalog_;
   std::chrono::steady_clock::time_point catalog_at_;
 };

@@ -321,13 +321,110 @@ std::string scram_user_line(const std::string& user, const std::string& password
   return line;
 }
 
+// ---- scratch clusters ----
+
+std::atomic<int> g_scratch_counter{0};
+
+ScratchCluster::ScratchCluster(int replicas) {
+  if (!sandbox_ready()) {
+    error_ = "the shared sandbox is not up";
+    return;
+  }
+  const int n = g_scratch_counter.fetch_add(1);
+  dir_ = g_dir + "/scratch" + std::to_string(n);
+  fs::create_directories(dir_);
+  chmod(dir_.c_str(), 0755);
+  // Ports away from the shared sandbox's; sandbox.sh skips any that are taken.
+  const std::string base = std::to_string(26432 + 20 * (n % 50));
+  const std::string log = dir_ + "-up.log";
+  int rc = run_command({"/usr/bin/env", "SANDBOX_PORT_BASE=" + base, "/bin/bash", g_script, "up",
+                        dir_, "--replicas", std::to_string(replicas), "--no-redis"},
+                       log);
+  if (rc != 0) {
+    error_ = "sandbox.sh up failed (exit " + std::to_string(rc) + "):\n" + read_file(log);
+    return;
+  }
+  env_ = parse_env_file(read_file(dir_ + "/sandbox.env"));
+  ports_.push_back(env_["PG_PRIMARY_PORT"]);
+  std::istringstream rp(env_["PG_REPLICA_PORTS"]);
+  for (std::string p; rp >> p;) {
+    ports_.push_back(p);
+  }
+  ok_ = ports_.size() == static_cast<size_t>(replicas) + 1;
+  if (!ok_) {
+    error_ = "sandbox.env lists the wrong ports";
+  }
+}
+
+ScratchCluster::~ScratchCluster() {
+  if (dir_.empty()) {
+    return;
+  }
+  run_command({"/bin/bash", g_script, "down", dir_}, dir_ + "-down.log");
+  if (!g_keep_dir) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+const std::string& ScratchCluster::env(const std::string& key) const {
+  static const std::string empty;
+  auto it = env_.find(key);
+  return it == env_.end() ? empty : it->second;
+}
+
+std::string ScratchCluster::port(int instance) const {
+  return ports_.at(static_cast<size_t>(instance));
+}
+
+std::string ScratchCluster::data_dir(int instance) const {
+  return env("PG_DATA_ROOT") + (instance == 0 ? "/primary" : "/replica" + std::to_string(instance));
+}
+
+std::string ScratchCluster::log_file(int instance) const {
+  return env("PG_LOG_DIR") +
+         (instance == 0 ? "/primary.log" : "/replica" + std::to_string(instance) + ".log");
+}
+
+int ScratchCluster::pg_ctl(int instance, const std::string& args) const {
+  std::string cmd = env("PG_BIN") + "/pg_ctl -D " + data_dir(instance) + " -l " +
+                    log_file(instance) + " " + args + " >/dev/null 2>&1";
+  if (geteuid() == 0) {
+    cmd = "runuser -u postgres -- " + cmd;
+  }
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+pid_t ScratchCluster::postmaster_pid(int instance) const {
+  std::ifstream in(data_dir(instance) + "/postmaster.pid");
+  long pid = 0;
+  if (!(in >> pid)) {
+    return 0;
+  }
+  return static_cast<pid_t>(pid);
+}
+
+std::string ScratchCluster::superuser_conninfo(int instance, const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + port(instance) + " dbname=" + dbname +
+         " user=" + env("PG_SUPERUSER") + " password=" + env("PG_SUPERUSER_PASSWORD") +
+         " sslmode=require gssencmode=disable connect_timeout=3";
+}
+
+// ---- configuration files ----
+
 std::string write_config(const ProxySettings& s, int port, const std::string& name) {
+  // The cluster's files and ports: a scratch cluster's, or the shared sandbox's.
+  auto var = [&](const std::string& key) -> const std::string& {
+    return s.cluster != nullptr ? s.cluster->env(key) : env(key);
+  };
+  const std::string sandbox = s.cluster != nullptr ? s.cluster->dir() : g_dir;
   std::ostringstream c;
   c << "[proxy]\n"
     << "listen_addr = \"127.0.0.1\"\n"
     << "listen_port = " << port << "\n"
     << "workers = " << s.workers << "\n"
-    << "users_file = " << toml_string(s.users_file.empty() ? env("USERS_FILE") : s.users_file)
+    << "users_file = " << toml_string(s.users_file.empty() ? var("USERS_FILE") : s.users_file)
     << "\n"
     << "log_level = " << toml_string(s.log_level) << "\n";
   if (s.max_client_conn) {
@@ -344,19 +441,19 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
   }
   c << "[tls]\n"
     << "mode = " << toml_string(s.tls_mode) << "\n"
-    << "cert_file = " << toml_string(env("TLS_CERT")) << "\n"
-    << "key_file = " << toml_string(env("TLS_KEY")) << "\n"
+    << "cert_file = " << toml_string(var("TLS_CERT")) << "\n"
+    << "key_file = " << toml_string(var("TLS_KEY")) << "\n"
     << "[backend]\n";
   if (!s.backend_pass_through) {
     c << "user = \"pglane_app\"\n"
-      << "password_file = " << toml_string(g_dir + "/backend_password") << "\n";
+      << "password_file = " << toml_string(sandbox + "/backend_password") << "\n";
   }
   if (s.backend_connect_timeout_ms) {
     c << "connect_timeout_ms = " << *s.backend_connect_timeout_ms << "\n";
   }
   c << "[backend.tls]\n"
     << "mode = " << toml_string(s.backend_tls_mode) << "\n"
-    << "ca_file = " << toml_string(s.backend_ca.empty() ? env("TLS_CA") : s.backend_ca) << "\n"
+    << "ca_file = " << toml_string(s.backend_ca.empty() ? var("TLS_CA") : s.backend_ca) << "\n"
     << "[pool]\n"
     << "mode = \"" << s.pool_mode << "\"\n"
     << "size = " << s.pool_size << "\n"
@@ -364,7 +461,7 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "max_prepared_statements = " << s.max_prepared_statements << "\n"
     << "[[regions]]\n"
     << "name = \"local\"\n"
-    << "writer = \"127.0.0.1:" << env("PG_PRIMARY_PORT") << "\"\n";
+    << "writer = \"127.0.0.1:" << var("PG_PRIMARY_PORT") << "\"\n";
   if (!s.readers.empty()) {
     c << "readers = [";
     for (size_t i = 0; i < s.readers.size(); ++i) {
@@ -466,8 +563,10 @@ std::string Proxy::log_tail(std::size_t max_bytes) const {
 }
 
 std::string Proxy::conninfo(const std::string& extra) const {
+  const auto& cl = settings_.cluster;
   std::string s = "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + env("APP_DB") +
-                  " user=" + env("APP_USER") + " password=" + env("APP_PASSWORD") +
+                  " user=" + env("APP_USER") +
+                  " password=" + (cl != nullptr ? cl->env("APP_PASSWORD") : env("APP_PASSWORD")) +
                   " gssencmode=disable";
   if (extra.find("sslmode=") == std::string::npos) {
     s += " sslmode=disable";
@@ -555,7 +654,8 @@ std::string query_value(PGconn* c, const std::string& sql) {
 int count_app_backends(PGconn* direct) {
   return std::atoi(query_value(direct,
                                "select count(*) from pg_stat_activity where usename = "
-                               "'pglane_app' and backend_type = 'client backend'")
+                               "'pglane_app' and backend_type = 'client backend' and "
+                               "application_name not like 'pglane-%'")
                        .c_str());
 }
 

@@ -49,7 +49,11 @@ bool skip_heavy();
 
 // ---- pglane processes ----
 
+class ScratchCluster;
+
 struct ProxySettings {
+  // The cluster pglane fronts: null = the shared sandbox.
+  const ScratchCluster* cluster = nullptr;
   int workers = 2;
   std::string tls_mode = "prefer";
   std::string backend_tls_mode = "verify-full";
@@ -72,6 +76,39 @@ struct ProxySettings {
   // to the file (more [[regions]], [routing], [health], [analytics]).
   std::vector<std::string> readers;
   std::string extra_toml;
+};
+
+// A cluster of its own, for tests that kill, promote or restart servers: scripts/sandbox.sh in
+// a subdirectory of the shared sandbox, on other ports, without Redis. Stopped and deleted by the
+// destructor. Instances are numbered 0 (the first primary) and 1.. (replicas).
+class ScratchCluster {
+ public:
+  explicit ScratchCluster(int replicas);
+  ~ScratchCluster();
+  ScratchCluster(const ScratchCluster&) = delete;
+  ScratchCluster& operator=(const ScratchCluster&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& env(const std::string& key) const;
+  std::string port(int instance) const;
+  std::string data_dir(int instance) const;
+  std::string log_file(int instance) const;
+  // pg_ctl ARGS on an instance's data directory, as the postgres user when we are root; its
+  // exit status.
+  int pg_ctl(int instance, const std::string& args) const;
+  // The postmaster's pid (0 when not running).
+  pid_t postmaster_pid(int instance) const;
+  // A superuser connection straight to an instance (may fail: check PQstatus).
+  std::string superuser_conninfo(int instance, const std::string& dbname = "app") const;
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::string> env_;
+  std::vector<std::string> ports_;
+  bool ok_ = false;
+  std::string error_;
 };
 
 // Lines "NAME METHOD [SECRET]" appended to a copy of the sandbox users file; returns its path.
