@@ -137,7 +137,14 @@ class Session {
   asio::awaitable<End> attach_server() {
     End e = collect_startup_settings();
     if (e == End::kRunning) {
-      e = co_await lease_.acquire(nullptr, conv_.settings().startup());
+      // The writer; while there is none (failover), a splitting session logs in on a replica
+      // so that its reads go on.
+      Topology* t = topology();
+      EndpointState* first = nullptr;
+      if (routing_ && t != nullptr && (t->writer() == nullptr || t->searching())) {
+        first = t->healthy_replica();
+      }
+      e = co_await lease_.acquire(first, conv_.settings().startup());
     }
     if (e != End::kRunning) {
       co_return e;

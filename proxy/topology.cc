@@ -568,6 +568,17 @@ void Topology::catalog_loop() {
   }
 }
 
+EndpointState* Topology::healthy_replica() const {
+  EndpointState* best = nullptr;
+  for (const auto& e : instances_) {
+    if (e->up.load() && e->in_recovery.load() && !e->fenced.load() &&
+        (best == nullptr || e->region_rank < best->region_rank)) {
+      best = e.get();
+    }
+  }
+  return best;
+}
+
 std::string Topology::why_no_writer() const {
   std::lock_guard lock(mu_);
   std::string out;

@@ -85,6 +85,8 @@ class Topology : public routing::HealthView {
 
   // The writer now, or null while there is none (failover under way, or two claimants).
   EndpointState* writer() const { return writer_.load(std::memory_order_acquire); }
+  // A replica that can serve reads now (the gateway's own region first), or null.
+  EndpointState* healthy_replica() const;
   // Why there is no writer, for the clients that waited for one in vain: each instance's role
   // or last probe error.
   std::string why_no_writer() const;
