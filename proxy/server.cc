@@ -127,6 +127,7 @@ int run_server(const std::string& config_path) {
   auto topo = std::make_unique<Topology>(cfg);
   topo->start();
   set_topology(topo.get());
+  topo->wait_ready(std::chrono::milliseconds(2 * cfg.health.timeout_ms + 1000));
   if (cfg.routing.enabled && cfg.pool.mode != conf::PoolMode::kTransaction &&
       (topo->instance_count() > 1 || cfg.analytics.enabled)) {
     PGLANE_LOG_WARN(
@@ -210,15 +211,14 @@ int run_server(const std::string& config_path) {
                   cfg.pool.size);
   sd_notify(0, "READY=1");
   control.run();
+  // The checkers first: a writer change retires pooled connections on the workers' contexts.
+  topo->stop();
   for (auto& w : workers) {
     w->io.stop();
     w->thread.join();
   }
   pools().clear();
-  if (topo) {
-    set_topology(nullptr);
-    topo->stop();
-  }
+  set_topology(nullptr);
   return 0;
 }
 

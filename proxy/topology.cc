@@ -444,8 +444,9 @@ void Topology::probe_loop(EndpointState& ep) {
       }
       PQclear(r);
     }
-    if (ep.reports.load() != reports_before) {
-      // A session reported a failure while this probe ran: its success proves nothing.
+    if (ok && ep.reports.load() != reports_before) {
+      // A session reported a failure while this probe ran: its success proves nothing. (A
+      // failure still counts: sessions reporting a dead writer must not keep it alive.)
       probe.close();
       next = Clock::now() + milliseconds(h.interval_ms);
       continue;
@@ -493,9 +494,48 @@ void Topology::probe_loop(EndpointState& ep) {
   }
 }
 
+// Every database clients may use, so that routing is right from the first query: a function
+// call counts as a write until its database's volatility is known.
+std::vector<std::string> Topology::list_databases() {
+  const auto& h = cfg_.health;
+  std::vector<std::string> out;
+  const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
+  for (const auto& inst : instances_) {
+    Probe probe;
+    std::string error;
+    if (!probe.connect(conn_params(inst->endpoint, h.database, "pglane-catalog"), deadline,
+                       error)) {
+      continue;
+    }
+    PGresult* r = probe.query(
+        "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+        deadline, error);
+    for (int i = 0; r != nullptr && i < PQntuples(r); ++i) {
+      out.emplace_back(PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    if (!out.empty()) {
+      break;
+    }
+  }
+  return out;
+}
+
 void Topology::catalog_loop() {
   const auto& h = cfg_.health;
   std::unordered_map<std::string, SteadyTime> loaded_at;
+  {
+    std::vector<std::string> databases;
+    if (cfg_.routing.enabled && cfg_.pool.mode == conf::PoolMode::kTransaction &&
+        instances_.size() > 1) {
+      databases = list_databases();
+    }
+    std::lock_guard lock(mu_);
+    catalog_wanted_.insert(databases.begin(), databases.end());
+    if (catalog_wanted_.empty()) {
+      catalogs_ready_ = true;
+    }
+  }
   for (;;) {
     std::vector<std::string> todo;
     {
@@ -565,6 +605,21 @@ void Topology::catalog_loop() {
       std::lock_guard lock(mu_);
       catalogs_[db] = std::move(catalog);
     }
+    catalogs_ready_ = true;  // every database known at startup has been tried
+  }
+}
+
+void Topology::wait_ready(std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    const bool catalogs = catalogs_ready_.load() || !cfg_.routing.enabled || instances_.size() < 2;
+    if (writer() != nullptr && catalogs) {
+      return;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  if (writer() == nullptr) {
+    PGLANE_LOG_WARN("no writer confirmed yet: %s", why_no_writer());
   }
 }
 

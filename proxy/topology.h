@@ -81,6 +81,9 @@ class Topology : public routing::HealthView {
 
   // Starts the checker threads (one per instance, one for the function catalog).
   void start();
+  // Waits, at most `limit`, until a writer is confirmed and the function volatility of every
+  // database has been read, so that the first clients are routed right.
+  void wait_ready(std::chrono::milliseconds limit);
   void stop();
 
   // The writer now, or null while there is none (failover under way, or two claimants).
@@ -131,6 +134,7 @@ class Topology : public routing::HealthView {
   };
   void probe_loop(EndpointState& ep);
   void catalog_loop();
+  std::vector<std::string> list_databases();
   void record_writer_sample(SteadyTime at, uint64_t lsn);
   int64_t lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag);
   void mark(EndpointState& ep, bool ok);
@@ -150,6 +154,7 @@ class Topology : public routing::HealthView {
   std::atomic<uint64_t> writer_changes_{0};
   std::atomic<bool> searching_{true};  // probe fast (mirrors election_.searching())
   bool probing_ = true;  // false: one instance trusted as the writer, no probe threads
+  std::atomic<bool> catalogs_ready_{false};  // the startup databases' catalogs were tried
   std::unique_ptr<EndpointState> analytics_;
   std::unordered_set<std::string> allow_;
   RouteStats stats_;
