@@ -1,5 +1,7 @@
 #include "proxy/pool.h"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -49,22 +51,35 @@ void PoolManager::free_slot_locked(Pool& pool) {
   }
 }
 
+namespace {
+bool same_endpoint(const conf::Endpoint& a, const conf::Endpoint& b) {
+  return a.port == b.port && a.host == b.host;
+}
+}  // namespace
+
 bool PoolManager::retired_locked(const ServerConn& conn) const {
-  if (retired_.empty()) {
-    return false;
+  for (const auto& [endpoint, at] : retired_) {
+    if (same_endpoint(endpoint, conn.endpoint)) {
+      return conn.created <= at;
+    }
   }
-  auto it = retired_.find(conn.endpoint.to_string());
-  return it != retired_.end() && conn.created <= it->second;
+  return false;
 }
 
 void PoolManager::retire(const conf::Endpoint& endpoint) {
   std::lock_guard lock(mu_);
-  const std::string name = endpoint.to_string();
-  retired_[name] = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  auto known = std::find_if(retired_.begin(), retired_.end(),
+                            [&](const auto& r) { return same_endpoint(r.first, endpoint); });
+  if (known == retired_.end()) {
+    retired_.emplace_back(endpoint, now);
+  } else {
+    known->second = now;
+  }
   for (auto& [key, pool] : pools_) {
     for (auto& idle : pool.idle) {
       for (auto it = idle.begin(); it != idle.end();) {
-        if ((*it)->endpoint.to_string() == name) {
+        if (same_endpoint((*it)->endpoint, endpoint)) {
           close_on_owner(std::move(*it));
           it = idle.erase(it);
           free_slot_locked(pool);

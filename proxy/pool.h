@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
@@ -77,8 +78,9 @@ class PoolManager {
 
   std::mutex mu_;
   absl::flat_hash_map<std::string, Pool> pools_;
-  // Endpoint ("host:port") -> when it was retired.
-  absl::flat_hash_map<std::string, std::chrono::steady_clock::time_point> retired_;
+  // Retired endpoints and when (a handful at most: one per failover). Compared field by field,
+  // since retired_locked runs on every release once there was a failover.
+  std::vector<std::pair<conf::Endpoint, std::chrono::steady_clock::time_point>> retired_;
 };
 
 PoolManager& pools();

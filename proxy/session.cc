@@ -52,11 +52,9 @@ txn::ConversationOptions conversation_options(const conf::Config& cfg, bool rout
   return o;
 }
 
-// Read/write splitting needs transaction pooling and somewhere other than the writer to go.
-bool splits(const conf::Config& cfg) {
+bool splits() {
   Topology* t = topology();
-  return t != nullptr && cfg.routing.enabled && cfg.pool.mode == conf::PoolMode::kTransaction &&
-         (t->instance_count() > 1 || t->analytics() != nullptr);
+  return t != nullptr && t->splits();
 }
 
 // One client session, login to finish, as one coroutine whose frame is this object: it owns
@@ -69,7 +67,7 @@ class Session {
         snap_(runtime.snapshot()),
         cfg_(*snap_->config),
         txn_mode_(cfg_.pool.mode == conf::PoolMode::kTransaction),
-        routing_(splits(cfg_)),
+        routing_(splits()),
         memo_(routing_ ? &worker_analyzer(cfg_) : nullptr,
               topology() != nullptr ? &topology()->stats() : nullptr),
         conv_(conversation_options(cfg_, routing_), memo_),

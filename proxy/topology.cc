@@ -453,6 +453,7 @@ void Topology::probe_loop(EndpointState& ep) {
     }
     EndpointState* retired = nullptr;
     bool searching = false;
+    bool is_writer = false;  // as the election stands after this report
     {
       std::lock_guard lock(mu_);
       const std::string reason = trim_newline(error);
@@ -470,7 +471,8 @@ void Topology::probe_loop(EndpointState& ep) {
       }
       ep.last_error = ok ? std::string() : reason;
       retired = elect_locked(ep, report);
-      if (ok && writer() == &ep) {
+      is_writer = ok && writer() == &ep;
+      if (is_writer) {
         ep.lag_ms = 0;
       }
       searching = election_.searching();
@@ -478,7 +480,7 @@ void Topology::probe_loop(EndpointState& ep) {
     if (retired != nullptr) {
       pools().retire(retired->endpoint);
     }
-    if (ok && writer() == &ep) {
+    if (is_writer) {
       record_writer_sample(sent, lsn);
     } else if (ok && report.reachable && !report.claims_writer) {
       bool have_writer;
@@ -526,8 +528,7 @@ void Topology::catalog_loop() {
   std::unordered_map<std::string, SteadyTime> loaded_at;
   {
     std::vector<std::string> databases;
-    if (cfg_.routing.enabled && cfg_.pool.mode == conf::PoolMode::kTransaction &&
-        instances_.size() > 1) {
+    if (splits()) {
       databases = list_databases();
     }
     std::lock_guard lock(mu_);
@@ -612,8 +613,7 @@ void Topology::catalog_loop() {
 void Topology::wait_ready(std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {
-    const bool catalogs = catalogs_ready_.load() || !cfg_.routing.enabled || instances_.size() < 2;
-    if (writer() != nullptr && catalogs) {
+    if (writer() != nullptr && (catalogs_ready_.load() || !splits())) {
       return;
     }
     std::this_thread::sleep_for(milliseconds(5));

@@ -98,6 +98,12 @@ class Topology : public routing::HealthView {
   // How many times the writer has changed (to another instance or to none).
   uint64_t writer_changes() const { return writer_changes_.load(std::memory_order_acquire); }
   EndpointState* analytics() { return analytics_.get(); }
+  // Read/write splitting runs: it is on, with transaction pooling (which moves clients between
+  // servers) and somewhere other than the writer to send reads.
+  bool splits() const {
+    return cfg_.routing.enabled && cfg_.pool.mode == conf::PoolMode::kTransaction &&
+           (instances_.size() > 1 || analytics_ != nullptr);
+  }
   // Every database instance (writer and replicas alike: roles change), by index.
   size_t instance_count() const { return instances_.size(); }
   EndpointState& instance(size_t i) const { return *instances_[i]; }

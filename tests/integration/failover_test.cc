@@ -39,6 +39,13 @@ Conn superuser(const ScratchCluster& cl, int instance) {
   return connect(cl.superuser_conninfo(instance));
 }
 
+// The table the tests write to, on the first primary.
+void create_writes_table(const ScratchCluster& cl) {
+  Conn su = superuser(cl, 0);
+  exec_ok(su.get(), "CREATE TABLE fo_writes (id bigint PRIMARY KEY)");
+  exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
+}
+
 bool in_recovery(const ScratchCluster& cl, int instance) {
   Conn c = superuser(cl, instance);
   return PQstatus(c.get()) == CONNECTION_OK &&
@@ -147,11 +154,7 @@ class WriterLoop {
 TEST(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
   ScratchCluster cl(1);
   ASSERT_TRUE(cl.ok()) << cl.error();
-  {
-    Conn su = superuser(cl, 0);
-    exec_ok(su.get(), "CREATE TABLE fo_writes (id bigint PRIMARY KEY)");
-    exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
-  }
+  create_writes_table(cl);
   // Commits are acknowledged once the replica has them (as Aurora acknowledges only durable
   // commits). With asynchronous replication a promotion itself loses the commits the replica had
   // not received yet, whatever the proxy does.
@@ -262,11 +265,7 @@ TEST(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
 TEST(Failover, CommitInFlightWhenTheWriterDiesIsResolutionUnknown) {
   ScratchCluster cl(1);
   ASSERT_TRUE(cl.ok()) << cl.error();
-  {
-    Conn su = superuser(cl, 0);
-    exec_ok(su.get(), "CREATE TABLE fo_writes (id bigint PRIMARY KEY)");
-    exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
-  }
+  create_writes_table(cl);
   Proxy proxy(failover_settings(cl));
   START_PROXY(proxy);
   Conn c = connect_ok(proxy.conninfo());
@@ -312,11 +311,7 @@ TEST(Failover, CommitInFlightWhenTheWriterDiesIsResolutionUnknown) {
 TEST(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
   ScratchCluster cl(1);
   ASSERT_TRUE(cl.ok()) << cl.error();
-  {
-    Conn su = superuser(cl, 0);
-    exec_ok(su.get(), "CREATE TABLE fo_writes (id bigint PRIMARY KEY)");
-    exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
-  }
+  create_writes_table(cl);
   Proxy proxy(failover_settings(cl, 2000));
   START_PROXY(proxy);
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0), 5s)) << proxy.log_tail();
