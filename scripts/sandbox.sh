@@ -2,8 +2,14 @@
 # A local stand-in for an Aurora cluster, all on 127.0.0.1: a PostgreSQL 15 primary, N streaming
 # replicas (pg_basebackup -R) and a TLS-only Redis 7, with a private CA and generated passwords.
 #
-#   scripts/sandbox.sh up DIR [--replicas N] [--no-redis]   (N defaults to 2)
+#   scripts/sandbox.sh up DIR [--replicas N] [--no-redis] [--aurora[=REGIONS]]   (N defaults to 2)
 #   scripts/sandbox.sh down DIR [--purge]                    (--purge also deletes what up generated)
+#
+# --aurora makes it an Aurora stand-in (scripts/aurora-standin.sql): instances named instance-1
+# (the primary), instance-2 (replica1) and so on, Aurora's topology functions, and the WAL-position
+# functions Aurora refuses raising its errors. REGIONS is a comma-separated region per instance,
+# primary first (default: all "eu-west"). Commits wait for the local flush, as Aurora's wait for
+# durable storage (synchronous_commit = on).
 #
 # `up` always starts from scratch: it stops whatever sandbox DIR holds and regenerates it.
 # Everything a client needs is written to DIR/sandbox.env (sourceable KEY=VALUE lines; a value
@@ -186,8 +192,16 @@ psql_su() {
     -U "$PG_SUPERUSER" -d "$1" "${@:2}"
 }
 
+# aurora_region I: the region of instance I (0 = the primary) from --aurora=REGIONS.
+aurora_region() {
+  local list=() r
+  IFS=, read -r -a list <<<"$aurora_regions"
+  r=${list[$1]:-}
+  echo "${r:-${list[0]:-eu-west}}"
+}
+
 cmd_up() {
-  local dir=$1 replicas=$2 with_redis=$3
+  local dir=$1 replicas=$2 with_redis=$3 aurora=$4
   local t0
   t0=$(date +%s%N)
 
@@ -298,6 +312,15 @@ full_page_writes = off
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
+  if [ "$aurora" = 1 ]; then
+    # Aurora acknowledges a commit once it is durable; the custom settings name the instance.
+    as_pg tee -a "$primary/postgresql.conf" >/dev/null <<EOF
+# --- Aurora stand-in (scripts/aurora-standin.sql) ---
+synchronous_commit = on
+pglane_aurora.server_id = 'instance-1'
+pglane_aurora.region = '$(aurora_region 0)'
+EOF
+  fi
   # Socket: only the data directory's owner can reach it (0700), so trust is safe there.
   # TCP: SCRAM for everyone, with or without TLS; replication only for the replication role.
   as_pg tee "$primary/pg_hba.conf" >/dev/null <<EOF
@@ -324,6 +347,17 @@ CREATE ROLE $APP_USER LOGIN PASSWORD :'app_pw';
 CREATE ROLE pglane_health LOGIN IN ROLE pg_monitor;
 CREATE DATABASE $APP_DB OWNER $APP_USER;
 EOF
+  if [ "$aurora" = 1 ]; then
+    # Every database (template1 for those created later) gets the stand-in, then the regions.
+    local db regions_sql="" k
+    for ((k = 0; k <= replicas; k++)); do
+      regions_sql+="INSERT INTO aurora_standin.instance_region VALUES ('instance-$((k + 1))', '$(aurora_region "$k")');"
+    done
+    for db in template1 postgres "$APP_DB"; do
+      psql_su "$db" <"$here/aurora-standin.sql" >/dev/null
+      psql_su "$db" -c "$regions_sql"
+    done
+  fi
   # PostgreSQL 15 gives the public schema to the database owner, so app is writable by its user.
   local verifier
   verifier=$(psql_su postgres -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$APP_USER'")
@@ -339,8 +373,10 @@ EOF
   local conninfo="host=127.0.0.1 port=$primary_port user=$REPL_USER password=$repl_pw"
   conninfo+=" sslmode=verify-full sslrootcert=$pg_root/tls/ca.crt"
   for ((i = 1; i <= replicas; i++)); do
+    local app_name=replica$i
+    [ "$aurora" = 1 ] && app_name=instance-$((i + 1))
     as_pg "$PG_BIN/pg_basebackup" -D "$pg_root/replica$i" -R -X stream --checkpoint=fast -N \
-      -d "$conninfo application_name=replica$i" >"$pg_root/log/basebackup$i.log" 2>&1 &
+      -d "$conninfo application_name=$app_name" >"$pg_root/log/basebackup$i.log" 2>&1 &
     bg_pids+=($!)
   done
   for ((i = 1; i <= replicas; i++)); do
@@ -349,6 +385,10 @@ EOF
   bg_pids=()
   for ((i = 1; i <= replicas; i++)); do
     printf 'port = %s\n' "${replica_ports[i - 1]}" | as_pg tee -a "$pg_root/replica$i/postgresql.conf" >/dev/null
+    if [ "$aurora" = 1 ]; then
+      printf "pglane_aurora.server_id = 'instance-%d'\npglane_aurora.region = '%s'\n" \
+        $((i + 1)) "$(aurora_region "$i")" | as_pg tee -a "$pg_root/replica$i/postgresql.conf" >/dev/null
+    fi
     as_pg "$PG_BIN/pg_ctl" -D "$pg_root/replica$i" -l "$pg_root/log/replica$i.log" -W -s start 9>&- ||
       die "replica$i did not start, see $pg_root/log/replica$i.log"
   done
@@ -427,6 +467,7 @@ EOF
     env_line TLS_OTHER_CA "$dir/tls/other-ca.crt"
     env_line TLS_HEALTH_CERT "$dir/tls/health.crt"
     env_line TLS_HEALTH_KEY "$dir/tls/health.key"
+    env_line AURORA "$aurora"
   } | (umask 077 && cat >"$dir/sandbox.env")
 
   trap - EXIT
@@ -434,7 +475,9 @@ EOF
   printf 'sandbox up in %d.%03d s: %s\n' $((ms / 1000)) $((ms % 1000)) "$dir"
   printf '  postgres  primary 127.0.0.1:%s' "$primary_port"
   if [ "$replicas" -gt 0 ]; then printf ', replicas %s (streaming)' "${replica_ports[*]}"; fi
-  printf ', TLS + SCRAM\n'
+  printf ', TLS + SCRAM'
+  if [ "$aurora" = 1 ]; then printf ', Aurora stand-in (instance-1..%d)' $((replicas + 1)); fi
+  printf '\n'
   if [ "$with_redis" = 1 ]; then printf '  redis     127.0.0.1:%s (TLS only)\n' "$redis_port"; fi
   printf '  login     user %s, db %s, password in %s/app_password\n' "$APP_USER" "$APP_DB" "$dir"
   printf '  env       . %s/sandbox.env    stop: %s down %s\n' "$dir" "$0" "$dir"
@@ -457,20 +500,23 @@ up_failed() {
 
 main() {
   [ $# -ge 2 ] || usage
-  local cmd=$1 dir=$2 replicas=2 with_redis=1 purge=0
+  local cmd=$1 dir=$2 replicas=2 with_redis=1 purge=0 aurora=0
+  aurora_regions=""
   shift 2
   while [ $# -gt 0 ]; do
     case $1 in
       --replicas) [ $# -ge 2 ] || usage; replicas=$2; shift 2 ;;
       --replicas=*) replicas=${1#*=}; shift ;;
       --no-redis) with_redis=0; shift ;;
+      --aurora) aurora=1; shift ;;
+      --aurora=*) aurora=1; aurora_regions=${1#*=}; shift ;;
       --purge) purge=1; shift ;;
       *) usage ;;
     esac
   done
   [[ $replicas =~ ^[0-9]$ ]] || die "--replicas wants a number from 0 to 9, not '$replicas'"
   case $cmd in
-    up) cmd_up "$dir" "$replicas" "$with_redis" ;;
+    up) cmd_up "$dir" "$replicas" "$with_redis" "$aurora" ;;
     down) cmd_down "$dir" "$purge" ;;
     *) usage ;;
   esac
