@@ -34,6 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "conf/files.h"
 #include "conf/loader.h"
+#include "conf/toml_reader.h"
 
 namespace pglane::conf {
 
@@ -54,138 +55,9 @@ const Region& Config::home_region() const {
 
 namespace {
 
-namespace fs = std::filesystem;
-
-// Debian's abseil is built with its own string_view type; toml++ speaks std::string_view.
-std::string_view to_std(absl::string_view s) {
-  return {s.data(), s.size()};
-}
-absl::string_view to_absl(std::string_view s) {
-  return {s.data(), s.size()};
-}
-
-// Checks that `path` is a regular file this process can open for reading. Returns an empty
-// string if so, or what is wrong.
-std::string check_readable(const std::string& path) {
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st)) {
-    return absl::StrCat("file \"", path, "\" does not exist");
-  }
-  if (fs::is_directory(st)) {
-    return absl::StrCat("\"", path, "\" is a directory, not a file");
-  }
-  if (!fs::is_regular_file(st)) {
-    return absl::StrCat("\"", path, "\" is not a regular file");
-  }
-  // O_NONBLOCK: never hang on a FIFO swapped in for the file after the check above.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return absl::StrCat("cannot read \"", path, "\": ", std::strerror(errno));
-  }
-  ::close(fd);
-  return "";
-}
-
-absl::string_view type_name(toml::node_type type) {
-  switch (type) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    case toml::node_type::none:
-      break;
-  }
-  return "nothing";
-}
-
-uint32_t line_of(const toml::source_region& source) {
-  return source.begin.line == 0 ? 1 : source.begin.line;
-}
-
-// Parses "host:port" or "[v6addr]:port". On failure returns nullopt and sets `why`.
-std::optional<Endpoint> parse_endpoint(absl::string_view text, std::string* why) {
-  constexpr absl::string_view kShape = "expected \"host:port\" (or \"[v6addr]:port\")";
-  absl::string_view host;
-  absl::string_view port;
-  if (absl::StartsWith(text, "[")) {
-    size_t close = text.find(']');
-    if (close == absl::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      *why = absl::StrCat(kShape, ", got \"", text, "\"");
-      return std::nullopt;
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == absl::string_view::npos) {
-      *why = absl::StrCat(kShape, ", got \"", text, "\" (the port is required)");
-      return std::nullopt;
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != absl::string_view::npos) {
-      *why = absl::StrCat("IPv6 addresses need brackets, e.g. \"[::1]:5432\"; got \"", text, "\"");
-      return std::nullopt;
-    }
-  }
-  if (host.empty()) {
-    *why = absl::StrCat("empty host in \"", text, "\"");
-    return std::nullopt;
-  }
-  for (char c : host) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']' || c == '/') {
-      *why = absl::StrCat("invalid host in \"", text, "\"");
-      return std::nullopt;
-    }
-  }
-  uint32_t port_number = 0;
-  bool digits = !port.empty() && port.size() <= 5 &&
-                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || !absl::SimpleAtoi(port, &port_number) || port_number < 1 || port_number > 65535) {
-    *why = absl::StrCat("port must be between 1 and 65535 in \"", text, "\"");
-    return std::nullopt;
-  }
-  Endpoint endpoint;
-  endpoint.host = std::string(host);
-  endpoint.port = static_cast<uint16_t>(port_number);
-  return endpoint;
-}
-
-// A TOML table together with its dotted path in the document ("backend.tls", "regions[1]").
-struct Table {
-  const toml::table& node;
-  std::string path;
-
-  std::string key(absl::string_view name) const {
-    return path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
-  }
-  uint32_t line() const { return line_of(node.source()); }
-};
-
-template <typename E>
-using Choices = std::initializer_list<std::pair<absl::string_view, E>>;
-
-// The outcome of reading one key: absent (the default stays), read, or wrong (already reported).
-enum class Got { kAbsent, kOk, kBad };
-
-class Loader {
+class Loader : public TomlReader {
  public:
-  Loader(std::string file, fs::path dir) : file_(std::move(file)), dir_(std::move(dir)) {}
+  using TomlReader::TomlReader;
 
   absl::Status load(const toml::table& root, Config& config) {
     Table doc{root, ""};
@@ -231,158 +103,6 @@ class Loader {
   }
 
  private:
-  void fail(uint32_t line, absl::string_view key, absl::string_view what) {
-    std::string message = absl::StrCat(file_, ":", line, ": ", key, ": ", what);
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    errors_.emplace_back(line, std::move(message));
-  }
-
-  void check_keys(const Table& t, std::initializer_list<absl::string_view> allowed) {
-    for (auto&& [name, value] : t.node) {
-      if (std::find(allowed.begin(), allowed.end(), to_absl(name.str())) == allowed.end()) {
-        fail(line_of(name.source()), t.key(to_absl(name.str())),
-             absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
-      }
-    }
-  }
-
-  void missing(const Table& t, absl::string_view name) {
-    fail(t.line(), t.key(name), "missing required key");
-  }
-
-  void wrong_type(const Table& t, absl::string_view name, const toml::node& node,
-                  absl::string_view expected) {
-    fail(line_of(node.source()), t.key(name),
-         absl::StrCat("expected ", expected, ", got ", type_name(node.type())));
-  }
-
-  // The sub-table `name` of `t`, or nullptr if absent (or not a table, which is reported).
-  const toml::table* subtable(const Table& t, absl::string_view name) {
-    const toml::node* node = t.node.get(to_std(name));
-    if (node == nullptr) {
-      return nullptr;
-    }
-    if (!node->is_table()) {
-      wrong_type(t, name, *node, "a table");
-      return nullptr;
-    }
-    return node->as_table();
-  }
-
-  Got get_string(const Table& t, absl::string_view name, std::string& out) {
-    const toml::node* node = t.node.get(to_std(name));
-    if (node == nullptr) {
-      return Got::kAbsent;
-    }
-    if (!node->is_string()) {
-      wrong_type(t, name, *node, "a string");
-      return Got::kBad;
-    }
-    out = node->as_string()->get();
-    return Got::kOk;
-  }
-
-  // A string that must not be empty when present.
-  Got get_nonempty_string(const Table& t, absl::string_view name, std::string& out) {
-    std::string value;
-    Got got = get_string(t, name, value);
-    if (got == Got::kOk && value.empty()) {
-      fail(line(t, name), t.key(name), "must not be empty");
-      return Got::kBad;
-    }
-    if (got == Got::kOk) {
-      out = std::move(value);
-    }
-    return got;
-  }
-
-  Got get_bool(const Table& t, absl::string_view name, bool& out) {
-    const toml::node* node = t.node.get(to_std(name));
-    if (node == nullptr) {
-      return Got::kAbsent;
-    }
-    if (!node->is_boolean()) {
-      wrong_type(t, name, *node, "a boolean");
-      return Got::kBad;
-    }
-    out = node->as_boolean()->get();
-    return Got::kOk;
-  }
-
-  template <typename T>
-  Got get_int(const Table& t, absl::string_view name, int64_t min, int64_t max, T& out) {
-    const toml::node* node = t.node.get(to_std(name));
-    if (node == nullptr) {
-      return Got::kAbsent;
-    }
-    if (!node->is_integer()) {
-      wrong_type(t, name, *node, "an integer");
-      return Got::kBad;
-    }
-    int64_t value = node->as_integer()->get();
-    if (value < min || value > max) {
-      fail(line_of(node->source()), t.key(name),
-           max == INT_MAX ? absl::StrCat("must be at least ", min, ", got ", value)
-                          : absl::StrCat("must be between ", min, " and ", max, ", got ", value));
-      return Got::kBad;
-    }
-    out = static_cast<T>(value);
-    return Got::kOk;
-  }
-
-  template <typename E>
-  Got get_enum(const Table& t, absl::string_view name, Choices<E> choices, E& out) {
-    std::string value;
-    Got got = get_string(t, name, value);
-    if (got != Got::kOk) {
-      return got;
-    }
-    for (const auto& [text, e] : choices) {
-      if (text == value) {
-        out = e;
-        return Got::kOk;
-      }
-    }
-    std::vector<std::string> quoted;
-    for (const auto& choice : choices) {
-      quoted.push_back(absl::StrCat("\"", choice.first, "\""));
-    }
-    fail(line(t, name), t.key(name),
-         absl::StrCat("must be one of ", absl::StrJoin(quoted, ", "), "; got \"", value, "\""));
-    return Got::kBad;
-  }
-
-  // A file path; relative paths resolve against the config file's directory.
-  Got get_path(const Table& t, absl::string_view name, std::string& out) {
-    std::string value;
-    Got got = get_nonempty_string(t, name, value);
-    if (got == Got::kOk) {
-      fs::path p(value);
-      fs::path resolved = (p.is_absolute() ? p : dir_ / p).lexically_normal();
-      if (!resolved.has_filename() && resolved.has_relative_path()) {
-        resolved = resolved.parent_path();  // "dir/" -> "dir"
-      }
-      out = resolved.string();
-    }
-    return got;
-  }
-
-  // Reports `key` (line of `name` in `t`) unless the already-resolved `path` is readable.
-  bool require_readable(const Table& t, absl::string_view name, const std::string& path) {
-    std::string problem = check_readable(path);
-    if (!problem.empty()) {
-      fail(line(t, name), t.key(name), problem);
-      return false;
-    }
-    return true;
-  }
-
-  // The line of key `name` in `t`, or of the table itself when the key is absent.
-  uint32_t line(const Table& t, absl::string_view name) const {
-    const toml::node* node = t.node.get(to_std(name));
-    return node == nullptr ? t.line() : line_of(node->source());
-  }
-
   void load_proxy(const Table& doc, ProxySection& proxy) {
     const toml::table* node = subtable(doc, "proxy");
     if (node == nullptr) {
@@ -542,23 +262,6 @@ class Loader {
     get_int(t, "server_idle_timeout_ms", 0, INT_MAX, pool.server_idle_timeout_ms);
     get_int(t, "max_prepared_statements", 1, 100000, pool.max_prepared_statements);
     get_bool(t, "reset_after_unknown_functions", pool.reset_after_unknown_functions);
-  }
-
-  // An endpoint-valued string key; reports and returns kBad if it does not parse.
-  Got get_endpoint(const Table& t, absl::string_view name, Endpoint& out) {
-    std::string text;
-    Got got = get_string(t, name, text);
-    if (got != Got::kOk) {
-      return got;
-    }
-    std::string why;
-    std::optional<Endpoint> endpoint = parse_endpoint(text, &why);
-    if (!endpoint) {
-      fail(line(t, name), t.key(name), why);
-      return Got::kBad;
-    }
-    out = std::move(*endpoint);
-    return Got::kOk;
   }
 
   void load_regions(const Table& doc, Config& config) {
@@ -731,10 +434,7 @@ class Loader {
     get_nonempty_string(t, "database", health.database);
   }
 
-  std::string file_;  // as given by the caller; starts every message
-  fs::path dir_;      // relative paths in the file resolve against this
   uint32_t proxy_region_line_ = 1;
-  std::vector<std::pair<uint32_t, std::string>> errors_;  // (line, message)
 };
 
 }  // namespace
