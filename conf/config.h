@@ -85,10 +85,29 @@ struct PoolSection {
   bool reset_after_unknown_functions = true;
 };
 
+// Where a region's instances and their roles come from.
+enum class TopologySource {
+  kStatic,  // the instances listed in the config; roles from pg_is_in_recovery() and timelines
+  kAurora,  // aurora_replica_status(): instances, the writer and lag; listed ones are seeds
+};
+
 struct Region {
   std::string name;
+  TopologySource source = TopologySource::kStatic;
+  // static: the instance expected to be the writer at first (the servers decide).
+  // aurora: the cluster endpoint, where pglane first reads the topology ("cluster_endpoint").
   Endpoint writer;
-  std::vector<Endpoint> readers;
+  std::vector<Endpoint> readers;  // static only: the other instances
+  // aurora: instance id -> address. An id not listed is "instance_host_pattern" with '?'
+  // replaced by the id, on the cluster endpoint's port. Neither: the instance cannot be used.
+  std::map<std::string, Endpoint> instances;
+  std::string instance_host_pattern;
+  // aurora: the AWS region this config region is (aws_region in
+  // aurora_global_db_instance_status()); default: the region's name.
+  std::string aws_region;
+  // aurora: the cluster is part of a Global Database: instances are placed in regions by
+  // aurora_global_db_instance_status(), and writes follow the global writer.
+  bool global_database = false;
 };
 
 struct Analytics {

@@ -290,8 +290,17 @@ class Loader : public TomlReader {
         continue;
       }
       Table t{*element.as_table(), path};
-      check_keys(t, {"name", "writer", "readers"});
       Region region;
+      get_enum(t, "source",
+               Choices<TopologySource>{{"static", TopologySource::kStatic},
+                                       {"aurora", TopologySource::kAurora}},
+               region.source);
+      if (region.source == TopologySource::kAurora) {
+        check_keys(t, {"name", "source", "cluster_endpoint", "instances", "instance_host_pattern",
+                       "aws_region", "global_database"});
+      } else {
+        check_keys(t, {"name", "source", "writer", "readers"});
+      }
       Got name = get_nonempty_string(t, "name", region.name);
       if (name == Got::kAbsent) {
         missing(t, "name");
@@ -306,10 +315,13 @@ class Loader : public TomlReader {
           }
         }
       }
-      if (get_endpoint(t, "writer", region.writer) == Got::kAbsent) {
+      if (region.source == TopologySource::kAurora) {
+        load_aurora_region(t, region);
+      } else if (get_endpoint(t, "writer", region.writer) == Got::kAbsent) {
         missing(t, "writer");
       }
-      if (const toml::node* readers = t.node.get("readers")) {
+      if (const toml::node* readers = t.node.get("readers");
+          readers != nullptr && region.source == TopologySource::kStatic) {
         if (!readers->is_array()) {
           wrong_type(t, "readers", *readers, "an array of \"host:port\" strings");
         } else {
@@ -345,6 +357,42 @@ class Loader : public TomlReader {
                           "\" (regions are: ", absl::StrJoin(names, ", "), ")"));
       }
     }
+  }
+
+  // An aurora region: where to read the topology first, and how instance ids become addresses.
+  void load_aurora_region(const Table& t, Region& region) {
+    Got cluster = get_endpoint(t, "cluster_endpoint", region.writer);
+    Got pattern = get_nonempty_string(t, "instance_host_pattern", region.instance_host_pattern);
+    if (pattern == Got::kOk && std::count(region.instance_host_pattern.begin(),
+                                          region.instance_host_pattern.end(), '?') != 1) {
+      fail(line(t, "instance_host_pattern"), t.key("instance_host_pattern"),
+           "must contain one '?' (where the instance id goes), e.g. "
+           "\"?.abcdefghijkl.eu-west-1.rds.amazonaws.com\"");
+    }
+    if (pattern == Got::kOk && cluster != Got::kOk) {
+      fail(line(t, "instance_host_pattern"), t.key("instance_host_pattern"),
+           "needs cluster_endpoint (its port is the instances' port)");
+    }
+    if (const toml::table* map = subtable(t, "instances")) {
+      Table m{*map, t.key("instances")};
+      for (auto&& [id, node] : *map) {
+        Endpoint endpoint;
+        if (get_endpoint(m, to_absl(id.str()), endpoint) == Got::kOk) {
+          region.instances.emplace(std::string(id.str()), std::move(endpoint));
+        }
+      }
+    }
+    if (cluster == Got::kAbsent && region.instances.empty() && t.node.get("instances") == nullptr) {
+      fail(t.line(), t.key("cluster_endpoint"),
+           "an aurora region needs cluster_endpoint, or instances listed in [regions.instances]");
+    } else if (pattern == Got::kAbsent && t.node.get("instances") == nullptr) {
+      fail(t.line(), t.key("instance_host_pattern"),
+           "an aurora region needs instance_host_pattern or [regions.instances] to reach the "
+           "instances aurora_replica_status() names");
+    }
+    region.aws_region = region.name;
+    get_nonempty_string(t, "aws_region", region.aws_region);
+    get_bool(t, "global_database", region.global_database);
   }
 
   void load_analytics(const Table& t, Analytics& analytics) {
@@ -393,14 +441,22 @@ class Loader : public TomlReader {
   }
 
   // With SCRAM pass-through ([backend] without user) the health checker has no role to log in
-  // as unless [health] names one; it runs whenever there are readers to route to.
+  // as unless [health] names one. It runs whenever there is more than one instance (roles can
+  // change: failover) or an aurora region (the topology is read from the servers).
   void check_health_login(const Config& config, uint32_t health_line) {
-    bool readers = false;
+    std::vector<std::string> instances;
+    bool aurora = false;
     for (const Region& region : config.regions) {
-      readers |= !region.readers.empty();
+      aurora |= region.source == TopologySource::kAurora;
+      instances.push_back(region.writer.to_string());
+      for (const Endpoint& reader : region.readers) {
+        instances.push_back(reader.to_string());
+      }
     }
-    if (readers && config.routing.enabled && config.pool.mode == PoolMode::kTransaction &&
-        config.health.credential.user.empty() && config.backend.service.user.empty()) {
+    std::sort(instances.begin(), instances.end());
+    const bool several = std::unique(instances.begin(), instances.end()) - instances.begin() > 1;
+    if ((aurora || several) && config.health.credential.user.empty() &&
+        config.backend.service.user.empty()) {
       fail(health_line, "health.user",
            "required when [backend] has no user (SCRAM pass-through): the health checker logs "
            "in as a role of its own, with a password or cert_file/key_file");

@@ -267,9 +267,74 @@ TEST_F(ConfigTest, HomeRegionIsTheFirstRegionWhenProxyRegionIsEmpty) {
 [[regions]]
 name = "us-east"
 writer = "db2:5432"
+
+[health]
+user = "pglane_health"
 )");
   ASSERT_NE(config, nullptr);
   EXPECT_EQ(config->home_region().name, "eu-west");
+}
+
+TEST_F(ConfigTest, SeveralInstancesWithoutAnyLoginForTheHealthCheckerAreRejected) {
+  EXPECT_THAT(error(std::string(kMinimal) + "readers = [\"db2:5432\"]\n"),
+              StartsWith(file() + ":1: health.user: required when [backend] has no user"));
+  // The same address twice is one instance: nothing to fail over to, nothing to probe.
+  EXPECT_NE(ok(std::string(kMinimal) + "[[regions]]\nname = \"b\"\nwriter = \"db1:5432\"\n"),
+            nullptr);
+}
+
+// The smallest aurora region: instance addresses from a pattern on the cluster endpoint's port.
+constexpr char kAurora[] = R"([proxy]
+users_file = "users.txt"
+
+[health]
+user = "pglane_health"
+
+[[regions]]
+name = "eu-west-1"
+source = "aurora"
+)";
+
+TEST_F(ConfigTest, AuroraRegionTakesAClusterEndpointAndAPatternOrAnInstanceMap) {
+  ConfigPtr config = ok(std::string(kAurora) +
+                        "cluster_endpoint = \"db.cluster-abc.eu-west-1.rds.amazonaws.com:5432\"\n"
+                        "instance_host_pattern = \"?.abc.eu-west-1.rds.amazonaws.com\"\n"
+                        "global_database = true\n"
+                        "[regions.instances]\n"
+                        "instance-1 = \"127.0.0.1:15432\"\n");
+  ASSERT_NE(config, nullptr);
+  const Region& r = config->regions[0];
+  EXPECT_EQ(r.source, TopologySource::kAurora);
+  EXPECT_EQ(r.writer.to_string(), "db.cluster-abc.eu-west-1.rds.amazonaws.com:5432");
+  EXPECT_EQ(r.instance_host_pattern, "?.abc.eu-west-1.rds.amazonaws.com");
+  ASSERT_EQ(r.instances.count("instance-1"), 1u);
+  EXPECT_EQ(r.instances.at("instance-1").to_string(), "127.0.0.1:15432");
+  EXPECT_EQ(r.aws_region, "eu-west-1");
+  EXPECT_TRUE(r.global_database);
+
+  // A map alone is enough: its instances are where the topology is read first.
+  config = ok(std::string(kAurora) + "[regions.instances]\ni1 = \"127.0.0.1:1\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->regions[0].aws_region, "eu-west-1");
+}
+
+TEST_F(ConfigTest, AuroraRegionMistakesNameTheKey) {
+  EXPECT_THAT(error(std::string(kAurora)),
+              StartsWith(file() + ":7: regions[0].cluster_endpoint: an aurora region needs"));
+  EXPECT_THAT(error(std::string(kAurora) + "cluster_endpoint = \"db:5432\"\n"),
+              StartsWith(file() + ":7: regions[0].instance_host_pattern: an aurora region needs"));
+  EXPECT_THAT(error(std::string(kAurora) +
+                    "cluster_endpoint = \"db:5432\"\ninstance_host_pattern = \"db\"\n"),
+              StartsWith(file() + ":11: regions[0].instance_host_pattern: must contain one '?'"));
+  EXPECT_THAT(error(std::string(kAurora) +
+                    "cluster_endpoint = \"db:5432\"\ninstance_host_pattern = \"?.db\"\n"
+                    "writer = \"db:5432\"\n"),
+              StartsWith(file() + ":12: regions[0].writer: unknown key (expected one of: name, "
+                                  "source, cluster_endpoint"));
+  EXPECT_THAT(error(std::string(kAurora) + "[regions.instances]\ni1 = \"nohost\"\n"),
+              StartsWith(file() + ":11: regions[0].instances.i1: expected \"host:port\""));
+  EXPECT_THAT(error(std::string(kMinimal) + "source = \"rds\"\n"),
+              StartsWith(file() + ":7: regions[0].source: must be one of \"static\", \"aurora\""));
 }
 
 TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigDirectoryNotTheWorkingDirectory) {
@@ -350,9 +415,10 @@ TEST_F(ConfigTest, UnknownKeysAreRejectedInEveryTable) {
   // A top-level key must come before the first table header.
   EXPECT_THAT(error("colour = 1\n" + std::string(kMinimal)), StartsWith(at(1) + "colour: unknown"));
   // After a header, the same key belongs to that table.
-  EXPECT_THAT(error(std::string(kMinimal) + "colour = 1\n"),
-              StartsWith(at(7) + "regions[0].colour: unknown key (expected one of: name, writer, "
-                                 "readers)"));
+  EXPECT_THAT(
+      error(std::string(kMinimal) + "colour = 1\n"),
+      StartsWith(at(7) + "regions[0].colour: unknown key (expected one of: name, source, writer, "
+                         "readers)"));
 }
 
 TEST_F(ConfigTest, WrongTypeSaysWhatWasExpected) {
