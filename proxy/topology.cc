@@ -19,36 +19,6 @@ using std::chrono::milliseconds;
 
 Topology* g_topology = nullptr;
 
-// The probe: role, WAL position as a number, replay-timestamp lag (a fallback when the writer
-// cannot be sampled), and a primary's timeline (the hex digits that start its WAL file names).
-// Every name is schema-qualified, operators too, so the probe role's search_path changes nothing.
-constexpr const char* kProbeSql =
-    "SELECT pg_catalog.pg_is_in_recovery(), "
-    "(CASE WHEN pg_catalog.pg_is_in_recovery() "
-    "THEN COALESCE(pg_catalog.pg_last_wal_replay_lsn(), '0/0'::pg_catalog.pg_lsn) "
-    "ELSE pg_catalog.pg_current_wal_insert_lsn() END "
-    "OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8, "
-    "COALESCE(CASE WHEN pg_catalog.pg_is_in_recovery() AND "
-    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), "
-    "pg_catalog.pg_last_wal_replay_lsn()) OPERATOR(pg_catalog.<>) 0 "
-    "THEN (pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) "
-    "pg_catalog.pg_last_xact_replay_timestamp()) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 "
-    "END, 0), "
-    "CASE WHEN pg_catalog.pg_is_in_recovery() THEN '' ELSE "
-    "pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) END";
-
-// The insert position, not the write position: with synchronous_commit = off a commit is
-// acknowledged before its WAL is written, and the insert position is already past it.
-constexpr const char* kWriterLsnSql =
-    "SELECT (pg_catalog.pg_current_wal_insert_lsn() OPERATOR(pg_catalog.-) "
-    "'0/0'::pg_catalog.pg_lsn)::pg_catalog.int8";
-
-constexpr const char* kCatalogSql =
-    "SELECT n.nspname, p.proname, pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.<>) 'v') "
-    "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
-    "ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
-    "GROUP BY 1, 2";
-
 constexpr size_t kMaxWriterSamples = 256;
 constexpr auto kMinSampleGap = milliseconds(5);
 
@@ -64,38 +34,34 @@ void set_topology(Topology* t) {
 Topology::Topology(const conf::Config& cfg) : cfg_(cfg), election_(0, cfg.health.fall) {
   const conf::Region& home = cfg_.home_region();
   // Every instance once, the home region's first, then the others' in config order (ranked by
-  // region). A region's configured writer is only where the first probe looks: the election
-  // decides from what the servers say.
-  auto add = [&](const conf::Endpoint& ep, const conf::Region& region, int rank) {
-    const std::string name = ep.to_string();
-    for (const auto& have : instances_) {
-      if (have->name == name) {
-        return;  // listed twice (two regions sharing a writer)
-      }
+  // region). A static region's configured writer is only where the first probe looks: the
+  // election decides from what the servers say. An aurora region starts with the instances its
+  // map lists; the rest come from aurora_replica_status().
+  region_rank_.assign(cfg_.regions.size(), 0);
+  std::vector<size_t> order;
+  for (size_t i = 0; i < cfg_.regions.size(); ++i) {
+    if (&cfg_.regions[i] == &home) {
+      order.insert(order.begin(), i);
+    } else {
+      order.push_back(i);
     }
-    auto st = std::make_unique<EndpointState>();
-    st->endpoint = ep;
-    st->name = name;
-    st->region = region.name;
-    st->region_rank = rank;
-    st->index = instances_.size();
-    instances_.push_back(std::move(st));
-    election_.add_instance();
-  };
-  add(home.writer, home, 0);
-  for (const conf::Endpoint& ep : home.readers) {
-    add(ep, home, 0);
   }
-  int rank = 1;
-  for (const conf::Region& region : cfg_.regions) {
-    if (&region == &home) {
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    region_rank_[order[rank]] = static_cast<int>(rank);
+  }
+  for (size_t i : order) {
+    const conf::Region& region = cfg_.regions[i];
+    if (region.source == conf::TopologySource::kAurora) {
+      aurora_ = true;
+      for (const auto& [id, ep] : region.instances) {
+        add_instance_locked(ep, i, id);
+      }
       continue;
     }
-    add(region.writer, region, rank);
+    add_instance_locked(region.writer, i, "");
     for (const conf::Endpoint& ep : region.readers) {
-      add(ep, region, rank);
+      add_instance_locked(ep, i, "");
     }
-    ++rank;
   }
   if (cfg_.analytics.enabled) {
     analytics_ = std::make_unique<EndpointState>();
@@ -107,17 +73,51 @@ Topology::Topology(const conf::Config& cfg) : cfg_(cfg), election_(0, cfg.health
   for (const auto& f : cfg_.routing.read_only_functions) {
     allow_.insert(f);
   }
-  // A lone instance with no role to probe it as (SCRAM pass-through and no [health] user: the
-  // configuration loader requires one only when there is more than one instance) is taken as the
-  // writer on trust: there is nothing to fail over to.
+  // A lone static instance with no role to probe it as (SCRAM pass-through and no [health]
+  // user: the configuration loader requires one only when there is more than one instance) is
+  // taken as the writer on trust: there is nothing to fail over to.
   const auto& h = cfg_.health;
-  probing_ =
-      instances_.size() > 1 || !h.credential.user.empty() || !cfg_.backend.service.user.empty();
+  probing_ = aurora_ || instance_count() > 1 || !h.credential.user.empty() ||
+             !cfg_.backend.service.user.empty();
   if (!probing_) {
-    instances_.front()->up = true;
-    writer_ = instances_.front().get();
+    instances_[0]->up = true;
+    writer_ = instances_[0].get();
     searching_ = false;
   }
+}
+
+EndpointState* Topology::add_instance_locked(const conf::Endpoint& ep, size_t region,
+                                             const std::string& server_id) {
+  const std::string name = ep.to_string();
+  const size_t n = instance_count();
+  for (size_t i = 0; i < n; ++i) {
+    if (instances_[i]->name == name) {
+      return instances_[i].get();  // listed twice (two regions sharing a writer)
+    }
+  }
+  if (n == kMaxInstances) {
+    return nullptr;
+  }
+  const conf::Region& r = cfg_.regions[region];
+  auto st = std::make_unique<EndpointState>();
+  st->endpoint = ep;
+  st->name = name;
+  st->region = r.name;
+  st->region_rank = region_rank_[region];
+  st->index = n;
+  st->config_region = region;
+  st->server_id = server_id;
+  st->kind = r.source == conf::TopologySource::kStatic ? ProbeKind::kStatic
+             : r.global_database                       ? ProbeKind::kAuroraGlobal
+                                                       : ProbeKind::kAurora;
+  EndpointState* out = st.get();
+  instances_[n] = std::move(st);
+  election_.add_instance();
+  count_.store(n + 1, std::memory_order_release);
+  if (started_) {
+    threads_.emplace_back([this, out] { probe_loop(*out); });
+  }
+  return out;
 }
 
 Topology::~Topology() {
@@ -125,26 +125,33 @@ Topology::~Topology() {
 }
 
 void Topology::start() {
-  for (auto& r : instances_) {
-    if (probing_) {
-      threads_.emplace_back([this, ep = r.get()] { probe_loop(*ep); });
+  std::lock_guard lock(mu_);
+  started_ = true;
+  for (size_t i = 0, n = instance_count(); i < n && probing_; ++i) {
+    threads_.emplace_back([this, ep = instances_[i].get()] { probe_loop(*ep); });
+  }
+  for (size_t i = 0; i < cfg_.regions.size(); ++i) {
+    if (cfg_.regions[i].source == conf::TopologySource::kAurora &&
+        !cfg_.regions[i].writer.host.empty()) {
+      threads_.emplace_back([this, i] { discover_loop(i); });
     }
   }
   threads_.emplace_back([this] { catalog_loop(); });
 }
 
 void Topology::stop() {
+  std::vector<std::thread> threads;
   {
     std::lock_guard lock(mu_);
-    stopping_ = true;
+    stopping_ = true;  // no instance is added from here on
+    threads.swap(threads_);
   }
   wake_.notify_all();
-  for (auto& t : threads_) {
+  for (auto& t : threads) {
     if (t.joinable()) {
       t.join();
     }
   }
-  threads_.clear();
 }
 
 void Topology::mark(EndpointState& ep, bool ok) {
@@ -213,8 +220,8 @@ EndpointState* Topology::elect_locked(EndpointState& ep, const routing::Instance
   const Event ev = election_.report(ep.index, r);
   const int w = election_.writer();
   EndpointState* now = w >= 0 ? instances_[static_cast<size_t>(w)].get() : nullptr;
-  for (const auto& inst : instances_) {
-    inst->fenced.store(election_.fenced(inst->index), std::memory_order_relaxed);
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    instances_[i]->fenced.store(election_.fenced(i), std::memory_order_relaxed);
   }
   switch (ev) {
     case Event::kFenced:
@@ -251,8 +258,13 @@ EndpointState* Topology::elect_locked(EndpointState& ep, const routing::Instance
     }
     if (now != nullptr) {
       now->up = true;
-      PGLANE_LOG_INFO("writer is %s (%s, timeline %u)", now->name, now->region,
-                      election_.writer_timeline());
+      if (now->server_id.empty()) {
+        PGLANE_LOG_INFO("writer is %s (%s, timeline %u)", now->name, now->region,
+                        election_.writer_timeline());
+      } else {
+        PGLANE_LOG_INFO("writer is %s (%s, aurora instance %s)", now->name, now->region,
+                        now->server_id);
+      }
     } else {
       PGLANE_LOG_WARN("no writer: writes wait up to %d ms (health.failover_timeout_ms) for one",
                       cfg_.health.failover_timeout_ms);
@@ -295,12 +307,13 @@ int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t
 }
 
 void Topology::replicas(std::vector<routing::Candidate>& out) const {
-  for (const auto& r : instances_) {
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    const EndpointState* r = instances_[i].get();
     routing::Candidate c;
     // The writer, a fenced old writer and anything else out of recovery serve no reads.
-    c.healthy = r->up.load(std::memory_order_relaxed) &&
-                r->in_recovery.load(std::memory_order_relaxed) &&
-                !r->fenced.load(std::memory_order_relaxed);
+    c.healthy =
+        r->up.load(std::memory_order_relaxed) && r->in_recovery.load(std::memory_order_relaxed) &&
+        !r->fenced.load(std::memory_order_relaxed) && !r->removed.load(std::memory_order_relaxed);
     c.region = r->region_rank;
     c.lag_ms = r->lag_ms.load(std::memory_order_relaxed);
     c.replay_lsn = r->lsn.load(std::memory_order_relaxed);
@@ -330,21 +343,6 @@ std::optional<uint64_t> Topology::writer_lsn_since(SteadyTime t) {
   return std::nullopt;
 }
 
-std::shared_ptr<const routing::FunctionCatalog> Topology::catalog(const std::string& database) {
-  {
-    std::lock_guard lock(mu_);
-    auto it = catalogs_.find(database);
-    if (it != catalogs_.end()) {
-      return it->second;
-    }
-    if (!catalog_wanted_.insert(database).second) {
-      return nullptr;
-    }
-  }
-  wake_.notify_all();
-  return nullptr;
-}
-
 std::vector<std::pair<std::string, std::string>> Topology::conn_params(
     const conf::Endpoint& endpoint, const std::string& database, const char* app) const {
   // The health credential, defaulting to [backend]'s; TLS as for client traffic.
@@ -364,14 +362,6 @@ std::vector<std::pair<std::string, std::string>> Topology::conn_params(
     params.emplace_back("sslkey", h.key_file);
   }
   return params;
-}
-
-void Topology::reload_catalogs() {
-  {
-    std::lock_guard lock(mu_);
-    catalogs_stale_ = true;
-  }
-  wake_.notify_all();
 }
 
 void Topology::probe_loop(EndpointState& ep) {
@@ -407,42 +397,36 @@ void Topology::probe_loop(EndpointState& ep) {
     bool ok = probe.connected() || probe.connect(params, deadline, error);
     if (ok && sample_only) {
       const auto sent = Clock::now();
-      PGresult* r = probe.query(kWriterLsnSql, deadline, error);
-      if (r != nullptr && PQntuples(r) == 1) {
-        record_writer_sample(sent, std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10));
+      if (auto position = writer_position(probe, ep.kind, deadline, error)) {
+        record_writer_sample(sent, *position);
       } else {
         probe.close();
       }
-      PQclear(r);
       // Requests arriving during the query are served by the next one, kMinSampleGap later.
       std::this_thread::sleep_for(kMinSampleGap);
       continue;
     }
     routing::InstanceReport report;
-    uint64_t lsn = 0;
-    int64_t ts_lag = 0;
+    std::optional<Observation> seen;
     SteadyTime sent{};
     SteadyTime now{};
     if (ok) {
       sent = Clock::now();
-      PGresult* r = probe.query(kProbeSql, deadline, error, &sqlstate);
+      seen = observe(probe, ep.kind, deadline, error, sqlstate);
       now = Clock::now();
-      if (r != nullptr && PQntuples(r) == 1) {
-        const bool recovery = PQgetvalue(r, 0, 0)[0] == 't';
-        lsn = std::strtoull(PQgetvalue(r, 0, 1), nullptr, 10);
-        ts_lag = std::strtoll(PQgetvalue(r, 0, 2), nullptr, 10);
+      if (seen) {
         report.reachable = true;
-        report.claims_writer = !recovery;
-        report.timeline = recovery ? 0 : std::strtoull(PQgetvalue(r, 0, 3), nullptr, 16);
+        // An instance the writer no longer lists is never elected, whatever it claims.
+        report.claims_writer = seen->claims_writer && !ep.removed.load();
+        report.timeline = seen->timeline;
         ep.rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(now - sent).count();
-        ep.lsn = lsn;
-        ep.in_recovery = recovery;
-        ep.timeline = report.timeline;
+        ep.lsn = seen->lsn;
+        ep.in_recovery = seen->recovery;
+        ep.timeline = seen->timeline;
       } else {
         ok = false;
         probe.close();
       }
-      PQclear(r);
     }
     if (ok && ep.reports.load() != reports_before) {
       // A session reported a failure while this probe ran: its success proves nothing. (A
@@ -470,6 +454,14 @@ void Topology::probe_loop(EndpointState& ep) {
         }
       }
       ep.last_error = ok ? std::string() : reason;
+      const bool outsider = seen && seen->claims_writer && ep.removed.load();
+      if (outsider && !ep.outsider_logged) {
+        PGLANE_LOG_ERROR(
+            "endpoint %s (%s) claims to be a writer but the writer no longer lists it as part of "
+            "the cluster; it gets no writes and no reads until it is listed again",
+            ep.name, ep.region);
+      }
+      ep.outsider_logged = outsider;
       retired = elect_locked(ep, report);
       is_writer = ok && writer() == &ep;
       if (is_writer) {
@@ -480,8 +472,11 @@ void Topology::probe_loop(EndpointState& ep) {
     if (retired != nullptr) {
       pools().retire(retired->endpoint);
     }
+    if (seen && ep.kind != ProbeKind::kStatic) {
+      merge_members(ep, *seen, is_writer);
+    }
     if (is_writer) {
-      record_writer_sample(sent, lsn);
+      record_writer_sample(sent, seen->lsn);
     } else if (ok && report.reachable && !report.claims_writer) {
       bool have_writer;
       {
@@ -489,124 +484,11 @@ void Topology::probe_loop(EndpointState& ep) {
         have_writer =
             !writer_samples_.empty() && now - last_sample_at_ < 3 * milliseconds(h.interval_ms);
       }
-      ep.lag_ms = have_writer ? lag_behind_writer(lsn, now, ts_lag) : ts_lag;
+      ep.lag_ms = have_writer ? lag_behind_writer(seen->lsn, now, seen->server_lag_ms)
+                              : seen->server_lag_ms;
     }
     mark(ep, ok);
     next = Clock::now() + milliseconds(searching ? h.failover_interval_ms : h.interval_ms);
-  }
-}
-
-// Every database clients may use, so that routing is right from the first query: a function
-// call counts as a write until its database's volatility is known.
-std::vector<std::string> Topology::list_databases() {
-  const auto& h = cfg_.health;
-  std::vector<std::string> out;
-  const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
-  for (const auto& inst : instances_) {
-    Probe probe;
-    std::string error;
-    if (!probe.connect(conn_params(inst->endpoint, h.database, "pglane-catalog"), deadline,
-                       error)) {
-      continue;
-    }
-    PGresult* r = probe.query(
-        "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
-        deadline, error);
-    for (int i = 0; r != nullptr && i < PQntuples(r); ++i) {
-      out.emplace_back(PQgetvalue(r, i, 0));
-    }
-    PQclear(r);
-    if (!out.empty()) {
-      break;
-    }
-  }
-  return out;
-}
-
-void Topology::catalog_loop() {
-  const auto& h = cfg_.health;
-  std::unordered_map<std::string, SteadyTime> loaded_at;
-  {
-    std::vector<std::string> databases;
-    if (splits()) {
-      databases = list_databases();
-    }
-    std::lock_guard lock(mu_);
-    catalog_wanted_.insert(databases.begin(), databases.end());
-    if (catalog_wanted_.empty()) {
-      catalogs_ready_ = true;
-    }
-  }
-  for (;;) {
-    std::vector<std::string> todo;
-    {
-      std::unique_lock lock(mu_);
-      auto due = [&] {
-        const auto now = Clock::now();
-        for (const auto& db : catalog_wanted_) {
-          auto it = loaded_at.find(db);
-          if (it == loaded_at.end() ||
-              now - it->second >= milliseconds(cfg_.routing.catalog_refresh_ms)) {
-            return true;
-          }
-        }
-        return false;
-      };
-      wake_.wait_for(lock, milliseconds(std::min(cfg_.routing.catalog_refresh_ms, 1000)),
-                     [&] { return stopping_ || catalogs_stale_ || due(); });
-      if (stopping_) {
-        return;
-      }
-      if (catalogs_stale_) {
-        catalogs_stale_ = false;
-        loaded_at.clear();  // everything is due now
-      }
-      const auto now = Clock::now();
-      for (const auto& db : catalog_wanted_) {
-        auto it = loaded_at.find(db);
-        if (it == loaded_at.end() ||
-            now - it->second >= milliseconds(cfg_.routing.catalog_refresh_ms)) {
-          todo.push_back(db);
-        }
-      }
-    }
-    // Any instance can read the catalog (it is replicated): the writer, or else one that is up.
-    const EndpointState* source = writer();
-    for (const auto& inst : instances_) {
-      if (source == nullptr && inst->up.load()) {
-        source = inst.get();
-      }
-    }
-    if (source == nullptr) {
-      source = instances_.front().get();
-    }
-    for (const auto& db : todo) {
-      const auto params = conn_params(source->endpoint, db, "pglane-catalog");
-      const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
-      Probe probe;
-      std::string error;
-      PGresult* r = nullptr;
-      if (probe.connect(params, deadline, error)) {
-        r = probe.query(kCatalogSql, deadline, error);
-      }
-      loaded_at[db] = Clock::now();
-      if (r == nullptr) {
-        PGLANE_LOG_WARN(
-            "cannot read function volatility of database %s: %s (calls of "
-            "functions go to the writer until it can be read)",
-            db, trim_newline(error));
-        continue;
-      }
-      auto catalog = std::make_shared<routing::FunctionCatalog>();
-      for (int i = 0; i < PQntuples(r); ++i) {
-        catalog->add(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't');
-      }
-      PQclear(r);
-      PGLANE_LOG_DEBUG("loaded volatility of %zu functions of database %s", catalog->size(), db);
-      std::lock_guard lock(mu_);
-      catalogs_[db] = std::move(catalog);
-    }
-    catalogs_ready_ = true;  // every database known at startup has been tried
   }
 }
 
@@ -625,10 +507,11 @@ void Topology::wait_ready(std::chrono::milliseconds limit) {
 
 EndpointState* Topology::healthy_replica() const {
   EndpointState* best = nullptr;
-  for (const auto& e : instances_) {
-    if (e->up.load() && e->in_recovery.load() && !e->fenced.load() &&
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    EndpointState* e = instances_[i].get();
+    if (e->up.load() && e->in_recovery.load() && !e->fenced.load() && !e->removed.load() &&
         (best == nullptr || e->region_rank < best->region_rank)) {
-      best = e.get();
+      best = e;
     }
   }
   return best;
@@ -637,14 +520,18 @@ EndpointState* Topology::healthy_replica() const {
 std::string Topology::why_no_writer() const {
   std::lock_guard lock(mu_);
   std::string out;
-  for (const auto& e : instances_) {
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    const EndpointState* e = instances_[i].get();
     absl::StrAppend(&out, out.empty() ? "" : "; ", e->name, " ",
-                    !e->last_error.empty()  ? e->last_error
-                    : e->fenced.load()      ? "claims the writer role on an old timeline (fenced)"
-                    : e->in_recovery.load() ? "is a replica"
-                                            : "has not answered yet");
+                    e->removed.load()        ? "was removed from the cluster"
+                    : !e->last_error.empty() ? e->last_error
+                    : e->fenced.load()       ? "claims the writer role on an old timeline (fenced)"
+                    : e->in_recovery.load()  ? "is a replica"
+                                             : "has not answered yet");
   }
-  return out;
+  return out.empty()
+             ? std::string("no instance is known yet (the cluster endpoint has not answered)")
+             : out;
 }
 
 std::string Topology::describe() const {
@@ -660,8 +547,10 @@ std::string Topology::describe() const {
       r.analysis_rejected.load());
   const EndpointState* w = writer();
   std::lock_guard lock(mu_);
-  for (const auto& e : instances_) {
-    const char* role = e.get() == w            ? "writer"
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    const EndpointState* e = instances_[i].get();
+    const char* role = e == w                  ? "writer"
+                       : e->removed.load()     ? "removed"
                        : e->fenced.load()      ? "fenced"
                        : e->in_recovery.load() ? "replica"
                        : e->last_error.empty() ? "unknown"

@@ -18,6 +18,7 @@
 // on an idle cluster where replay timestamps age.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "proxy/observe.h"
 #include "routing/election.h"
 #include "routing/placement.h"
 #include "routing/route.h"
@@ -44,11 +46,17 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct EndpointState {
   conf::Endpoint endpoint;
-  std::string name;        // "host:port"
-  std::string region;      // name of its region
-  int region_rank = 0;     // 0 = the gateway's own region, 1.. = other regions
-  size_t index = 0;        // among the instances (Topology::instance, HealthView::replicas order)
-  bool analytics = false;  // the analytics endpoint (not a replica, never written)
+  std::string name;          // "host:port"
+  std::string region;        // name of its region
+  int region_rank = 0;       // 0 = the gateway's own region, 1.. = other regions
+  size_t index = 0;          // among the instances (Topology::instance, HealthView::replicas order)
+  bool analytics = false;    // the analytics endpoint (not a replica, never written)
+  size_t config_region = 0;  // its region in conf::Config::regions
+  ProbeKind kind = ProbeKind::kStatic;  // how it is probed (its region's topology source)
+  std::string server_id;                // aurora: its instance id
+  // aurora: the writer no longer lists it (the instance was deleted): still probed, but never
+  // elected and never used until the writer lists it again.
+  std::atomic<bool> removed{false};
 
   std::atomic<bool> up{false};           // passed its checks (instances start down until then)
   std::atomic<bool> in_recovery{false};  // what the server says, not what the config says
@@ -66,7 +74,9 @@ struct EndpointState {
   // Checker-thread state.
   int fails_in_row = 0;
   int oks_in_row = 0;
-  std::string last_error;  // the latest failed check's reason (guarded by Topology's mutex)
+  int unlisted = 0;  // aurora: writer probes in a row that did not list it (guarded by mu_)
+  bool outsider_logged = false;  // aurora: removed yet claiming the writer role, logged
+  std::string last_error;        // the latest failed check's reason (guarded by Topology's mutex)
 };
 
 using RouteStats = routing::RouteStats;  // process-wide routing counters
@@ -102,11 +112,14 @@ class Topology : public routing::HealthView {
   // servers) and somewhere other than the writer to send reads.
   bool splits() const {
     return cfg_.routing.enabled && cfg_.pool.mode == conf::PoolMode::kTransaction &&
-           (instances_.size() > 1 || analytics_ != nullptr);
+           (instance_count() > 1 || aurora_ || analytics_ != nullptr);
   }
-  // Every database instance (writer and replicas alike: roles change), by index.
-  size_t instance_count() const { return instances_.size(); }
+  // Every database instance (writer and replicas alike: roles change), by index. Aurora
+  // instances are added while running; an index, once given, always names the same instance.
+  size_t instance_count() const { return count_.load(std::memory_order_acquire); }
   EndpointState& instance(size_t i) const { return *instances_[i]; }
+  // At most this many instances (Aurora: 16 per cluster, a Global Database up to 11 clusters).
+  static constexpr size_t kMaxInstances = 256;
 
   // A passive failure seen by a session (connection refused, connection lost). A replica is down
   // at once and comes back only by passing checks; the writer becomes suspect (every instance is
@@ -139,6 +152,18 @@ class Topology : public routing::HealthView {
     uint64_t lsn;
   };
   void probe_loop(EndpointState& ep);
+  // aurora: reads the topology from a region's cluster endpoint while none of its instances is
+  // up (at startup, or when they are all gone).
+  void discover_loop(size_t region);
+  // aurora: adds the members `from` lists that pglane does not know yet; the writer's list also
+  // removes the instances it no longer names and brings back removed ones it names again.
+  void merge_members(const EndpointState& from, const Observation& seen, bool from_writer);
+  // Adds an instance (mu_ held once start() ran) and, once started, its checker thread. Returns
+  // the instance already known at that address instead, if any; null when there is no room.
+  EndpointState* add_instance_locked(const conf::Endpoint& ep, size_t region,
+                                     const std::string& server_id);
+  // aurora: where instance `id` of `region` listens (the map, else the pattern).
+  std::optional<conf::Endpoint> address_of(const conf::Region& region, const std::string& id) const;
   void catalog_loop();
   std::vector<std::string> list_databases();
   void record_writer_sample(SteadyTime at, uint64_t lsn);
@@ -155,7 +180,12 @@ class Topology : public routing::HealthView {
                                                                const char* app) const;
 
   conf::Config cfg_;
-  std::vector<std::unique_ptr<EndpointState>> instances_;
+  std::vector<int> region_rank_;  // by config region: 0 = the home region
+  // Slots [0, count_) are set, each before count_ is raised past it; never shrinks.
+  std::array<std::unique_ptr<EndpointState>, kMaxInstances> instances_;
+  std::atomic<size_t> count_{0};
+  bool aurora_ = false;   // some region's topology comes from Aurora
+  bool started_ = false;  // start() ran: new instances get their checker thread at once
   std::atomic<EndpointState*> writer_{nullptr};
   std::atomic<uint64_t> writer_changes_{0};
   std::atomic<bool> searching_{true};  // probe fast (mirrors election_.searching())
@@ -177,6 +207,7 @@ class Topology : public routing::HealthView {
   bool samples_dropped_ = false;       // the oldest positions were forgotten
   std::unordered_map<std::string, std::shared_ptr<const routing::FunctionCatalog>> catalogs_;
   std::unordered_set<std::string> catalog_wanted_;
+  std::unordered_set<std::string> unaddressable_;  // aurora ids already warned about
   std::vector<std::thread> threads_;
 };
 

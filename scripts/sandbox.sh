@@ -4,6 +4,7 @@
 #
 #   scripts/sandbox.sh up DIR [--replicas N] [--no-redis] [--aurora[=REGIONS]]   (N defaults to 2)
 #   scripts/sandbox.sh down DIR [--purge]                    (--purge also deletes what up generated)
+#   scripts/sandbox.sh add-replica DIR        one more streaming replica of the first primary
 #
 # --aurora makes it an Aurora stand-in (scripts/aurora-standin.sql): instances named instance-1
 # (the primary), instance-2 (replica1) and so on, Aurora's topology functions, and the WAL-position
@@ -483,6 +484,61 @@ EOF
   printf '  env       . %s/sandbox.env    stop: %s down %s\n' "$dir" "$0" "$dir"
 }
 
+# cmd_add_replica DIR: clones one more replica from the first primary of a running sandbox and
+# starts it (an instance added to the cluster while it runs); prints its port and updates
+# sandbox.env.
+cmd_add_replica() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  cd /
+  [ -f "$dir/sandbox.env" ] || die "no sandbox in $dir"
+  local env_file=$dir/sandbox.env
+  local PG_PRIMARY_PORT PG_REPLICA_PORTS PG_DATA_ROOT AURORA="0"
+  PG_PRIMARY_PORT=$(sed -n 's/^PG_PRIMARY_PORT=//p' "$env_file")
+  PG_REPLICA_PORTS=$(sed -n 's/^PG_REPLICA_PORTS=//p' "$env_file" | tr -d '"')
+  PG_DATA_ROOT=$(sed -n 's/^PG_DATA_ROOT=//p' "$env_file")
+  AURORA=$(sed -n 's/^AURORA=//p' "$env_file")
+  pg_root=$PG_DATA_ROOT
+  primary_port=$PG_PRIMARY_PORT
+  local n=1
+  while [ -e "$pg_root/replica$n" ]; do n=$((n + 1)); done
+  local lock port
+  lock="${TMPDIR:-/tmp}/pglane-sandbox-$(id -u).lock"
+  exec 9>>"$lock"
+  flock -w 300 9 || die "timed out waiting for $lock"
+  # shellcheck disable=SC2086 # the ports are a space-separated list
+  port=$(free_port $((PG_PRIMARY_PORT + n)) "$PG_PRIMARY_PORT" $PG_REPLICA_PORTS) ||
+    die "no free port"
+  local app_name=replica$n
+  [ "$AURORA" = 1 ] && app_name=instance-$((n + 1))
+  local conninfo="host=127.0.0.1 port=$primary_port user=$REPL_USER"
+  conninfo+=" password=$(cat "$dir/replication_password")"
+  conninfo+=" sslmode=verify-full sslrootcert=$pg_root/tls/ca.crt application_name=$app_name"
+  as_pg "$PG_BIN/pg_basebackup" -D "$pg_root/replica$n" -R -X stream --checkpoint=fast -N \
+    -d "$conninfo" >"$pg_root/log/basebackup$n.log" 2>&1 ||
+    die "pg_basebackup failed, see $pg_root/log/basebackup$n.log"
+  printf 'port = %s\n' "$port" | as_pg tee -a "$pg_root/replica$n/postgresql.conf" >/dev/null
+  if [ "$AURORA" = 1 ]; then
+    local region
+    region=$(psql_su postgres -At -c \
+      "SELECT aws_region FROM aurora_standin.instance_region WHERE server_id = 'instance-1'")
+    printf "pglane_aurora.server_id = '%s'\npglane_aurora.region = '%s'\n" "$app_name" "$region" |
+      as_pg tee -a "$pg_root/replica$n/postgresql.conf" >/dev/null
+    local db
+    for db in template1 postgres "$APP_DB"; do
+      psql_su "$db" -c "INSERT INTO aurora_standin.instance_region VALUES ('$app_name', '$region')"
+    done
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$pg_root/replica$n" -l "$pg_root/log/replica$n.log" -w -t 60 -s \
+    start 9>&- || die "replica$n did not start, see $pg_root/log/replica$n.log"
+  flock -u 9
+  exec 9>&-
+  local ports="$PG_REPLICA_PORTS $port"
+  ports=${ports# }
+  sed -i "s/^PG_REPLICA_PORTS=.*/$(env_line PG_REPLICA_PORTS "$ports")/" "$env_file"
+  echo "$port"
+}
+
 # EXIT trap of a failed `up`: show why, then stop whatever was started.
 up_failed() {
   local rc=$?
@@ -518,6 +574,7 @@ main() {
   case $cmd in
     up) cmd_up "$dir" "$replicas" "$with_redis" "$aurora" ;;
     down) cmd_down "$dir" "$purge" ;;
+    add-replica) cmd_add_replica "$dir" ;;
     *) usage ;;
   esac
 }

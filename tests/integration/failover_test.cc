@@ -13,146 +13,29 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/failover_util.h"
 #include "tests/integration/harness.h"
 
 namespace pglane::itest {
 namespace {
 
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-ProxySettings failover_settings(const ScratchCluster& cl, int failover_timeout_ms = 10000) {
-  ProxySettings s;
-  s.cluster = &cl;
-  s.pool_mode = "transaction";
-  s.pool_size = 5;
-  s.backend_tls_mode = "require";
-  s.readers = {"127.0.0.1:" + cl.port(1)};
-  s.extra_toml =
-      "[health]\ninterval_ms = 200\ntimeout_ms = 500\nfall = 2\n"
-      "failover_interval_ms = 50\nfailover_timeout_ms = " +
-      std::to_string(failover_timeout_ms) + "\n";
-  return s;
-}
-
-Conn superuser(const ScratchCluster& cl, int instance) {
-  return connect(cl.superuser_conninfo(instance));
-}
-
-// The table the tests write to, on the first primary.
-void create_writes_table(const ScratchCluster& cl) {
-  Conn su = superuser(cl, 0);
-  exec_ok(su.get(), "CREATE TABLE fo_writes (id bigint PRIMARY KEY)");
-  exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
-}
-
-bool in_recovery(const ScratchCluster& cl, int instance) {
-  Conn c = superuser(cl, instance);
-  return PQstatus(c.get()) == CONNECTION_OK &&
-         query_value(c.get(), "SELECT pg_is_in_recovery()") == "t";
-}
-
-int count_in_log(const Proxy& proxy, const std::string& text) {
-  const std::string log = proxy.log_tail(1000000);
-  int n = 0;
-  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) {
-    ++n;
+// Every test runs with both topology sources: static (roles from pg_is_in_recovery() and
+// timelines) and aurora (the sandbox's Aurora stand-in, roles from aurora_replica_status()).
+class Failover : public ::testing::TestWithParam<bool> {
+ protected:
+  bool aurora() const { return GetParam(); }
+  std::string flags() const { return aurora() ? "--aurora=local" : ""; }
+  ProxySettings settings(const ScratchCluster& cl, int failover_timeout_ms = 10000) const {
+    return failover_settings(cl, aurora(), failover_timeout_ms);
   }
-  return n;
-}
-
-// Waits until pglane's log holds `text` at least `times` times.
-bool wait_log(const Proxy& proxy, const std::string& text, std::chrono::milliseconds timeout,
-              int times = 1) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (count_in_log(proxy, text) >= times) {
-      return true;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-// SIGSTOP / SIGCONT to a postmaster and every process it forked (the backends).
-void signal_instance(pid_t postmaster, int sig) {
-  const char* name = sig == SIGSTOP ? "STOP" : "CONT";
-  std::string cmd = std::string("pkill -") + name + " -P " + std::to_string(postmaster);
-  (void)std::system(cmd.c_str());
-  kill(postmaster, sig);
-}
-
-// One client writing rows 1, 2, 3... through pglane in autocommit, reconnecting after an error.
-class WriterLoop {
- public:
-  WriterLoop(const Proxy& proxy, int64_t first) : proxy_(proxy), next_(first) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~WriterLoop() { stop(); }
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) {
-      thread_.join();
-    }
-  }
-  std::set<int64_t> acknowledged() {
-    std::lock_guard lock(mu_);
-    return acked_;
-  }
-  int failures() const { return failures_; }
-  int64_t next() const { return next_; }
-  // The first acknowledgement at or after `t`.
-  std::optional<Clock::time_point> first_ack_after(Clock::time_point t) {
-    std::lock_guard lock(mu_);
-    for (auto at : ack_times_) {
-      if (at >= t) {
-        return at;
-      }
-    }
-    return std::nullopt;
-  }
-
- private:
-  void run() {
-    Conn c;
-    while (!stop_) {
-      if (!c || PQstatus(c.get()) != CONNECTION_OK) {
-        c = connect(proxy_.conninfo("connect_timeout=5"));
-        if (PQstatus(c.get()) != CONNECTION_OK) {
-          ++failures_;
-          std::this_thread::sleep_for(20ms);
-          continue;
-        }
-      }
-      const int64_t id = next_++;
-      Result r = exec(c.get(), "INSERT INTO fo_writes VALUES (" + std::to_string(id) + ")");
-      if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
-        std::lock_guard lock(mu_);
-        acked_.insert(id);
-        ack_times_.push_back(Clock::now());
-      } else {
-        ++failures_;
-        std::this_thread::sleep_for(10ms);
-      }
-    }
-  }
-
-  const Proxy& proxy_;
-  std::atomic<int64_t> next_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> failures_{0};
-  std::mutex mu_;
-  std::set<int64_t> acked_;
-  std::vector<Clock::time_point> ack_times_;
-  std::thread thread_;
 };
 
 // F34, F35: the primary dies (immediate shutdown) and its replica is promoted while a client
 // writes through pglane. Every acknowledged write is on the new primary, writes resume soon after
 // the promotion is visible, and once the old primary comes back as a standalone writer on its old
 // timeline, nothing reaches it.
-TEST(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
-  ScratchCluster cl(1);
+TEST_P(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
+  ScratchCluster cl(1, flags());
   ASSERT_TRUE(cl.ok()) << cl.error();
   create_writes_table(cl);
   // Commits are acknowledged once the replica has them (as Aurora acknowledges only durable
@@ -164,7 +47,7 @@ TEST(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
     exec_ok(su.get(), "ALTER SYSTEM SET synchronous_commit = on");  // the sandbox turns it off
     exec_ok(su.get(), "SELECT pg_reload_conf()");
   }
-  Proxy proxy(failover_settings(cl));
+  Proxy proxy(settings(cl));
   START_PROXY(proxy);
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0), 5s)) << proxy.log_tail();
 
@@ -262,11 +145,11 @@ TEST(Failover, KillPromoteLosesNoAcknowledgedWriteAndFencesTheOldPrimary) {
 
 // F36: a COMMIT in flight when the writer's backend dies gets 08007, never success; and the
 // client's connection closes.
-TEST(Failover, CommitInFlightWhenTheWriterDiesIsResolutionUnknown) {
-  ScratchCluster cl(1);
+TEST_P(Failover, CommitInFlightWhenTheWriterDiesIsResolutionUnknown) {
+  ScratchCluster cl(1, flags());
   ASSERT_TRUE(cl.ok()) << cl.error();
   create_writes_table(cl);
-  Proxy proxy(failover_settings(cl));
+  Proxy proxy(settings(cl));
   START_PROXY(proxy);
   Conn c = connect_ok(proxy.conninfo());
   exec_ok(c.get(), "BEGIN");
@@ -308,11 +191,11 @@ TEST(Failover, CommitInFlightWhenTheWriterDiesIsResolutionUnknown) {
 // F38: the primary hangs (SIGSTOP). pglane declares it lost within the probe timeout, a write
 // waits no longer than failover_timeout_ms and fails with 57P03; reads go on on the replica, and
 // writes resume when the primary does.
-TEST(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
-  ScratchCluster cl(1);
+TEST_P(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
+  ScratchCluster cl(1, flags());
   ASSERT_TRUE(cl.ok()) << cl.error();
   create_writes_table(cl);
-  Proxy proxy(failover_settings(cl, 2000));
+  Proxy proxy(settings(cl, 2000));
   START_PROXY(proxy);
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0), 5s)) << proxy.log_tail();
   Conn c = connect_ok(proxy.conninfo());
@@ -350,6 +233,9 @@ TEST(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
   }
   EXPECT_TRUE(wrote) << proxy.log_tail();
 }
+
+INSTANTIATE_TEST_SUITE_P(Sources, Failover, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "aurora" : "static"; });
 
 }  // namespace
 }  // namespace pglane::itest

@@ -325,7 +325,7 @@ std::string scram_user_line(const std::string& user, const std::string& password
 
 std::atomic<int> g_scratch_counter{0};
 
-ScratchCluster::ScratchCluster(int replicas) {
+ScratchCluster::ScratchCluster(int replicas, const std::string& flags) {
   if (!sandbox_ready()) {
     error_ = "the shared sandbox is not up";
     return;
@@ -337,9 +337,13 @@ ScratchCluster::ScratchCluster(int replicas) {
   // Ports away from the shared sandbox's; sandbox.sh skips any that are taken.
   const std::string base = std::to_string(26432 + 20 * (n % 50));
   const std::string log = dir_ + "-up.log";
-  int rc = run_command({"/usr/bin/env", "SANDBOX_PORT_BASE=" + base, "/bin/bash", g_script, "up",
-                        dir_, "--replicas", std::to_string(replicas), "--no-redis"},
-                       log);
+  std::vector<std::string> argv = {
+      "/usr/bin/env", "SANDBOX_PORT_BASE=" + base, "/bin/bash", g_script, "up", dir_,
+      "--replicas",   std::to_string(replicas),    "--no-redis"};
+  if (!flags.empty()) {
+    argv.push_back(flags);
+  }
+  int rc = run_command(argv, log);
   if (rc != 0) {
     error_ = "sandbox.sh up failed (exit " + std::to_string(rc) + "):\n" + read_file(log);
     return;
@@ -365,6 +369,22 @@ ScratchCluster::~ScratchCluster() {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
+}
+
+int ScratchCluster::add_replica() {
+  const std::string log = dir_ + "-add.log";
+  if (run_command({"/bin/bash", g_script, "add-replica", dir_}, log) != 0) {
+    ADD_FAILURE() << "sandbox.sh add-replica failed:\n" << read_file(log);
+    return -1;
+  }
+  env_ = parse_env_file(read_file(dir_ + "/sandbox.env"));
+  std::istringstream rp(env_["PG_REPLICA_PORTS"]);
+  std::vector<std::string> ports = {env_["PG_PRIMARY_PORT"]};
+  for (std::string p; rp >> p;) {
+    ports.push_back(p);
+  }
+  ports_ = ports;
+  return instances() - 1;
 }
 
 const std::string& ScratchCluster::env(const std::string& key) const {
@@ -458,11 +478,15 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "mode = \"" << s.pool_mode << "\"\n"
     << "size = " << s.pool_size << "\n"
     << "queue_timeout_ms = " << s.queue_timeout_ms << "\n"
-    << "max_prepared_statements = " << s.max_prepared_statements << "\n"
-    << "[[regions]]\n"
-    << "name = \"local\"\n"
-    << "writer = \"127.0.0.1:" << var("PG_PRIMARY_PORT") << "\"\n";
-  if (!s.readers.empty()) {
+    << "max_prepared_statements = " << s.max_prepared_statements << "\n";
+  if (!s.regions_toml.empty()) {
+    c << s.regions_toml;
+  } else {
+    c << "[[regions]]\n"
+      << "name = \"local\"\n"
+      << "writer = \"127.0.0.1:" << var("PG_PRIMARY_PORT") << "\"\n";
+  }
+  if (!s.readers.empty() && s.regions_toml.empty()) {
     c << "readers = [";
     for (size_t i = 0; i < s.readers.size(); ++i) {
       c << (i ? ", " : "") << toml_string(s.readers[i]);

@@ -76,6 +76,8 @@ struct ProxySettings {
   // to the file (more [[regions]], [routing], [health], [analytics]).
   std::vector<std::string> readers;
   std::string extra_toml;
+  // Replaces the [[regions]] pglane is given (then `readers` is not used).
+  std::string regions_toml;
 };
 
 // A cluster of its own, for tests that kill, promote or restart servers: scripts/sandbox.sh in
@@ -83,7 +85,8 @@ struct ProxySettings {
 // destructor. Instances are numbered 0 (the first primary) and 1.. (replicas).
 class ScratchCluster {
  public:
-  explicit ScratchCluster(int replicas);
+  // `flags`: more sandbox.sh up options ("--aurora", "--aurora=eu,us").
+  explicit ScratchCluster(int replicas, const std::string& flags = "");
   ~ScratchCluster();
   ScratchCluster(const ScratchCluster&) = delete;
   ScratchCluster& operator=(const ScratchCluster&) = delete;
@@ -102,6 +105,10 @@ class ScratchCluster {
   pid_t postmaster_pid(int instance) const;
   // A superuser connection straight to an instance (may fail: check PQstatus).
   std::string superuser_conninfo(int instance, const std::string& dbname = "app") const;
+  // One more replica of the first primary, started (sandbox.sh add-replica); its instance
+  // number, or -1.
+  int add_replica();
+  int instances() const { return static_cast<int>(ports_.size()); }
 
  private:
   std::string dir_;

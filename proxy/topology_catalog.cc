@@ -1,0 +1,167 @@
+// Topology, the function volatility catalog: which functions a read may call on a replica, per
+// database, read from pg_proc at startup and every routing.catalog_refresh_ms.
+
+#include <libpq-fe.h>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/log.h"
+#include "proxy/probe.h"
+#include "proxy/topology.h"
+
+namespace pglane::proxy {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kCatalogSql =
+    "SELECT n.nspname, p.proname, pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.<>) 'v') "
+    "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+    "ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+    "GROUP BY 1, 2";
+
+}  // namespace
+
+std::shared_ptr<const routing::FunctionCatalog> Topology::catalog(const std::string& database) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = catalogs_.find(database);
+    if (it != catalogs_.end()) {
+      return it->second;
+    }
+    if (!catalog_wanted_.insert(database).second) {
+      return nullptr;
+    }
+  }
+  wake_.notify_all();
+  return nullptr;
+}
+
+void Topology::reload_catalogs() {
+  {
+    std::lock_guard lock(mu_);
+    catalogs_stale_ = true;
+  }
+  wake_.notify_all();
+}
+
+// Every database clients may use, so that routing is right from the first query: a function
+// call counts as a write until its database's volatility is known.
+std::vector<std::string> Topology::list_databases() {
+  const auto& h = cfg_.health;
+  std::vector<std::string> out;
+  const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
+  for (size_t i = 0, n = instance_count(); i < n; ++i) {
+    const EndpointState* inst = instances_[i].get();
+    Probe probe;
+    std::string error;
+    if (!probe.connect(conn_params(inst->endpoint, h.database, "pglane-catalog"), deadline,
+                       error)) {
+      continue;
+    }
+    PGresult* r = probe.query(
+        "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate",
+        deadline, error);
+    for (int i = 0; r != nullptr && i < PQntuples(r); ++i) {
+      out.emplace_back(PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    if (!out.empty()) {
+      break;
+    }
+  }
+  return out;
+}
+
+void Topology::catalog_loop() {
+  const auto& h = cfg_.health;
+  std::unordered_map<std::string, SteadyTime> loaded_at;
+  {
+    std::vector<std::string> databases;
+    if (splits()) {
+      databases = list_databases();
+    }
+    std::lock_guard lock(mu_);
+    catalog_wanted_.insert(databases.begin(), databases.end());
+    if (catalog_wanted_.empty()) {
+      catalogs_ready_ = true;
+    }
+  }
+  for (;;) {
+    std::vector<std::string> todo;
+    {
+      std::unique_lock lock(mu_);
+      auto due = [&] {
+        const auto now = Clock::now();
+        for (const auto& db : catalog_wanted_) {
+          auto it = loaded_at.find(db);
+          if (it == loaded_at.end() ||
+              now - it->second >= milliseconds(cfg_.routing.catalog_refresh_ms)) {
+            return true;
+          }
+        }
+        return false;
+      };
+      wake_.wait_for(lock, milliseconds(std::min(cfg_.routing.catalog_refresh_ms, 1000)),
+                     [&] { return stopping_ || catalogs_stale_ || due(); });
+      if (stopping_) {
+        return;
+      }
+      if (catalogs_stale_) {
+        catalogs_stale_ = false;
+        loaded_at.clear();  // everything is due now
+      }
+      const auto now = Clock::now();
+      for (const auto& db : catalog_wanted_) {
+        auto it = loaded_at.find(db);
+        if (it == loaded_at.end() ||
+            now - it->second >= milliseconds(cfg_.routing.catalog_refresh_ms)) {
+          todo.push_back(db);
+        }
+      }
+    }
+    // Any instance can read the catalog (it is replicated): the writer, or else one that is up.
+    const EndpointState* source = writer();
+    for (size_t i = 0, n = instance_count(); i < n; ++i) {
+      if (source == nullptr && instances_[i]->up.load() && !instances_[i]->removed.load()) {
+        source = instances_[i].get();
+      }
+    }
+    if (source == nullptr && instance_count() > 0) {
+      source = instances_[0].get();
+    }
+    if (source == nullptr) {
+      continue;  // aurora: no instance found yet
+    }
+    for (const auto& db : todo) {
+      const auto params = conn_params(source->endpoint, db, "pglane-catalog");
+      const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
+      Probe probe;
+      std::string error;
+      PGresult* r = nullptr;
+      if (probe.connect(params, deadline, error)) {
+        r = probe.query(kCatalogSql, deadline, error);
+      }
+      loaded_at[db] = Clock::now();
+      if (r == nullptr) {
+        PGLANE_LOG_WARN(
+            "cannot read function volatility of database %s: %s (calls of "
+            "functions go to the writer until it can be read)",
+            db, trim_newline(error));
+        continue;
+      }
+      auto catalog = std::make_shared<routing::FunctionCatalog>();
+      for (int i = 0; i < PQntuples(r); ++i) {
+        catalog->add(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't');
+      }
+      PQclear(r);
+      PGLANE_LOG_DEBUG("loaded volatility of %zu functions of database %s", catalog->size(), db);
+      std::lock_guard lock(mu_);
+      catalogs_[db] = std::move(catalog);
+    }
+    catalogs_ready_ = true;  // every database known at startup has been tried
+  }
+}
+
+}  // namespace pglane::proxy
