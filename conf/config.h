@@ -128,6 +128,9 @@ struct RoutingSection {
   ReadYourWrites read_your_writes = ReadYourWrites::kLsn;
   int read_your_writes_window_ms = 2000;      // "window": reads stay on the writer this long
   NoReplica no_replica = NoReplica::kWriter;  // when no replica qualifies for a read
+  // Other regions' replicas serve reads when none of the home region's qualifies (else
+  // no_replica decides).
+  bool remote_replicas = true;
   // Volatile functions that do not write (anything else volatile sends a statement to the
   // writer). Names are matched unqualified or in pg_catalog.
   std::vector<std::string> read_only_functions = {"random",

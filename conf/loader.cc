@@ -406,9 +406,9 @@ class Loader : public TomlReader {
   }
 
   void load_routing(const Table& t, RoutingSection& routing) {
-    check_keys(t,
-               {"enabled", "max_replica_lag_ms", "read_your_writes", "read_your_writes_window_ms",
-                "no_replica", "read_only_functions", "analysis_cache_size", "catalog_refresh_ms"});
+    check_keys(t, {"enabled", "max_replica_lag_ms", "read_your_writes",
+                   "read_your_writes_window_ms", "no_replica", "remote_replicas",
+                   "read_only_functions", "analysis_cache_size", "catalog_refresh_ms"});
     get_bool(t, "enabled", routing.enabled);
     get_int(t, "max_replica_lag_ms", 0, 86400000, routing.max_replica_lag_ms);
     get_enum<ReadYourWrites>(t, "read_your_writes",
@@ -420,6 +420,7 @@ class Loader : public TomlReader {
     get_enum<NoReplica>(t, "no_replica",
                         {{"writer", NoReplica::kWriter}, {"error", NoReplica::kError}},
                         routing.no_replica);
+    get_bool(t, "remote_replicas", routing.remote_replicas);
     if (const toml::node* list = t.node.get("read_only_functions")) {
       if (!list->is_array()) {
         wrong_type(t, "read_only_functions", *list, "an array of function names");

@@ -1,6 +1,7 @@
 #include "proxy/lease.h"
 
 #include <algorithm>
+#include <mutex>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/cancel.h"
+#include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
 #include "proxy/topology.h"
@@ -124,7 +126,63 @@ asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
   }
   server_ = std::move(got.conn);
   endpoint_ = endpoint;
+  track();
   co_return End::kRunning;
+}
+
+namespace {
+
+// Leased connections per worker: each list is touched by its worker on every lease and by cut()
+// only after a failover, so its lock is uncontended and never shared between workers.
+struct alignas(64) WorkerLeases {
+  std::mutex mu;
+  std::vector<ServerConn*> conns;
+};
+constexpr size_t kMaxWorkers = 257;  // proxy.workers is at most 256
+WorkerLeases g_leases[kMaxWorkers];
+
+WorkerLeases& leases_of(int worker) {
+  return g_leases[static_cast<size_t>(worker) % kMaxWorkers];
+}
+
+}  // namespace
+
+void ServerLease::track() {
+  WorkerLeases& w = leases_of(worker_);
+  std::lock_guard lock(w.mu);
+  w.conns.push_back(server_.get());
+}
+
+void ServerLease::untrack() {
+  if (server_ == nullptr) {
+    return;
+  }
+  WorkerLeases& w = leases_of(worker_);
+  std::lock_guard lock(w.mu);
+  auto it = std::find(w.conns.begin(), w.conns.end(), server_.get());
+  if (it != w.conns.end()) {
+    *it = w.conns.back();
+    w.conns.pop_back();
+  }
+}
+
+void ServerLease::cut(const conf::Endpoint& endpoint) {
+  int cut = 0;
+  for (WorkerLeases& w : g_leases) {
+    std::lock_guard lock(w.mu);
+    for (ServerConn* c : w.conns) {
+      // Listed means leased and alive: it is untracked before it is given back or destroyed.
+      if (c->endpoint.port == endpoint.port && c->endpoint.host == endpoint.host) {
+        error_code ignored;
+        c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        ++cut;
+      }
+    }
+  }
+  if (cut > 0) {
+    PGLANE_LOG_WARN("closed %d server connections in use to %s, which lost the writer role", cut,
+                    endpoint.to_string());
+  }
 }
 
 void ServerLease::point_cancel_here() {
@@ -271,6 +329,7 @@ asio::awaitable<void> ServerLease::release(txn::Conversation& conv) {
     }
   }
   server_->settings_hash = conv.settings().release_fingerprint();
+  untrack();
   pools().release(pool_key_, worker_, std::move(server_));
 }
 
@@ -278,6 +337,7 @@ void ServerLease::discard() {
   if (cancel_key_) {
     cancel_registry().detach(*cancel_key_);
   }
+  untrack();
   pools().discard(pool_key_, std::move(server_));
 }
 
@@ -306,6 +366,7 @@ asio::awaitable<void> ServerLease::end(End end, bool busy, bool mid_frame, bool 
     }
     if (ok && server_->status == 'I') {
       stats().server_resets.fetch_add(1, std::memory_order_relaxed);
+      untrack();
       pools().release(pool_key_, worker_, std::move(server_));
       co_return;
     }
@@ -313,6 +374,7 @@ asio::awaitable<void> ServerLease::end(End end, bool busy, bool mid_frame, bool 
     auto ex = co_await asio::this_coro::executor;
     asio::co_spawn(ex, send_cancel(server_->endpoint, server_->key), asio::detached);
   }
+  untrack();
   pools().discard(pool_key_, std::move(server_));
 }
 

@@ -35,6 +35,15 @@ class ServerLease {
  public:
   ServerLease(Client& client, const Snapshot& snap, int worker)
       : client_(client), snap_(snap), cfg_(*snap.config), worker_(worker) {}
+  ~ServerLease() { untrack(); }
+  ServerLease(const ServerLease&) = delete;
+  ServerLease& operator=(const ServerLease&) = delete;
+
+  // Shuts down the socket of every server connection leased to a client now whose endpoint is
+  // `endpoint` (it lost the writer role: a hung writer would keep them waiting on TCP for
+  // minutes). Their sessions see the server fail at once: 08006/08007, then the close. Any
+  // thread.
+  static void cut(const conf::Endpoint& endpoint);
 
   void set_identity(Identity who) { who_ = std::move(who); }
   const Identity& identity() const { return who_; }
@@ -85,6 +94,9 @@ class ServerLease {
                             const txn::ClientSettings& settings);
 
  private:
+  // The leased connection is listed per worker so that cut() can find it.
+  void track();
+  void untrack();
   ConnectRequest connect_request(const EndpointState* endpoint,
                                  const txn::SettingList& startup_settings);
   asio::awaitable<std::optional<txn::SettingList>> read_settings(txn::Conversation& conv);

@@ -1,11 +1,13 @@
 #include "proxy/topology.h"
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "proxy/lease.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/probe.h"
@@ -20,6 +22,14 @@ using std::chrono::milliseconds;
 Topology* g_topology = nullptr;
 
 constexpr size_t kMaxWriterSamples = 256;
+// A probe connection to a name (not an address) is reopened this often, so a moved DNS record
+// is followed (Aurora's instance endpoints have a 5 s TTL).
+constexpr auto kRenameAfter = std::chrono::seconds(5);
+
+bool is_address(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
 constexpr auto kMinSampleGap = milliseconds(5);
 
 }  // namespace
@@ -370,6 +380,8 @@ void Topology::probe_loop(EndpointState& ep) {
   Probe probe;
   auto next = Clock::now();
   uint64_t epoch_seen = 0;
+  const bool named = !is_address(ep.endpoint.host);
+  SteadyTime connected_at{};
   for (;;) {
     bool sample_only = false;
     {
@@ -393,8 +405,15 @@ void Topology::probe_loop(EndpointState& ep) {
     if (ep.reported_down.load()) {
       probe.close();  // a session could not connect: prove it with a fresh connection
     }
+    if (named && probe.connected() && Clock::now() - connected_at > kRenameAfter) {
+      probe.close();  // a name: resolve it again, in case it moved
+    }
     const uint64_t reports_before = ep.reports.load();
-    bool ok = probe.connected() || probe.connect(params, deadline, error);
+    const bool was_connected = probe.connected();
+    bool ok = was_connected || probe.connect(params, deadline, error);
+    if (ok && !was_connected) {
+      connected_at = Clock::now();
+    }
     if (ok && sample_only) {
       const auto sent = Clock::now();
       if (auto position = writer_position(probe, ep.kind, deadline, error)) {
@@ -471,6 +490,7 @@ void Topology::probe_loop(EndpointState& ep) {
     }
     if (retired != nullptr) {
       pools().retire(retired->endpoint);
+      ServerLease::cut(retired->endpoint);
     }
     if (seen && ep.kind != ProbeKind::kStatic) {
       merge_members(ep, *seen, is_writer);

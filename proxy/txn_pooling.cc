@@ -54,6 +54,7 @@ routing::PlacementPolicy placement_policy(const conf::Config& cfg) {
   }
   policy.window = std::chrono::milliseconds(cfg.routing.read_your_writes_window_ms);
   policy.error_when_no_replica = cfg.routing.no_replica == conf::NoReplica::kError;
+  policy.remote_replicas = cfg.routing.remote_replicas;
   return policy;
 }
 

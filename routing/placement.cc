@@ -49,6 +49,7 @@ Placement Placer::place(const Decision& d, HealthView& view, std::span<const int
   }
   ReadRequirement need;
   need.max_lag_ms = policy_.max_lag_ms;
+  need.remote = policy_.remote_replicas;
   if (rw_pending_) {
     switch (policy_.read_your_writes) {
       case ReadYourWritesMode::kLsn:

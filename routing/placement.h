@@ -43,6 +43,7 @@ struct PlacementPolicy {
   ReadYourWritesMode read_your_writes = ReadYourWritesMode::kLsn;
   std::chrono::milliseconds window{2000};  // routing.read_your_writes_window_ms
   bool error_when_no_replica = false;      // routing.no_replica = "error"
+  bool remote_replicas = true;             // routing.remote_replicas
 };
 
 struct Placement {

@@ -99,7 +99,7 @@ Decision decide(const StatementInfo& info, Hint comment_hint, const RouteContext
 int choose_replica(std::span<const Candidate> candidates, const ReadRequirement& need) {
   auto qualifies = [&](const Candidate& c) {
     return c.healthy && c.lag_ms <= need.max_lag_ms &&
-           (need.min_lsn == 0 || c.replay_lsn >= need.min_lsn);
+           (need.min_lsn == 0 || c.replay_lsn >= need.min_lsn) && (need.remote || c.region == 0);
   };
   // The best region: our own if any of its replicas qualifies, else the one with the shortest
   // round trip to a qualifying replica.

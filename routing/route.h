@@ -69,11 +69,12 @@ struct Candidate {
 struct ReadRequirement {
   int64_t max_lag_ms = 1000;
   uint64_t min_lsn = 0;  // read-your-writes: replayed at least this far (0 = no constraint)
+  bool remote = true;    // other regions' replicas may serve it (when none of ours can)
 };
 
-// The replica to serve a read, or -1 for none qualifying. Own region first, then other regions
-// in order of their best round trip; within a region, the fewest outstanding transactions (then
-// the shorter round trip).
+// The replica to serve a read, or -1 for none qualifying. Own region first, then (unless
+// `need.remote` is false) other regions in order of their best round trip; within a region, the
+// fewest outstanding transactions (then the shorter round trip).
 int choose_replica(std::span<const Candidate> candidates, const ReadRequirement& need);
 
 }  // namespace pglane::routing

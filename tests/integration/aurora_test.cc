@@ -165,5 +165,68 @@ TEST(Aurora, InstancesAddedAndRemovedWhileRunningArePickedUp) {
   EXPECT_TRUE(reads_reach(proxy, "instance-2", 10s)) << proxy.log_tail();
 }
 
+// F39, Global Database: the writer moves to the other region (the home region's writer stops,
+// the other region's replica is promoted, the home replica follows it). Writes follow the writer
+// wherever it is; reads stay on the home region's replica.
+TEST(Aurora, GlobalDatabaseWritesFollowTheWriterAcrossRegionsAndReadsStayHome) {
+  ScratchCluster cl(2, "--aurora=eu,eu,us");  // instance-1 eu (writer), 2 eu, 3 us
+  ASSERT_TRUE(cl.ok()) << cl.error();
+  create_writes_table(cl);
+  ProxySettings s = failover_settings(cl, true);
+  auto region = [&](const std::string& name, std::vector<int> instances) {
+    std::string t = "[[regions]]\nname = \"" + name +
+                    "\"\nsource = \"aurora\"\nglobal_database = true\n"
+                    "cluster_endpoint = \"127.0.0.1:" +
+                    cl.port(instances[0]) + "\"\n[regions.instances]\n";
+    for (int i : instances) {
+      t += "instance-" + std::to_string(i + 1) + " = \"127.0.0.1:" + cl.port(i) + "\"\n";
+    }
+    return t;
+  };
+  s.regions_toml = region("eu", {0, 1}) + region("us", {2});
+  Proxy proxy(s);
+  START_PROXY(proxy);
+  ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0) + " (eu", 5s))
+      << proxy.log_tail();
+  ASSERT_TRUE(reads_reach(proxy, "instance-2", 5s)) << proxy.log_tail();
+  Conn c = connect_ok(proxy.conninfo());
+  exec_ok(c.get(), "INSERT INTO fo_writes VALUES (1)");
+
+  // A planned global failover (switchover): the home writer shuts down cleanly, which sends
+  // every replica all of its WAL; the other region's replica is promoted and the home replica
+  // follows it.
+  ASSERT_EQ(cl.pg_ctl(0, "-m fast -w stop"), 0);
+  ASSERT_EQ(cl.pg_ctl(2, "-w promote"), 0);
+  {
+    Conn home = superuser(cl, 1);
+    exec_ok(home.get(), "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=" + cl.port(2) +
+                            " user=replicator password=" + cl.env("PG_REPLICATION_PASSWORD") +
+                            " application_name=instance-2 sslmode=require'");
+    exec_ok(home.get(), "SELECT pg_reload_conf()");
+  }
+  ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(2) + " (us", 10s))
+      << proxy.log_tail();
+  Conn after = connect_ok(proxy.conninfo());
+  bool wrote = false;
+  for (int i = 0; i < 50 && !wrote; ++i) {
+    wrote = PQresultStatus(exec(after.get(), "INSERT INTO fo_writes VALUES (2)").get()) ==
+            PGRES_COMMAND_OK;
+    if (!wrote) {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  ASSERT_TRUE(wrote) << proxy.log_tail();
+  Conn us = superuser(cl, 2);
+  EXPECT_EQ(query_value(us.get(), "SELECT count(*) FROM fo_writes"), "2");
+  // Reads stay in the home region, on the replica now following the other region's writer.
+  EXPECT_TRUE(reads_reach(proxy, "instance-2", 10s)) << proxy.log_tail();
+  Conn reader = connect_ok(proxy.conninfo());
+  int home = 0;
+  for (int i = 0; i < 20; ++i) {
+    home += read_served_by(reader) == "instance-2" ? 1 : 0;
+  }
+  EXPECT_EQ(home, 20) << proxy.log_tail();
+}
+
 }  // namespace
 }  // namespace pglane::itest

@@ -200,6 +200,10 @@ TEST_P(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0), 5s)) << proxy.log_tail();
   Conn c = connect_ok(proxy.conninfo());
   exec_ok(c.get(), "INSERT INTO fo_writes VALUES (1)");
+  // A client inside a transaction, whose next statement will be in flight when the writer hangs.
+  Conn inflight = connect_ok(proxy.conninfo());
+  exec_ok(inflight.get(), "BEGIN");
+  exec_ok(inflight.get(), "INSERT INTO fo_writes VALUES (1000)");
   const pid_t postmaster = cl.postmaster_pid(0);
   ASSERT_GT(postmaster, 0);
   signal_instance(postmaster, SIGSTOP);
@@ -208,11 +212,24 @@ TEST_P(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
     ~Resume() { signal_instance(pid, SIGCONT); }
   } resume{postmaster};
   const auto stopped = Clock::now();
+  ASSERT_EQ(PQsendQuery(inflight.get(), "INSERT INTO fo_writes VALUES (1001)"), 1);
   ASSERT_TRUE(wait_log(proxy, "writer 127.0.0.1:" + cl.port(0) + " (local) lost", 5s))
       << proxy.log_tail();
   const auto detected = Clock::now() - stopped;
   // fall = 2 probes of timeout_ms = 500 each, plus an interval.
   EXPECT_LT(detected, 2500ms);
+  // The statement in flight on the hung writer fails once the writer is declared lost (its
+  // connection is cut), instead of waiting on TCP for minutes; the client's connection closes.
+  std::string inflight_state;
+  while (PGresult* r = PQgetResult(inflight.get())) {
+    if (const char* st = PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
+      inflight_state = st;
+    }
+    PQclear(r);
+  }
+  EXPECT_LT(Clock::now() - stopped, 3500ms);
+  EXPECT_EQ(inflight_state, "08006") << PQerrorMessage(inflight.get());
+  EXPECT_EQ(PQstatus(inflight.get()), CONNECTION_BAD);
   const auto start = Clock::now();
   Result r = exec(c.get(), "INSERT INTO fo_writes VALUES (2)");
   const auto waited = Clock::now() - start;

@@ -235,6 +235,11 @@ TEST(ChooseReplica, PrefersOwnRegionThenNearestThenLeastBusy) {
   EXPECT_EQ(choose_replica(c, need), -1);
   c[0].replay_lsn = 250;
   EXPECT_EQ(choose_replica(c, need), 0);
+  need.remote = false;  // routing.remote_replicas = false: only the home region's replicas
+  EXPECT_EQ(choose_replica(c, need), -1);
+  c[2].lag_ms = 0;
+  c[2].replay_lsn = 300;
+  EXPECT_EQ(choose_replica(c, need), 2);
 }
 
 // Found in review: each of these once came out as a read.
