@@ -457,7 +457,7 @@ class Loader : public TomlReader {
     std::sort(instances.begin(), instances.end());
     const bool several = std::unique(instances.begin(), instances.end()) - instances.begin() > 1;
     if ((aurora || several) && config.health.credential.user.empty() &&
-        config.backend.service.user.empty()) {
+        config.health.cert_file.empty() && config.backend.service.user.empty()) {
       fail(health_line, "health.user",
            "required when [backend] has no user (SCRAM pass-through): the health checker logs "
            "in as a role of its own, with a password or cert_file/key_file");

@@ -1,6 +1,9 @@
 #include "proxy/lease.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cassert>
 #include <mutex>
 #include <vector>
 
@@ -74,6 +77,12 @@ asio::awaitable<End> ServerLease::acquire(EndpointState* endpoint,
       co_return End::kNoServer;
     }
     End e = co_await acquire_from(writer, startup_settings);
+    if (e == End::kRunning && t->writer() != writer) {
+      // It lost the role while we connected: cut() ran before this connection was tracked (a
+      // change published after the check above finds it tracked, and cuts it).
+      discard();
+      continue;
+    }
     if (e == End::kRunning || failed_sqlstate_.rfind("08", 0) != 0 ||
         std::chrono::steady_clock::now() >= deadline) {
       co_return e;
@@ -124,6 +133,7 @@ asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
     }
     co_return End::kNoServer;
   }
+  assert(server_ == nullptr);  // a tracked connection is never overwritten
   server_ = std::move(got.conn);
   endpoint_ = endpoint;
   track();
@@ -148,6 +158,7 @@ WorkerLeases& leases_of(int worker) {
 }  // namespace
 
 void ServerLease::track() {
+  assert(server_ != nullptr);
   WorkerLeases& w = leases_of(worker_);
   std::lock_guard lock(w.mu);
   w.conns.push_back(server_.get());
@@ -171,10 +182,11 @@ void ServerLease::cut(const conf::Endpoint& endpoint) {
   for (WorkerLeases& w : g_leases) {
     std::lock_guard lock(w.mu);
     for (ServerConn* c : w.conns) {
-      // Listed means leased and alive: it is untracked before it is given back or destroyed.
+      // Listed means leased and alive: it is untracked before it is given back or destroyed,
+      // and a leased connection is never moved or closed, so its descriptor is this one.
+      // shutdown(2) from this thread is safe; its owner's pending read then fails.
       if (c->endpoint.port == endpoint.port && c->endpoint.host == endpoint.host) {
-        error_code ignored;
-        c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        ::shutdown(c->stream.socket().native_handle(), SHUT_RDWR);
         ++cut;
       }
     }

@@ -26,11 +26,12 @@ constexpr const char* kStaticSql =
 
 // One row per member: (me, recovery, server_id, is_writer, durable_lsn, current_read_lsn,
 // lag_ms, aws_region). Rows not updated for 5 minutes are instances gone (the AWS JDBC wrapper's
-// rule), except the writer's and the row of the instance answering (its timestamp is NULL).
+// rule), except the writer's and the row of the instance answering (NULL from Aurora 13.9 on).
 #define PGLANE_AURORA_ROWS                                                                    \
   "SELECT s.server_id, s.session_id, s.durable_lsn, s.current_read_lsn, "                     \
   "s.replica_lag_in_msec, s.last_update_timestamp FROM pg_catalog.aurora_replica_status() s " \
   "WHERE s.session_id OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' "                            \
+  "OR s.server_id OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier() "         \
   "OR s.last_update_timestamp IS NULL OR s.last_update_timestamp OPERATOR(pg_catalog.>) "     \
   "(pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::pg_catalog.interval)"
 

@@ -405,7 +405,7 @@ void Topology::probe_loop(EndpointState& ep) {
     if (ep.reported_down.load()) {
       probe.close();  // a session could not connect: prove it with a fresh connection
     }
-    if (named && probe.connected() && Clock::now() - connected_at > kRenameAfter) {
+    if (named && !sample_only && probe.connected() && Clock::now() - connected_at > kRenameAfter) {
       probe.close();  // a name: resolve it again, in case it moved
     }
     const uint64_t reports_before = ep.reports.load();
@@ -435,8 +435,7 @@ void Topology::probe_loop(EndpointState& ep) {
       now = Clock::now();
       if (seen) {
         report.reachable = true;
-        // An instance the writer no longer lists is never elected, whatever it claims.
-        report.claims_writer = seen->claims_writer && !ep.removed.load();
+        report.claims_writer = seen->claims_writer;
         report.timeline = seen->timeline;
         ep.rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(now - sent).count();
         ep.lsn = seen->lsn;
@@ -473,6 +472,18 @@ void Topology::probe_loop(EndpointState& ep) {
         }
       }
       ep.last_error = ok ? std::string() : reason;
+      if (seen && seen->claims_writer && ep.removed.load() && writer() == nullptr) {
+        // No writer, and one the cluster had dropped says it is the writer: on Aurora only the
+        // writer says so (storage fences the rest), so it is taken back.
+        ep.removed = false;
+        ep.unlisted = 0;
+        PGLANE_LOG_WARN(
+            "aurora instance %s (%s) claims the writer role while there is no writer: "
+            "taken back into the cluster",
+            ep.server_id, ep.name);
+      }
+      // An instance the writer no longer lists is never elected, whatever it claims.
+      report.claims_writer = report.claims_writer && !ep.removed.load();
       const bool outsider = seen && seen->claims_writer && ep.removed.load();
       if (outsider && !ep.outsider_logged) {
         PGLANE_LOG_ERROR(

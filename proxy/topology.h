@@ -75,6 +75,7 @@ struct EndpointState {
   int fails_in_row = 0;
   int oks_in_row = 0;
   int unlisted = 0;  // aurora: writer probes in a row that did not list it (guarded by mu_)
+  SteadyTime unlisted_since{};   // aurora: since when (guarded by mu_)
   bool outsider_logged = false;  // aurora: removed yet claiming the writer role, logged
   std::string last_error;        // the latest failed check's reason (guarded by Topology's mutex)
 };

@@ -4,7 +4,9 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/lease.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/probe.h"
 #include "proxy/topology.h"
 
@@ -32,6 +34,10 @@ std::optional<conf::Endpoint> Topology::address_of(const conf::Region& region,
 void Topology::merge_members(const EndpointState& from, const Observation& seen, bool from_writer) {
   std::vector<std::string> joined;
   std::vector<std::string> left;
+  std::vector<EndpointState*> retired;
+  const auto now = Clock::now();
+  // Gone: unlisted by the writer in two probes in a row spanning at least this long.
+  const auto gone_after = milliseconds(std::max(2 * cfg_.health.interval_ms, 1000));
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -65,6 +71,7 @@ void Topology::merge_members(const EndpointState& from, const Observation& seen,
         // Only the writer's list brings an instance back: a removed one lists itself.
         if (from_writer) {
           e->unlisted = 0;
+          e->unlisted_since = {};
           if (e->removed.exchange(false)) {
             joined.push_back(absl::StrCat(e->server_id, " (", e->name, ") is listed again"));
           }
@@ -89,19 +96,29 @@ void Topology::merge_members(const EndpointState& from, const Observation& seen,
         }
         continue;
       }
-      if (e->server_id.empty()) {
+      if (e->server_id.empty() && e->kind != ProbeKind::kStatic) {
         e->server_id = m.server_id;
+      }
+      if (e->server_id != m.server_id) {
+        // The address is another instance's already (a static one, or another id).
+        if (unaddressable_.insert(m.server_id).second) {
+          PGLANE_LOG_WARN("aurora instance %s ignored: its address %s is %s's already", m.server_id,
+                          e->name, e->server_id.empty() ? "a static instance" : e->server_id);
+        }
+        continue;
       }
       joined.push_back(absl::StrCat(m.server_id, " (", e->name, ", ", e->region, ") joined"));
     }
     if (from_writer) {
-      // The writer's list is the cluster: an instance it has not named twice in a row is gone.
-      // (With a Global Database the writer lists every region; otherwise only its own.)
+      // The writer's list is the cluster: an instance it has not named for two probes in a row,
+      // over at least `gone_after`, is gone. (With a Global Database the writer lists every
+      // global region; otherwise only its own.)
       for (size_t i = 0; i < n; ++i) {
         EndpointState& e = *instances_[i];
         const bool in_scope =
             e.kind != ProbeKind::kStatic && &e != &from && !e.removed.load() &&
-            (from.kind == ProbeKind::kAuroraGlobal || e.config_region == from.config_region);
+            ((from.kind == ProbeKind::kAuroraGlobal && e.kind == ProbeKind::kAuroraGlobal) ||
+             e.config_region == from.config_region);
         if (!in_scope) {
           continue;
         }
@@ -109,15 +126,29 @@ void Topology::merge_members(const EndpointState& from, const Observation& seen,
         for (const Member& m : seen.members) {
           listed |= m.server_id == e.server_id;
         }
-        if (listed || ++e.unlisted < 2) {
+        if (listed) {
+          continue;
+        }
+        if (e.unlisted++ == 0) {
+          e.unlisted_since = now;
+        }
+        if (e.unlisted < 2 || now - e.unlisted_since < gone_after) {
           continue;
         }
         e.removed = true;
         e.up = false;
+        // Its last claim, if any, no longer counts in the election.
+        if (EndpointState* r = elect_locked(e, routing::InstanceReport{true, false, 0})) {
+          retired.push_back(r);
+        }
         left.push_back(absl::StrCat(e.server_id.empty() ? e.name : e.server_id, " (", e.name,
                                     ") is no longer listed by the writer: not used until it is"));
       }
     }
+  }
+  for (EndpointState* r : retired) {
+    pools().retire(r->endpoint);
+    ServerLease::cut(r->endpoint);
   }
   for (const auto& line : joined) {
     PGLANE_LOG_INFO("aurora instance %s", line);

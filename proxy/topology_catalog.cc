@@ -132,7 +132,10 @@ void Topology::catalog_loop() {
       source = instances_[0].get();
     }
     if (source == nullptr) {
-      continue;  // aurora: no instance found yet
+      // aurora: no instance found yet. Try again in a while.
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, milliseconds(h.interval_ms), [&] { return stopping_; });
+      continue;
     }
     for (const auto& db : todo) {
       const auto params = conn_params(source->endpoint, db, "pglane-catalog");
