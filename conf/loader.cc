@@ -1,10 +1,11 @@
 // The TOML loader and validator for conf/proxy.toml (the users file: conf/users.cc).
 //
 // The loader walks every table once, collecting every problem it finds together with the line it
-// was found on, and reports the earliest one, so the message points at the first thing a reader
-// of the file would have to fix. Checks that depend on other keys (tls.cert_file is required only
-// when tls.mode is not "disable"; proxy.region must name a region) run only when the keys they
-// depend on parsed cleanly, so one mistake never shows up as a different, misleading one.
+// was found on, and reports them all, one per line: unknown keys first (with the nearest known
+// key when one is close: a typo), then the rest in file order. Checks that depend on other keys
+// (tls.cert_file is required only when tls.mode is not "disable"; proxy.region must name a region)
+// run only when the keys they depend on parsed cleanly, so one mistake never shows up as a
+// different, misleading one.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -97,9 +98,16 @@ class Loader : public TomlReader {
     if (errors_.empty()) {
       return absl::OkStatus();
     }
-    auto first = std::min_element(errors_.begin(), errors_.end(),
-                                  [](const auto& a, const auto& b) { return a.first < b.first; });
-    return absl::InvalidArgumentError(first->second);
+    // Every problem, one per line: unknown keys first (a typo explains what follows from it),
+    // then the rest in file order.
+    std::stable_sort(errors_.begin(), errors_.end(), [](const Problem& a, const Problem& b) {
+      return a.unknown_key != b.unknown_key ? a.unknown_key : a.line < b.line;
+    });
+    std::vector<std::string> lines;
+    for (const Problem& p : errors_) {
+      lines.push_back(p.message);
+    }
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }
 
  private:

@@ -9,7 +9,9 @@
 
 namespace pglane::conf {
 
-// Parses and validates `path`. The error message is one line: "FILE:LINE: KEY: what is wrong".
+// Parses and validates `path`. The error message has one line per problem, "FILE:LINE: KEY: what
+// is wrong": unknown keys first ("did you mean ...?" when one is close), then the rest in file
+// order.
 absl::StatusOr<ConfigPtr> load_config(const std::string& path);
 // Same, from text (for tests); `path` is used in messages and to resolve relative paths.
 absl::StatusOr<ConfigPtr> parse_config(const std::string& text, const std::string& path);

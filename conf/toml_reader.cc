@@ -5,13 +5,53 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 
 namespace pglane::conf {
+
+namespace {
+
+size_t edit_distance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+absl::string_view nearest_key(absl::string_view key,
+                              std::initializer_list<absl::string_view> allowed) {
+  absl::string_view best;
+  size_t best_distance = SIZE_MAX;
+  for (absl::string_view candidate : allowed) {
+    const size_t shorter = std::min(key.size(), candidate.size());
+    const size_t d = edit_distance(key, candidate);
+    const bool prefix =
+        shorter >= 4 && (absl::StartsWith(key, candidate) || absl::StartsWith(candidate, key));
+    if ((d <= std::max<size_t>(2, key.size() / 3) || prefix) && d < best_distance) {
+      best = candidate;
+      best_distance = d;
+    }
+  }
+  return best;
+}
 
 // Checks that `path` is a regular file this process can open for reading. Returns an empty
 // string if so, or what is wrong.

@@ -39,6 +39,10 @@ std::string check_readable(const std::string& path);
 absl::string_view type_name(toml::node_type type);
 // The 1-based line a node starts on.
 uint32_t line_of(const toml::source_region& source);
+// The key of `allowed` closest to the unknown `key` (edit distance at most a third of its length,
+// at least 2; or one a prefix of the other), or empty when none is close.
+absl::string_view nearest_key(absl::string_view key,
+                              std::initializer_list<absl::string_view> allowed);
 // Parses "host:port" or "[v6addr]:port". On failure returns nullopt and sets `why`.
 std::optional<Endpoint> parse_endpoint(absl::string_view text, std::string* why);
 
@@ -66,22 +70,37 @@ class TomlReader {
   TomlReader(std::string file, fs::path dir) : file_(std::move(file)), dir_(std::move(dir)) {}
 
  protected:
-  void fail(uint32_t line, absl::string_view key, absl::string_view what) {
+  void fail(uint32_t line, absl::string_view key, absl::string_view what, bool unknown = false) {
     std::string message = absl::StrCat(file_, ":", line, ": ", key, ": ", what);
     std::replace(message.begin(), message.end(), '\n', ' ');
-    errors_.emplace_back(line, std::move(message));
+    errors_.push_back(Problem{line, unknown, std::move(message)});
   }
 
+  // Reports every key of `t` not in `allowed`, with the nearest allowed key when one is close
+  // (a typo); the key it suggests is then not also reported missing.
   void check_keys(const Table& t, std::initializer_list<absl::string_view> allowed) {
     for (auto&& [name, value] : t.node) {
-      if (std::find(allowed.begin(), allowed.end(), to_absl(name.str())) == allowed.end()) {
-        fail(line_of(name.source()), t.key(to_absl(name.str())),
-             absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"));
+      const absl::string_view key = to_absl(name.str());
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
+        continue;
+      }
+      const absl::string_view near = nearest_key(key, allowed);
+      if (!near.empty()) {
+        suggested_.push_back(t.key(near));
+        fail(line_of(name.source()), t.key(key),
+             absl::StrCat("unknown key (did you mean \"", near, "\"?)"), true);
+      } else {
+        fail(line_of(name.source()), t.key(key),
+             absl::StrCat("unknown key (expected one of: ", absl::StrJoin(allowed, ", "), ")"),
+             true);
       }
     }
   }
 
   void missing(const Table& t, absl::string_view name) {
+    if (std::find(suggested_.begin(), suggested_.end(), t.key(name)) != suggested_.end()) {
+      return;  // misspelt: reported as the unknown key that was probably meant to be it
+    }
     fail(t.line(), t.key(name), "missing required key");
   }
 
@@ -237,7 +256,13 @@ class TomlReader {
 
   std::string file_;  // as given by the caller; starts every message
   fs::path dir_;      // relative paths in the file resolve against this
-  std::vector<std::pair<uint32_t, std::string>> errors_;  // (line, message)
+  struct Problem {
+    uint32_t line;
+    bool unknown_key;  // reported before the rest: a typo explains errors that follow from it
+    std::string message;
+  };
+  std::vector<Problem> errors_;
+  std::vector<std::string> suggested_;  // full keys offered as "did you mean"
 };
 
 }  // namespace pglane::conf

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <string>
 
+#include "absl/strings/str_replace.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
 #include "proxy/server.h"
@@ -24,7 +25,9 @@ int usage() {
 int check_config(const std::string& path) {
   auto config = pglane::conf::load_config(path);
   if (!config.ok()) {
-    std::fprintf(stderr, "pglane: %s\n", std::string(config.status().message()).c_str());
+    // One problem per line, each "FILE:LINE: KEY: what is wrong".
+    std::fprintf(stderr, "pglane: %s\n",
+                 absl::StrReplaceAll(config.status().message(), {{"\n", "\npglane: "}}).c_str());
     return 2;
   }
   auto snap = pglane::proxy::make_snapshot(*config);

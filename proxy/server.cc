@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
@@ -108,7 +109,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> make_snapshot(conf::ConfigPtr co
 int run_server(const std::string& config_path) {
   auto config = conf::load_config(config_path);
   if (!config.ok()) {
-    std::fprintf(stderr, "pglane: %s\n", std::string(config.status().message()).c_str());
+    std::fprintf(stderr, "pglane: %s\n",
+                 absl::StrReplaceAll(config.status().message(), {{"\n", "\npglane: "}}).c_str());
     return 2;
   }
   g_log_level = (*config)->proxy.log_level;

@@ -64,7 +64,27 @@ TEST(CheckConfig, UnknownKeyExitsTwoNamingFileLineAndKey) {
   EXPECT_EQ(run.status, 2) << run.output;
   EXPECT_NE(run.output.find(valid + ":" + std::to_string(bad_line)), std::string::npos)
       << run.output;
-  EXPECT_NE(run.output.find("pool.sise"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("pool.sise: unknown key (did you mean \"size\"?)"), std::string::npos)
+      << run.output;
+}
+
+// Every problem at once, one per line, each with the file, line and key; the typo first.
+TEST(CheckConfig, EveryProblemIsReportedAtOnce) {
+  const std::string path = sandbox_dir() + "/check-many.toml";
+  {
+    std::ofstream f(path, std::ios::trunc);
+    f << "[proxy]\nlisten_port_typo = 1\nusers_file = \"" << env("USERS_FILE")
+      << "\"\nworkers = -1\n[[regions]]\nname = \"a\"\nwriter = \"h\"\n";
+  }
+  CommandResult run = run_check_config(path);
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_EQ(run.output,
+            "pglane: " + path +
+                ":2: proxy.listen_port_typo: unknown key (did you mean "
+                "\"listen_port\"?)\npglane: " +
+                path + ":4: proxy.workers: must be between 0 and 256, got -1\npglane: " + path +
+                ":7: regions[0].writer: expected \"host:port\" (or \"[v6addr]:port\"), got "
+                "\"h\" (the port is required)\n");
 }
 
 }  // namespace

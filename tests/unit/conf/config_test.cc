@@ -43,7 +43,7 @@ class ConfigTest : public ::testing::Test {
     return config.ok() ? *config : nullptr;
   }
 
-  // The error message for `text`, which must not load.
+  // The error message for `text`, which must not load: one line per problem.
   std::string error(const std::string& text) {
     absl::StatusOr<ConfigPtr> config = parse(text);
     EXPECT_FALSE(config.ok());
@@ -52,7 +52,8 @@ class ConfigTest : public ::testing::Test {
     }
     EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
     std::string message(config.status().message());
-    EXPECT_EQ(message.find('\n'), std::string::npos) << "not one line: " << message;
+    EXPECT_FALSE(message.empty());
+    EXPECT_NE(message.back(), '\n');
     return message;
   }
 
@@ -384,13 +385,45 @@ TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {
 TEST_F(ConfigTest, UnknownKeyIsReportedWithItsLine) {
   EXPECT_THAT(error(R"([proxy]
 users_file = "users.txt"
-listen_prot = 6432
+colour = 6432
 
 [[regions]]
 name = "eu-west"
 writer = "db1:5432"
 )"),
-              StartsWith(at(3) + "proxy.listen_prot: unknown key (expected one of: listen_addr, "));
+              StartsWith(at(3) + "proxy.colour: unknown key (expected one of: listen_addr, "));
+}
+
+// Every problem at once, unknown keys first with the key probably meant; a misspelt required key
+// is not also reported missing.
+TEST_F(ConfigTest, EveryProblemIsReportedUnknownKeysFirstWithTheNearestKnownKey) {
+  const std::string text = R"([proxy]
+listen_port = 0
+users_fil = "users.txt"
+listen_prot = 7000
+
+[pool]
+size = "big"
+mdoe = "session"
+
+[[regions]]
+name = "eu-west"
+writer = "db1:5432"
+)";
+  const std::string e = error(text);
+  EXPECT_EQ(e, at(3) + "proxy.users_fil: unknown key (did you mean \"users_file\"?)\n" + at(4) +
+                   "proxy.listen_prot: unknown key (did you mean \"listen_port\"?)\n" + at(8) +
+                   "pool.mdoe: unknown key (did you mean \"mode\"?)\n" + at(2) +
+                   "proxy.listen_port: must be between 1 and 65535, got 0\n" + at(7) +
+                   "pool.size: expected an integer, got a string");
+  EXPECT_THAT(error("[proxy]\nlisten_port_typo = 1\nusers_file = \"users.txt\"\n[[regions]]\n"
+                    "name = \"a\"\nwriter = \"h:1\"\n"),
+              StartsWith(at(2) + "proxy.listen_port_typo: unknown key (did you mean "
+                                 "\"listen_port\"?)"));
+  // Nothing close: the keys there are.
+  EXPECT_THAT(error("[proxy]\nzzz = 1\nusers_file = \"users.txt\"\n[[regions]]\nname = \"a\"\n"
+                    "writer = \"h:1\"\n"),
+              StartsWith(at(2) + "proxy.zzz: unknown key (expected one of: listen_addr,"));
 }
 
 TEST_F(ConfigTest, UnknownKeysAreRejectedInEveryTable) {
@@ -662,8 +695,8 @@ TEST_F(ConfigTest, BackendPasswordFile) {
               StartsWith(at(8) + "backend.users.bob: expected a table, got a string"));
 }
 
-TEST_F(ConfigTest, TheEarliestErrorInTheFileIsReported) {
-  EXPECT_THAT(error(R"([proxy]
+TEST_F(ConfigTest, EveryErrorIsReportedInFileOrderAfterUnknownKeys) {
+  EXPECT_EQ(error(R"([proxy]
 users_file = "users.txt"
 workers = 999
 [pool]
@@ -674,9 +707,13 @@ writer = "h:1"
 [tls]
 bogus = 1
 )"),
-              StartsWith(at(3) + "proxy.workers"));
-  // Keys inside a table are visited alphabetically by toml++, yet the first line still wins.
-  EXPECT_THAT(error(R"([proxy]
+            at(10) +
+                "tls.bogus: unknown key (expected one of: mode, cert_file, key_file, ca_file, "
+                "verify_client, min_version)\n" +
+                at(3) + "proxy.workers: must be between 0 and 256, got 999\n" + at(5) +
+                "pool.size: must be between 1 and 10000, got 0");
+  // Keys inside a table are visited alphabetically by toml++, yet file order wins.
+  EXPECT_EQ(error(R"([proxy]
 users_file = "users.txt"
 workers = "many"
 listen_port = 0
@@ -684,7 +721,8 @@ listen_port = 0
 name = "a"
 writer = "h:1"
 )"),
-              StartsWith(at(3) + "proxy.workers"));
+            at(3) + "proxy.workers: expected an integer, got a string\n" + at(4) +
+                "proxy.listen_port: must be between 1 and 65535, got 0");
 }
 
 TEST_F(ConfigTest, ABadRegionNameDoesNotAlsoReportProxyRegion) {
