@@ -390,10 +390,10 @@ class Loader : public TomlReader {
         }
       }
     }
-    if (cluster == Got::kAbsent && region.instances.empty() && t.node.get("instances") == nullptr) {
+    if (cluster == Got::kAbsent && region.instances.empty()) {
       fail(t.line(), t.key("cluster_endpoint"),
            "an aurora region needs cluster_endpoint, or instances listed in [regions.instances]");
-    } else if (pattern == Got::kAbsent && t.node.get("instances") == nullptr) {
+    } else if (pattern == Got::kAbsent && region.instances.empty()) {
       fail(t.line(), t.key("instance_host_pattern"),
            "an aurora region needs instance_host_pattern or [regions.instances] to reach the "
            "instances aurora_replica_status() names");

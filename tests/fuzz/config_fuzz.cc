@@ -67,22 +67,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const absl::StatusOr<ConfigPtr> loaded = parse_config(text, path);
 
   if (!loaded.ok()) {
+    // One problem per line, each "FILE:LINE: ..." with LINE one of the text's lines (an empty
+    // text has line 1).
     const std::string message(loaded.status().message());
-    FUZZ_CHECK(message.find('\n') == std::string::npos);
-    FUZZ_CHECK(message.starts_with(path + ":"));
-    // "FILE:LINE: ..." with LINE one of the text's lines (an empty text has line 1).
-    const std::string_view rest = std::string_view(message).substr(path.size() + 1);
-    const std::size_t colon = rest.find(':');
-    FUZZ_CHECK(colon != std::string_view::npos && colon > 0);
-    long line = 0;
-    for (char c : rest.substr(0, colon)) {
-      FUZZ_CHECK(c >= '0' && c <= '9');
-      line = line * 10 + (c - '0');
-      FUZZ_CHECK(line < 100000000);
-    }
+    FUZZ_CHECK(!message.empty() && message.back() != '\n');
     const long lines = 1 + std::count(text.begin(), text.end(), '\n');
-    FUZZ_CHECK(line >= 1 && line <= lines);
-    FUZZ_CHECK(rest.substr(colon).starts_with(": "));
+    std::string_view all(message);
+    while (!all.empty()) {
+      const std::size_t end = all.find('\n');
+      const std::string_view one = all.substr(0, end);
+      all = end == std::string_view::npos ? std::string_view() : all.substr(end + 1);
+      FUZZ_CHECK(one.starts_with(path + ":"));
+      const std::string_view rest = one.substr(path.size() + 1);
+      const std::size_t colon = rest.find(':');
+      FUZZ_CHECK(colon != std::string_view::npos && colon > 0);
+      long line = 0;
+      for (char c : rest.substr(0, colon)) {
+        FUZZ_CHECK(c >= '0' && c <= '9');
+        line = line * 10 + (c - '0');
+        FUZZ_CHECK(line < 100000000);
+      }
+      FUZZ_CHECK(line >= 1 && line <= lines);
+      FUZZ_CHECK(rest.substr(colon).starts_with(": "));
+    }
     return 0;
   }
 
@@ -91,7 +98,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::set<std::string> names;
   for (const Region& r : c.regions) {
     FUZZ_CHECK(!r.name.empty() && names.insert(r.name).second);
-    FUZZ_CHECK(!r.writer.host.empty() && r.writer.port >= 1);
+    if (r.source == TopologySource::kStatic) {
+      FUZZ_CHECK(!r.writer.host.empty() && r.writer.port >= 1);
+      FUZZ_CHECK(r.instances.empty() && r.instance_host_pattern.empty());
+    } else {
+      // aurora: somewhere to read the topology, and a way to address the instances it names.
+      FUZZ_CHECK(!r.writer.host.empty() || !r.instances.empty());
+      FUZZ_CHECK(!r.instance_host_pattern.empty() || !r.instances.empty());
+      FUZZ_CHECK(r.readers.empty());
+    }
     for (const Endpoint& e : r.readers) {
       FUZZ_CHECK(!e.host.empty() && e.port >= 1);
     }

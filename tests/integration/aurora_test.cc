@@ -207,15 +207,7 @@ TEST(Aurora, GlobalDatabaseWritesFollowTheWriterAcrossRegionsAndReadsStayHome) {
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(2) + " (us", 10s))
       << proxy.log_tail();
   Conn after = connect_ok(proxy.conninfo());
-  bool wrote = false;
-  for (int i = 0; i < 50 && !wrote; ++i) {
-    wrote = PQresultStatus(exec(after.get(), "INSERT INTO fo_writes VALUES (2)").get()) ==
-            PGRES_COMMAND_OK;
-    if (!wrote) {
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  ASSERT_TRUE(wrote) << proxy.log_tail();
+  ASSERT_TRUE(eventually_ok(after, "INSERT INTO fo_writes VALUES (2)")) << proxy.log_tail();
   Conn us = superuser(cl, 2);
   EXPECT_EQ(query_value(us.get(), "SELECT count(*) FROM fo_writes"), "2");
   // Reads stay in the home region, on the replica now following the other region's writer.

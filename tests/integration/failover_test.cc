@@ -240,15 +240,7 @@ TEST_P(Failover, HungPrimaryIsDetectedAndWritesWaitNoLongerThanTheTimeout) {
   signal_instance(postmaster, SIGCONT);
   ASSERT_TRUE(wait_log(proxy, "writer is 127.0.0.1:" + cl.port(0), 5s, 2)) << proxy.log_tail();
   Conn after = connect_ok(proxy.conninfo());
-  bool wrote = false;
-  for (int i = 0; i < 50 && !wrote; ++i) {
-    wrote = PQresultStatus(exec(after.get(), "INSERT INTO fo_writes VALUES (3)").get()) ==
-            PGRES_COMMAND_OK;
-    if (!wrote) {
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  EXPECT_TRUE(wrote) << proxy.log_tail();
+  EXPECT_TRUE(eventually_ok(after, "INSERT INTO fo_writes VALUES (3)")) << proxy.log_tail();
 }
 
 INSTANTIATE_TEST_SUITE_P(Sources, Failover, ::testing::Bool(),

@@ -65,6 +65,18 @@ inline void create_writes_table(const ScratchCluster& cl) {
   exec_ok(su.get(), "GRANT ALL ON fo_writes TO pglane_app");
 }
 
+// Runs `sql` on `c` until it succeeds (at most 50 tries, 100 ms apart): writes resuming after a
+// failover.
+inline bool eventually_ok(Conn& c, const std::string& sql) {
+  for (int i = 0; i < 50; ++i) {
+    if (PQresultStatus(exec(c.get(), sql).get()) == PGRES_COMMAND_OK) {
+      return true;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
 inline bool in_recovery(const ScratchCluster& cl, int instance) {
   Conn c = superuser(cl, instance);
   return PQstatus(c.get()) == CONNECTION_OK &&

@@ -324,6 +324,9 @@ TEST_F(ConfigTest, AuroraRegionMistakesNameTheKey) {
               StartsWith(file() + ":7: regions[0].cluster_endpoint: an aurora region needs"));
   EXPECT_THAT(error(std::string(kAurora) + "cluster_endpoint = \"db:5432\"\n"),
               StartsWith(file() + ":7: regions[0].instance_host_pattern: an aurora region needs"));
+  // An empty map addresses nothing.
+  EXPECT_THAT(error(std::string(kAurora) + "cluster_endpoint = \"db:5432\"\n[regions.instances]\n"),
+              StartsWith(file() + ":7: regions[0].instance_host_pattern: an aurora region needs"));
   EXPECT_THAT(error(std::string(kAurora) +
                     "cluster_endpoint = \"db:5432\"\ninstance_host_pattern = \"db\"\n"),
               StartsWith(file() + ":11: regions[0].instance_host_pattern: must contain one '?'"));
