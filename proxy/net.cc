@@ -27,14 +27,17 @@ asio::awaitable<error_code> Stream::handshake_server(asio::ssl::context& ctx) {
   co_return ec;
 }
 
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
 asio::awaitable<error_code> Stream::handshake_client(asio::ssl::context& ctx,
                                                      const std::string& host, bool verify_name) {
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
   SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  error_code parse_ec;
-  asio::ip::make_address(host, parse_ec);
-  bool is_ip = !parse_ec;
-  if (!is_ip) {
+  if (!is_ip_literal(host)) {
     // SNI is for names only (RFC 6066 section 3).
     SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
   }

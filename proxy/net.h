@@ -102,6 +102,9 @@ class Buffer {
 
 // Reads from `s` into `buf` until a whole typed frame is buffered and returns it (a view into
 // `buf`, valid until the next consume/prepare). ec is set on I/O errors.
+// True when `host` is an IPv4 or IPv6 address, not a name (SNI and DNS apply to names only).
+bool is_ip_literal(const std::string& host);
+
 asio::awaitable<protocol::Decoded<protocol::Frame>> read_frame(Stream& s, Buffer& buf,
                                                                std::size_t max_message,
                                                                error_code& ec);

@@ -1,6 +1,5 @@
 #include "proxy/topology.h"
 
-#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 #include <cstdlib>
@@ -9,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "proxy/lease.h"
 #include "proxy/log.h"
+#include "proxy/net.h"
 #include "proxy/pool.h"
 #include "proxy/probe.h"
 
@@ -26,10 +26,6 @@ constexpr size_t kMaxWriterSamples = 256;
 // is followed (Aurora's instance endpoints have a 5 s TTL).
 constexpr auto kRenameAfter = std::chrono::seconds(5);
 
-bool is_address(const std::string& host) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
 constexpr auto kMinSampleGap = milliseconds(5);
 
 }  // namespace
@@ -289,6 +285,11 @@ EndpointState* Topology::elect_locked(EndpointState& ep, const routing::Instance
   return retire;
 }
 
+void Topology::retire(EndpointState& old_writer) {
+  pools().retire(old_writer.endpoint);
+  ServerLease::cut(old_writer.endpoint);
+}
+
 void Topology::record_writer_sample(SteadyTime at, uint64_t lsn) {
   std::lock_guard lock(mu_);
   last_sample_at_ = at;
@@ -380,7 +381,7 @@ void Topology::probe_loop(EndpointState& ep) {
   Probe probe;
   auto next = Clock::now();
   uint64_t epoch_seen = 0;
-  const bool named = !is_address(ep.endpoint.host);
+  const bool named = !is_ip_literal(ep.endpoint.host);
   SteadyTime connected_at{};
   for (;;) {
     bool sample_only = false;
@@ -500,8 +501,7 @@ void Topology::probe_loop(EndpointState& ep) {
       searching = election_.searching();
     }
     if (retired != nullptr) {
-      pools().retire(retired->endpoint);
-      ServerLease::cut(retired->endpoint);
+      retire(*retired);
     }
     if (seen && ep.kind != ProbeKind::kStatic) {
       merge_members(ep, *seen, is_writer);

@@ -175,6 +175,9 @@ class Topology : public routing::HealthView {
   // returns the endpoint whose pooled connections must be retired (the writer that lost the
   // role), if any.
   EndpointState* elect_locked(EndpointState& ep, const routing::InstanceReport& r);
+  // A writer that lost the role (elect_locked returned it; mu_ not held): its idle pooled
+  // connections close, and so do the ones clients hold now.
+  void retire(EndpointState& old_writer);
   // libpq connection parameters for the checker's own connections.
   std::vector<std::pair<std::string, std::string>> conn_params(const conf::Endpoint& endpoint,
                                                                const std::string& database,

@@ -4,9 +4,7 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
-#include "proxy/lease.h"
 #include "proxy/log.h"
-#include "proxy/pool.h"
 #include "proxy/probe.h"
 #include "proxy/topology.h"
 
@@ -147,8 +145,7 @@ void Topology::merge_members(const EndpointState& from, const Observation& seen,
     }
   }
   for (EndpointState* r : retired) {
-    pools().retire(r->endpoint);
-    ServerLease::cut(r->endpoint);
+    retire(*r);
   }
   for (const auto& line : joined) {
     PGLANE_LOG_INFO("aurora instance %s", line);

@@ -4,7 +4,6 @@
 // with a Global Database writes follow the writer to another region while reads stay home.
 // Kill-and-promote, a commit in flight and a hung writer run with this source in
 // failover_test.cc.
-#include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -14,13 +13,6 @@
 
 namespace pglane::itest {
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The instance a read through pglane ran on.
 std::string read_served_by(Conn& c) {
@@ -85,7 +77,7 @@ TEST(Aurora, TheStandInRefusesWalFunctionsAndPglaneNeverCallsThem) {
   // Nor did any server log an error for pglane's connections (its probes log in as pglane_app;
   // the superuser's are the test's own).
   for (int i = 0; i < cl.instances(); ++i) {
-    std::istringstream lines(slurp(cl.log_file(i)));
+    std::istringstream lines(read_file(cl.log_file(i)));
     for (std::string line; std::getline(lines, line);) {
       EXPECT_FALSE(line.find("pglane_app@") != std::string::npos &&
                    line.find("ERROR") != std::string::npos)

@@ -118,6 +118,9 @@ class ScratchCluster {
   std::string error_;
 };
 
+// The whole file ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // Lines "NAME METHOD [SECRET]" appended to a copy of the sandbox users file; returns its path.
 std::string users_file_with(const std::vector<std::string>& extra_lines);
 // "NAME md5 md5<hex>" for a user with this password.
