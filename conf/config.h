@@ -19,6 +19,7 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 struct Endpoint {
   std::string host;  // name or address; also the TLS SNI / verify-full name
   uint16_t port = 5432;
+  bool operator==(const Endpoint&) const = default;
   std::string to_string() const {
     // IPv6 literals are bracketed so the port stays unambiguous.
     bool v6 = host.find(':') != std::string::npos;

@@ -185,7 +185,7 @@ void ServerLease::cut(const conf::Endpoint& endpoint) {
       // Listed means leased and alive: it is untracked before it is given back or destroyed,
       // and a leased connection is never moved or closed, so its descriptor is this one.
       // shutdown(2) from this thread is safe; its owner's pending read then fails.
-      if (c->endpoint.port == endpoint.port && c->endpoint.host == endpoint.host) {
+      if (c->endpoint == endpoint) {
         ::shutdown(c->stream.socket().native_handle(), SHUT_RDWR);
         ++cut;
       }

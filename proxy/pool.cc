@@ -51,15 +51,9 @@ void PoolManager::free_slot_locked(Pool& pool) {
   }
 }
 
-namespace {
-bool same_endpoint(const conf::Endpoint& a, const conf::Endpoint& b) {
-  return a.port == b.port && a.host == b.host;
-}
-}  // namespace
-
 bool PoolManager::retired_locked(const ServerConn& conn) const {
   for (const auto& [endpoint, at] : retired_) {
-    if (same_endpoint(endpoint, conn.endpoint)) {
+    if (endpoint == conn.endpoint) {
       return conn.created <= at;
     }
   }
@@ -70,7 +64,7 @@ void PoolManager::retire(const conf::Endpoint& endpoint) {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   auto known = std::find_if(retired_.begin(), retired_.end(),
-                            [&](const auto& r) { return same_endpoint(r.first, endpoint); });
+                            [&](const auto& r) { return r.first == endpoint; });
   if (known == retired_.end()) {
     retired_.emplace_back(endpoint, now);
   } else {
@@ -79,7 +73,7 @@ void PoolManager::retire(const conf::Endpoint& endpoint) {
   for (auto& [key, pool] : pools_) {
     for (auto& idle : pool.idle) {
       for (auto it = idle.begin(); it != idle.end();) {
-        if (same_endpoint((*it)->endpoint, endpoint)) {
+        if ((*it)->endpoint == endpoint) {
           close_on_owner(std::move(*it));
           it = idle.erase(it);
           free_slot_locked(pool);
