@@ -37,6 +37,9 @@ struct ProxySection {
   int auth_timeout_ms = 10000;
   int client_idle_timeout_ms = 0;  // 0 = off
   LogLevel log_level = LogLevel::kInfo;
+  // SIGTERM, SIGINT and the console's SHUTDOWN WAIT: how long transactions under way may run
+  // before their clients are closed anyway.
+  int shutdown_timeout_ms = 30000;
   std::string users_file;  // absolute after loading (relative paths resolve to the config dir)
 };
 
@@ -165,6 +168,17 @@ struct HealthSection {
   std::string database = "postgres";
 };
 
+// The admin console (a virtual database) and the metrics endpoint.
+struct AdminSection {
+  std::string database = "pglane";       // the console's database name
+  std::vector<std::string> users;        // may run every command
+  std::vector<std::string> stats_users;  // SHOW commands only
+  bool metrics = false;                  // metrics_listen was set
+  Endpoint metrics_listen;               // /metrics and /healthz (HTTP, or HTTPS with a cert)
+  std::string metrics_cert_file;
+  std::string metrics_key_file;
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   ProxySection proxy;
@@ -175,6 +189,7 @@ struct Config {
   Analytics analytics;
   RoutingSection routing;
   HealthSection health;
+  AdminSection admin;
 
   // The writer of the gateway's own region (the first region if `proxy.region` is empty).
   const Region& home_region() const;

@@ -62,8 +62,8 @@ class Loader : public TomlReader {
 
   absl::Status load(const toml::table& root, Config& config) {
     Table doc{root, ""};
-    check_keys(doc,
-               {"proxy", "tls", "backend", "pool", "regions", "analytics", "routing", "health"});
+    check_keys(doc, {"proxy", "tls", "backend", "pool", "regions", "analytics", "routing", "health",
+                     "admin"});
     load_proxy(doc, config.proxy);
     if (const toml::table* tls = subtable(doc, "tls")) {
       load_client_tls(Table{*tls, "tls"}, config.tls);
@@ -91,6 +91,9 @@ class Loader : public TomlReader {
              "a client certificate needs TLS to the servers, but backend.tls.mode is "
              "\"disable\"");
       }
+    }
+    if (const toml::table* admin = subtable(doc, "admin")) {
+      load_admin(Table{*admin, "admin"}, config.admin);
     }
     if (errors_.empty()) {
       check_health_login(config, health_line);  // a cross-section check: only once all else is fine
@@ -122,7 +125,7 @@ class Loader : public TomlReader {
     Table t{*node, "proxy"};
     check_keys(t, {"listen_addr", "listen_port", "workers", "region", "max_client_conn",
                    "max_message_size", "auth_timeout_ms", "client_idle_timeout_ms", "log_level",
-                   "users_file"});
+                   "users_file", "shutdown_timeout_ms"});
     get_nonempty_string(t, "listen_addr", proxy.listen_addr);
     get_int(t, "listen_port", 1, 65535, proxy.listen_port);
     get_int(t, "workers", 0, 256, proxy.workers);
@@ -133,6 +136,7 @@ class Loader : public TomlReader {
     get_int(t, "max_message_size", 1024, int64_t{1} << 30, proxy.max_message_size);
     get_int(t, "auth_timeout_ms", 100, 600000, proxy.auth_timeout_ms);
     get_int(t, "client_idle_timeout_ms", 0, INT_MAX, proxy.client_idle_timeout_ms);
+    get_int(t, "shutdown_timeout_ms", 0, 86400000, proxy.shutdown_timeout_ms);
     get_enum<LogLevel>(t, "log_level",
                        {{"debug", LogLevel::kDebug},
                         {"info", LogLevel::kInfo},
@@ -429,22 +433,7 @@ class Loader : public TomlReader {
                         {{"writer", NoReplica::kWriter}, {"error", NoReplica::kError}},
                         routing.no_replica);
     get_bool(t, "remote_replicas", routing.remote_replicas);
-    if (const toml::node* list = t.node.get("read_only_functions")) {
-      if (!list->is_array()) {
-        wrong_type(t, "read_only_functions", *list, "an array of function names");
-      } else {
-        routing.read_only_functions.clear();
-        const toml::array& names = *list->as_array();
-        for (size_t k = 0; k < names.size(); ++k) {
-          if (!names[k].is_string() || names[k].as_string()->get().empty()) {
-            fail(line_of(names[k].source()), absl::StrCat("routing.read_only_functions[", k, "]"),
-                 "expected a non-empty function name");
-            continue;
-          }
-          routing.read_only_functions.push_back(names[k].as_string()->get());
-        }
-      }
-    }
+    get_string_list(t, "read_only_functions", "function name", routing.read_only_functions);
     get_int(t, "analysis_cache_size", 0, 10000000, routing.analysis_cache_size);
     get_int(t, "catalog_refresh_ms", 1000, INT_MAX, routing.catalog_refresh_ms);
   }
@@ -483,20 +472,41 @@ class Loader : public TomlReader {
     get_int(t, "failover_interval_ms", 10, 60000, health.failover_interval_ms);
     get_int(t, "failover_timeout_ms", 0, 3600000, health.failover_timeout_ms);
     load_credential(t, health.credential);
-    Got cert = get_path(t, "cert_file", health.cert_file);
-    Got key = get_path(t, "key_file", health.key_file);
+    get_cert_pair(t, "cert_file", "key_file", health.cert_file, health.key_file);
+    get_nonempty_string(t, "database", health.database);
+  }
+
+  void load_admin(const Table& t, AdminSection& admin) {
+    check_keys(t, {"database", "users", "stats_users", "metrics_listen", "metrics_cert_file",
+                   "metrics_key_file"});
+    get_nonempty_string(t, "database", admin.database);
+    get_string_list(t, "users", "user name", admin.users);
+    get_string_list(t, "stats_users", "user name", admin.stats_users);
+    std::string listen;
+    if (get_string(t, "metrics_listen", listen) == Got::kOk && !listen.empty()) {
+      get_endpoint(t, "metrics_listen", admin.metrics_listen);
+      admin.metrics = true;
+    }
+    get_cert_pair(t, "metrics_cert_file", "metrics_key_file", admin.metrics_cert_file,
+                  admin.metrics_key_file);
+  }
+
+  // A certificate and its key: readable files, both or neither.
+  void get_cert_pair(const Table& t, const char* cert_key, const char* key_key,
+                     std::string& cert_file, std::string& key_file) {
+    Got cert = get_path(t, cert_key, cert_file);
+    Got key = get_path(t, key_key, key_file);
     if (cert == Got::kOk) {
-      require_readable(t, "cert_file", health.cert_file);
+      require_readable(t, cert_key, cert_file);
     }
     if (key == Got::kOk) {
-      require_readable(t, "key_file", health.key_file);
+      require_readable(t, key_key, key_file);
     }
     if ((cert == Got::kOk) != (key == Got::kOk) && cert != Got::kBad && key != Got::kBad) {
-      const char* absent = cert == Got::kOk ? "key_file" : "cert_file";
-      fail(line(t, cert == Got::kOk ? "cert_file" : "key_file"), t.key(absent),
-           "cert_file and key_file go together");
+      const char* absent = cert == Got::kOk ? key_key : cert_key;
+      fail(line(t, cert == Got::kOk ? cert_key : key_key), t.key(absent),
+           absl::StrCat(cert_key, " and ", key_key, " go together"));
     }
-    get_nonempty_string(t, "database", health.database);
   }
 
   uint32_t proxy_region_line_ = 1;

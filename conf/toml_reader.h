@@ -237,6 +237,32 @@ class TomlReader {
     return node == nullptr ? t.line() : line_of(node->source());
   }
 
+  // An array of non-empty strings; each bad element is reported on its own line.
+  Got get_string_list(const Table& t, absl::string_view name, absl::string_view what,
+                      std::vector<std::string>& out) {
+    const toml::node* list = t.node.get(to_std(name));
+    if (list == nullptr) {
+      return Got::kAbsent;
+    }
+    if (!list->is_array()) {
+      wrong_type(t, name, *list, absl::StrCat("an array of ", what, "s"));
+      return Got::kBad;
+    }
+    out.clear();
+    Got got = Got::kOk;
+    const toml::array& items = *list->as_array();
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!items[k].is_string() || items[k].as_string()->get().empty()) {
+        fail(line_of(items[k].source()), absl::StrCat(t.key(name), "[", k, "]"),
+             absl::StrCat("expected a non-empty ", what));
+        got = Got::kBad;
+        continue;
+      }
+      out.push_back(items[k].as_string()->get());
+    }
+    return got;
+  }
+
   // An endpoint-valued string key; reports and returns kBad if it does not parse.
   Got get_endpoint(const Table& t, absl::string_view name, Endpoint& out) {
     std::string text;

@@ -17,6 +17,12 @@ void put_i32(std::string& out, std::int32_t v) {
 
 // A String on the wire ends at its first NUL, so a value with an embedded NUL is cut there:
 // that is what the peer would read anyway, and the frame stays well-formed.
+void put_i16(std::string& out, std::int16_t v) {
+  const auto u = static_cast<std::uint16_t>(v);
+  out.push_back(static_cast<char>(u >> 8));
+  out.push_back(static_cast<char>(u));
+}
+
 void put_cstring(std::string& out, std::string_view s) {
   out.append(s.substr(0, s.find('\0')));
   out.push_back('\0');
@@ -308,6 +314,31 @@ void encode_close_complete(std::string& out) {
 void encode_command_complete(std::string& out, std::string_view tag) {
   auto at = begin(out, 'C');
   put_cstring(out, tag);
+  finish(out, at);
+}
+
+void encode_row_description(std::string& out, const std::vector<std::string_view>& columns) {
+  auto at = begin(out, 'T');
+  put_i16(out, static_cast<std::int16_t>(columns.size()));
+  for (std::string_view c : columns) {
+    put_cstring(out, c);
+    put_i32(out, 0);   // table OID
+    put_i16(out, 0);   // column number
+    put_i32(out, 25);  // type OID: text
+    put_i16(out, -1);  // variable length
+    put_i32(out, -1);  // type modifier
+    put_i16(out, 0);   // text format
+  }
+  finish(out, at);
+}
+
+void encode_data_row(std::string& out, const std::vector<std::string>& values) {
+  auto at = begin(out, 'D');
+  put_i16(out, static_cast<std::int16_t>(values.size()));
+  for (const std::string& v : values) {
+    put_i32(out, static_cast<std::int32_t>(v.size()));
+    out.append(v);
+  }
   finish(out, at);
 }
 

@@ -113,6 +113,9 @@ void encode_describe(std::string& out, char kind, std::string_view name);
 void encode_parse_complete(std::string& out);                          // '1'
 void encode_close_complete(std::string& out);                          // '3'
 void encode_command_complete(std::string& out, std::string_view tag);  // 'C'
+// 'T' with every column text (type 25, text format), for answers pglane makes itself.
+void encode_row_description(std::string& out, const std::vector<std::string_view>& columns);
+void encode_data_row(std::string& out, const std::vector<std::string>& values);  // 'D', text
 
 // ---- Views of received messages ----
 

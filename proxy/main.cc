@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
+#include "proxy/handover.h"
 #include "proxy/server.h"
 
 namespace {
@@ -69,5 +70,6 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
+  pglane::proxy::remember_command_line(argc, argv);
   return pglane::proxy::run_server(config_path);
 }

@@ -85,27 +85,33 @@ std::string Stream::tls_server_end_point(bool we_are_server) {
 asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buf) {
   if (tls_) {
     auto [ec, n] = co_await tls_->async_read_some(buf, kUse);
+    bytes_read += n;
     co_return std::pair{ec, n};
   }
   auto [ec, n] = co_await socket_.async_read_some(buf, kUse);
+  bytes_read += n;
   co_return std::pair{ec, n};
 }
 
 asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
   if (tls_) {
     auto [ec, n] = co_await asio::async_write(*tls_, buf, kUse);
+    bytes_written += n;
     co_return ec;
   }
   auto [ec, n] = co_await asio::async_write(socket_, buf, kUse);
+  bytes_written += n;
   co_return ec;
 }
 
 asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buffer>& bufs) {
   if (tls_) {
     auto [ec, n] = co_await asio::async_write(*tls_, bufs, kUse);
+    bytes_written += n;
     co_return ec;
   }
   auto [ec, n] = co_await asio::async_write(socket_, bufs, kUse);
+  bytes_written += n;
   co_return ec;
 }
 

@@ -61,6 +61,10 @@ class Stream {
   // Writes several buffers with one gathered write.
   asio::awaitable<error_code> write_all(const std::vector<asio::const_buffer>& bufs);
 
+  // Bytes moved so far (plaintext, after TLS), for the per-user statistics.
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+
  private:
   tcp::socket socket_;
   // References socket_, so a Stream never moves once TLS is on (it lives behind unique_ptr).

@@ -1,12 +1,14 @@
 #include "proxy/pool.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_split.h"
 #include "protocol/messages.h"
 #include "proxy/log.h"
 #include "proxy/stats.h"
@@ -207,6 +209,34 @@ int PoolManager::open_count(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   return it == pools_.end() ? 0 : it->second.total;
+}
+
+std::vector<PoolView> PoolManager::view() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  std::vector<PoolView> out;
+  for (const auto& [key, pool] : pools_) {
+    PoolView v;
+    std::vector<std::string> parts = absl::StrSplit(key, '\x1f');
+    v.database = parts.size() > 0 ? parts[0] : "";
+    v.user = parts.size() > 1 ? parts[1] : "";
+    v.endpoint = parts.size() > 2 ? parts[2] : "";
+    v.open = pool.total;
+    v.waiting = static_cast<int>(pool.waiters.size());
+    for (const auto& per_worker : pool.idle) {
+      for (const auto& c : per_worker) {
+        ++v.idle;
+        v.idle_conns.emplace_back(
+            c->key.pid,
+            std::chrono::duration_cast<std::chrono::seconds>(now - c->last_used).count());
+      }
+    }
+    out.push_back(std::move(v));
+  }
+  std::sort(out.begin(), out.end(), [](const PoolView& a, const PoolView& b) {
+    return std::tie(a.database, a.user, a.endpoint) < std::tie(b.database, b.user, b.endpoint);
+  });
+  return out;
 }
 
 void PoolManager::clear() {

@@ -31,6 +31,18 @@ struct AcquireResult {
   std::string server_error;  // a server's own ErrorResponse to forward, if it refused us
 };
 
+// One pool as SHOW POOLS and /metrics see it.
+struct PoolView {
+  std::string database;
+  std::string user;      // the server user
+  std::string endpoint;  // host:port
+  int open = 0;          // open connections, plus slots granted to connections being opened
+  int idle = 0;
+  int waiting = 0;  // clients queued for a connection
+  // Idle connections: backend process id and seconds idle.
+  std::vector<std::pair<int32_t, int64_t>> idle_conns;
+};
+
 class PoolManager {
  public:
   // `worker` is the caller's worker index; `req` says how to open a connection if one is needed.
@@ -51,6 +63,7 @@ class PoolManager {
 
   // Process-wide count of open connections in a pool (tests, stats).
   int open_count(const std::string& key);
+  std::vector<PoolView> view();
   // Drops every idle connection. Called at shutdown after the workers stopped and before their
   // io_contexts are destroyed, since the sockets belong to them.
   void clear();

@@ -129,6 +129,9 @@ asio::awaitable<End> Relay::client_to_server() {
         stop = End::kClientTerminated;
         break;
       }
+      if (type == 'Q' || type == 'E') {
+        ++queries_;
+      }
       RelayPolicy::Step step = policy_->on_client_frame(type, size, data.substr(pos));
       if (step == RelayPolicy::Step::kNeedMore) {
         need = data.size() - pos + 1;

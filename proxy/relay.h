@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -108,6 +109,8 @@ class Relay {
   // the client's stream cannot take an error message mid-frame).
   bool mid_frame() const { return c2s_remaining_ > 0 || s2c_remaining_ > 0; }
   bool client_mid_frame() const { return s2c_remaining_ > 0; }
+  // Query and Execute messages seen from the client since the last call.
+  uint64_t take_queries() { return std::exchange(queries_, 0); }
 
  private:
   asio::awaitable<End> client_to_server();
@@ -128,6 +131,7 @@ class Relay {
   bool detach_wanted_ = false;  // the server side saw the end of a transaction during a write
   std::chrono::steady_clock::time_point last_client_activity_;
   std::unique_ptr<asio::steady_timer> drained_;  // server side wakes client side: replies in
+  uint64_t queries_ = 0;
 };
 
 }  // namespace pglane::proxy

@@ -1,6 +1,9 @@
 #include "proxy/server.h"
 
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -9,18 +12,27 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
+#include "proxy/handover.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/metrics_http.h"
 #include "proxy/net.h"
 #include "proxy/pool.h"
 #include "proxy/session.h"
+#include "proxy/sessions.h"
+#include "proxy/stats.h"
 #include "proxy/tls.h"
 #include "proxy/topology.h"
 
@@ -31,7 +43,11 @@ namespace {
 struct Worker {
   int index = 0;
   asio::io_context io{1};  // one thread per io_context: no locking inside Asio
-  std::unique_ptr<tcp::acceptor> acceptor;
+  // Keeps run() going once the listener closed (draining): the console and the shutdown still
+  // post work to this worker.
+  asio::executor_work_guard<asio::io_context::executor_type> keep{io.get_executor()};
+  // Usually one; more when an old pglane with more workers handed over its sockets.
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::thread thread;
 };
 
@@ -82,6 +98,279 @@ absl::StatusOr<std::unique_ptr<tcp::acceptor>> open_listener(asio::io_context& i
   }
   return acc;
 }
+
+// Takes over a listening socket an old pglane handed over (online upgrade), if it listens where
+// this config says; else closes it.
+std::unique_ptr<tcp::acceptor> adopt_listener(asio::io_context& io, const conf::Config& cfg,
+                                              int fd) {
+  error_code ec;
+  auto want = asio::ip::make_address(cfg.proxy.listen_addr, ec);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (ec || getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  const bool v6 = ss.ss_family == AF_INET6;
+  auto acc = std::make_unique<tcp::acceptor>(io);
+  acc->assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return nullptr;
+  }
+  auto at = acc->local_endpoint(ec);
+  if (ec || at.address() != want || at.port() != cfg.proxy.listen_port) {
+    PGLANE_LOG_WARN(
+        "not taking over the old process's listener on %s:%d: the config now says %s:%d",
+        ec ? std::string("?") : at.address().to_string(), ec ? 0 : at.port(), cfg.proxy.listen_addr,
+        cfg.proxy.listen_port);
+    return nullptr;  // closes it
+  }
+  return acc;
+}
+
+// The process's control thread: signals, reload, shutdown (drain, then close), the systemd
+// watchdog.
+class Lifecycle {
+ public:
+  Lifecycle(asio::io_context& control, Runtime& runtime,
+            std::vector<std::unique_ptr<Worker>>& workers, const conf::Config& cfg)
+      : control_(control),
+        runtime_(runtime),
+        workers_(workers),
+        signals_(control, SIGINT, SIGTERM, SIGHUP),
+        shutdown_timeout_(cfg.proxy.shutdown_timeout_ms) {
+    signals_.add(SIGUSR1);
+    signals_.add(SIGUSR2);
+  }
+
+  void start() {
+    wait_signal();
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+      asio::co_spawn(control_, watchdog(std::chrono::microseconds(usec)), asio::detached);
+    }
+  }
+
+  // "" when the new users and certificates are in, else why nothing changed.
+  std::string reload() {
+    sd_notify(0, "RELOADING=1");
+    auto fresh = make_snapshot(runtime_.snapshot()->config);
+    std::string why;
+    if (fresh.ok()) {
+      runtime_.install(*fresh);
+      if (Topology* t = topology()) {
+        t->reload_catalogs();  // function volatility may have changed too
+      }
+      PGLANE_LOG_INFO("reloaded users file and TLS certificates");
+    } else {
+      why = std::string(fresh.status().message());
+      PGLANE_LOG_ERROR("reload failed, keeping the previous settings: %s", why);
+    }
+    sd_notify(0, "READY=1");
+    notify_status();
+    return why;
+  }
+
+  // wait: stop accepting, let transactions under way finish (up to proxy.shutdown_timeout_ms),
+  // close idle clients with 57P01, then stop. A second request while draining stops at once.
+  void shut_down(bool wait) {
+    if (stopping_) {
+      if (!forced_) {
+        PGLANE_LOG_INFO("shutting down now, without waiting for transactions");
+      }
+      forced_ = true;
+      return;
+    }
+    stopping_ = true;
+    forced_ = !wait;
+    asio::co_spawn(control_, drain(), asio::detached);
+  }
+
+  void notify_status() {
+    Topology* t = topology();
+    EndpointState* w = t != nullptr ? t->writer() : nullptr;
+    std::string status = absl::StrCat(
+        stopping_ ? "draining; " : "", stats().clients_active.load(), " clients, ",
+        stats().server_conns_open.load(), " server connections, writer ",
+        w != nullptr ? w->name : std::string("none"), pause_gate().any() ? "; paused" : "");
+    sd_notify(0, absl::StrCat("STATUS=", status).c_str());
+  }
+
+ private:
+  void wait_signal() {
+    signals_.async_wait([this](error_code ec, int sig) {
+      if (ec) {
+        return;
+      }
+      if (sig == SIGUSR1) {
+        // Counters and endpoint health, one line each (the console's SHOW HEALTH has more).
+        if (Topology* t = topology()) {
+          std::string text = t->describe();
+          for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+            log_line(conf::LogLevel::kInfo, std::string(line));  // asked for: any log_level
+          }
+        } else {
+          log_line(conf::LogLevel::kInfo, "routing off (no readers, or session pooling)");
+        }
+      } else if (sig == SIGHUP) {
+        reload();
+      } else if (sig == SIGUSR2) {
+        upgrade();
+      } else {
+        PGLANE_LOG_INFO("received signal %d, shutting down%s", sig,
+                        stopping_ ? " now" : " once transactions under way end");
+        shut_down(true);
+      }
+      wait_signal();
+    });
+  }
+
+  // SIGUSR2: start the successor with our listening sockets; drain once it serves.
+  void upgrade() {
+    if (stopping_ || upgrading_) {
+      PGLANE_LOG_WARN("SIGUSR2 ignored: %s",
+                      stopping_ ? "shutting down" : "an upgrade is under way");
+      return;
+    }
+    std::vector<int> fds;
+    for (auto& w : workers_) {
+      for (auto& acc : w->acceptors) {
+        if (acc->is_open()) {
+          fds.push_back(acc->native_handle());
+        }
+      }
+    }
+    auto child = start_successor(fds);
+    if (!child.ok()) {
+      PGLANE_LOG_ERROR("online upgrade failed: %s", child.status().message());
+      return;
+    }
+    upgrading_ = true;
+    successor_ = child->pid;
+    ready_pipe_.assign(child->ready_fd);
+    PGLANE_LOG_INFO("online upgrade: started the new pglane, pid %d", successor_);
+    asio::co_spawn(control_, await_successor(), asio::detached);
+  }
+
+  asio::awaitable<void> await_successor() {
+    char byte = 0;
+    auto [ec, n] = co_await ready_pipe_.async_read_some(asio::buffer(&byte, 1),
+                                                        asio::as_tuple(asio::use_awaitable));
+    error_code ignored;
+    ready_pipe_.close(ignored);
+    if (!ec && n == 1 && byte == 'R') {
+      PGLANE_LOG_INFO("online upgrade: pid %d serves; draining this process", successor_);
+      handed_over_ = true;
+      shut_down(true);
+      co_return;
+    }
+    int status = 0;
+    pid_t done = waitpid(successor_, &status, 0);  // it closed the pipe: it is exiting
+    PGLANE_LOG_ERROR(
+        "online upgrade failed: the new pglane (pid %d) exited%s; still serving", successor_,
+        done == successor_ && WIFEXITED(status) ? absl::StrCat(" with status ", WEXITSTATUS(status))
+                                                : std::string());
+    upgrading_ = false;
+  }
+
+  asio::awaitable<void> sleep(std::chrono::milliseconds d) {
+    asio::steady_timer t(control_, d);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  asio::awaitable<void> drain() {
+    set_draining(true);
+    if (!handed_over_) {
+      sd_notify(0, "STOPPING=1");  // (after an upgrade the successor is the main process)
+    }
+    // New clients go to whoever else listens on the port (a new pglane during an upgrade).
+    // Named: GCC 12 may end a temporary in a co_await expression too early.
+    const std::function<void(int)> task = [this](int i) {
+      error_code ignored;
+      for (auto& acc : workers_[static_cast<size_t>(i)]->acceptors) {
+        acc->close(ignored);
+      }
+    };
+    co_await on_every_worker(task);
+    const auto deadline = std::chrono::steady_clock::now() + shutdown_timeout_;
+    // (Named, not temporaries: the awaitable runs later and takes them by reference.)
+    const std::function<void(int)> drain_all = [](int i) {
+      for (SessionEntry* e : worker_sessions(i).all()) {
+        e->request_end(false);
+      }
+    };
+    const std::function<void(int)> kill_all = [](int i) {
+      for (SessionEntry* e : worker_sessions(i).all()) {
+        e->request_end(true);
+      }
+    };
+    int round = 0;
+    while (!forced_ && stats().clients_active.load() > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      if (round++ % 10 == 0) {
+        co_await on_every_worker(drain_all);  // again now and then: sessions that were logging in
+        notify_status();
+      }
+      co_await sleep(std::chrono::milliseconds(50));
+    }
+    if (stats().clients_active.load() > 0) {
+      PGLANE_LOG_WARN("closing %d clients still in a transaction", stats().clients_active.load());
+    }
+    co_await on_every_worker(kill_all);
+    for (int i = 0; i < 40 && stats().clients_active.load() > 0; ++i) {
+      co_await sleep(std::chrono::milliseconds(50));
+    }
+    for (auto& w : workers_) {
+      w->io.stop();
+    }
+    signals_.cancel();
+    control_.stop();
+  }
+
+  // WATCHDOG=1 only while every worker's event loop turns: each tick asks every worker to
+  // check in, and pings only if all checked in since the previous tick.
+  asio::awaitable<void> watchdog(std::chrono::microseconds period) {
+    const auto tick = std::chrono::duration_cast<std::chrono::milliseconds>(period) / 3;
+    std::vector<std::shared_ptr<std::atomic<bool>>> seen;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      seen.push_back(std::make_shared<std::atomic<bool>>(true));
+    }
+    bool warned = false;
+    for (;;) {
+      bool all = true;
+      for (auto& s : seen) {
+        all = all && s->load();
+      }
+      if (all) {
+        sd_notify(0, "WATCHDOG=1");
+        warned = false;
+      } else if (!warned) {
+        PGLANE_LOG_ERROR("a worker's event loop is stuck: not pinging the systemd watchdog");
+        warned = true;
+      }
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        if (all || seen[i]->load()) {
+          seen[i]->store(false);
+          asio::post(workers_[i]->io, [s = seen[i]] { s->store(true); });
+        }
+      }
+      co_await sleep(std::max(tick, std::chrono::milliseconds(10)));
+    }
+  }
+
+  asio::io_context& control_;
+  Runtime& runtime_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  asio::signal_set signals_;
+  std::chrono::milliseconds shutdown_timeout_;
+  bool stopping_ = false;
+  bool forced_ = false;
+  asio::posix::stream_descriptor ready_pipe_{control_};  // the successor says it serves
+  pid_t successor_ = -1;
+  bool upgrading_ = false;
+  bool handed_over_ = false;  // the successor serves: it is systemd's main process now
+};
 
 }  // namespace
 
@@ -144,75 +433,84 @@ int run_server(const std::string& config_path) {
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
-    auto acc = open_listener(w->io, cfg);
-    if (!acc.ok()) {
-      PGLANE_LOG_ERROR("%s", acc.status().message());
-      return 1;
-    }
-    w->acceptor = std::move(*acc);
-    asio::co_spawn(w->io, accept_loop(*w->acceptor, runtime, i), asio::detached);
     workers.push_back(std::move(w));
   }
+  // Listening sockets: taken over from an old pglane (online upgrade), one per worker and any
+  // extra ones shared out, so that no connection waiting in their queues is lost; otherwise
+  // (or for workers left without one) opened here.
+  std::vector<int> inherited = take_inherited_listeners();
+  for (size_t k = 0; k < inherited.size(); ++k) {
+    Worker& w = *workers[k % workers.size()];
+    if (auto acc = adopt_listener(w.io, cfg, inherited[k])) {
+      w.acceptors.push_back(std::move(acc));
+    }
+  }
+  if (!inherited.empty()) {
+    PGLANE_LOG_INFO("took over %d listening sockets from the old pglane", inherited.size());
+  }
+  for (auto& w : workers) {
+    if (w->acceptors.empty()) {
+      auto acc = open_listener(w->io, cfg);
+      if (!acc.ok()) {
+        PGLANE_LOG_ERROR("%s", acc.status().message());
+        return 1;
+      }
+      w->acceptors.push_back(std::move(*acc));
+    }
+    for (auto& acc : w->acceptors) {
+      asio::co_spawn(w->io, accept_loop(*acc, runtime, w->index), asio::detached);
+    }
+  }
 
-  // Signals are handled on a control io_context on the main thread.
+  std::vector<asio::any_io_executor> executors;
+  for (auto& w : workers) {
+    executors.push_back(w->io.get_executor());
+  }
+  set_worker_executors(std::move(executors));
+  set_worker_count(n);
+
+  // Signals, the console's RELOAD and SHUTDOWN, the metrics endpoint and the watchdog run on a
+  // control io_context on the main thread.
   asio::io_context control(1);
-  asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
-  signals.add(SIGUSR1);
-  std::function<void()> wait_signal;
-  wait_signal = [&] {
-    signals.async_wait([&](error_code ec, int sig) {
-      if (ec) {
-        return;
-      }
-      if (sig == SIGUSR1) {
-        // Counters and endpoint health, one line each, until the admin console exists.
-        if (Topology* t = topology()) {
-          std::string text = t->describe();
-          for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-            log_line(conf::LogLevel::kInfo, std::string(line));  // asked for: any log_level
-          }
-        } else {
-          log_line(conf::LogLevel::kInfo, "routing off (no readers, or session pooling)");
-        }
-        wait_signal();
-        return;
-      }
-      if (sig == SIGHUP) {
-        sd_notify(0, "RELOADING=1");
-        auto fresh = make_snapshot(runtime.snapshot()->config);
-        if (fresh.ok()) {
-          runtime.install(*fresh);
-          if (Topology* t = topology()) {
-            t->reload_catalogs();  // function volatility may have changed too
-          }
-          PGLANE_LOG_INFO("reloaded users file and TLS certificates");
-        } else {
-          PGLANE_LOG_ERROR("reload failed, keeping the previous settings: %s",
-                           fresh.status().message());
-        }
-        sd_notify(0, "READY=1");
-        wait_signal();
-        return;
-      }
-      PGLANE_LOG_INFO("received signal %d, shutting down", sig);
-      sd_notify(0, "STOPPING=1");
-      for (auto& w : workers) {
-        w->io.stop();
-      }
-      control.stop();
-    });
-  };
-  wait_signal();
+  Lifecycle life(control, runtime, workers, cfg);
+  ProcessControl& pc = process_control();
+  pc.executor = control.get_executor();
+  pc.shutdown_timeout = std::chrono::milliseconds(cfg.proxy.shutdown_timeout_ms);
+  pc.reload = [&life] { return life.reload(); };
+  pc.shutdown = [&life](bool wait) { life.shut_down(wait); };
+  std::unique_ptr<MetricsServer> metrics;
+  if (cfg.admin.metrics) {
+    auto m = MetricsServer::start(control, cfg);
+    if (!m.ok()) {
+      PGLANE_LOG_ERROR("%s", m.status().message());
+      return 1;
+    }
+    metrics = std::move(*m);
+  }
+  life.start();
 
   for (auto& w : workers) {
     w->thread = std::thread([w = w.get()] { w->io.run(); });
   }
-  PGLANE_LOG_INFO("pglane listening on %s:%d with %d workers (pool mode %s, size %d)",
-                  cfg.proxy.listen_addr, cfg.proxy.listen_port, n,
-                  cfg.pool.mode == conf::PoolMode::kTransaction ? "transaction" : "session",
-                  cfg.pool.size);
-  sd_notify(0, "READY=1");
+  PGLANE_LOG_INFO(
+      "pglane listening on %s:%d with %d workers (pool mode %s, size %d)%s", cfg.proxy.listen_addr,
+      cfg.proxy.listen_port, n,
+      cfg.pool.mode == conf::PoolMode::kTransaction ? "transaction" : "session", cfg.pool.size,
+      cfg.admin.metrics ? absl::StrCat("; metrics on ", cfg.admin.metrics_listen.to_string())
+                        : std::string());
+  if (started_by_upgrade()) {
+    // This process replaces the one that started it: systemd's main process from now on.
+    sd_notify(0, absl::StrCat("MAINPID=", getpid(), "\nREADY=1").c_str());
+    tell_predecessor_ready();
+  } else {
+    sd_notify(0, "READY=1");
+  }
+  life.notify_status();
   control.run();
+  if (metrics) {
+    metrics->stop();
+  }
+  process_control() = ProcessControl{};
   // The checkers first: a writer change retires pooled connections on the workers' contexts.
   topo->stop();
   for (auto& w : workers) {

@@ -14,13 +14,16 @@
 #include "absl/strings/str_cat.h"
 #include "protocol/messages.h"
 #include "protocol/startup_options.h"
+#include "proxy/admin.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/lease.h"
 #include "proxy/log.h"
 #include "proxy/login.h"
+#include "proxy/metrics.h"
 #include "proxy/relay.h"
 #include "proxy/session_end.h"
+#include "proxy/sessions.h"
 #include "proxy/stats.h"
 #include "proxy/topology.h"
 #include "proxy/txn_pooling.h"
@@ -71,11 +74,39 @@ class Session {
         memo_(routing_ ? &worker_analyzer(cfg_) : nullptr,
               topology() != nullptr ? &topology()->stats() : nullptr),
         conv_(conversation_options(cfg_, routing_), memo_),
-        lease_(client_, *snap_, worker) {}
+        lease_(client_, *snap_, worker) {
+    entry_.id = next_session_id();
+    entry_.worker = worker;
+    entry_.connected_at = std::chrono::system_clock::now();
+    entry_.set_state(ClientState::kLogin);
+    error_code ec;
+    auto peer = client_.stream.socket().remote_endpoint(ec);
+    if (!ec) {
+      entry_.addr = absl::StrCat(peer.address().to_string(), ":", peer.port());
+    }
+    // Cancelling the client socket's pending operations wakes the session wherever it waits.
+    entry_.wake = [this] {
+      error_code ignored;
+      client_.stream.socket().cancel(ignored);
+    };
+    worker_sessions(worker).add(&entry_);
+  }
+  ~Session() { worker_sessions(entry_.worker).remove(&entry_); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   asio::awaitable<void> run(bool over_limit) {
     End end = over_limit ? End::kTooManyClients : co_await login();
+    if (end == End::kRunning && entry_.should_end_now()) {
+      end = End::kShutdown;
+    }
     if (end == End::kRunning) {
+      note_identity();
+      if (lease_.identity().database == cfg_.admin.database) {
+        end = co_await console();
+        co_await finish(end);
+        co_return;
+      }
       end = co_await attach_server();
     }
     if (end == End::kRunning) {
@@ -99,6 +130,29 @@ class Session {
     startup_ = std::move(login.startup());
     lease_.set_identity(Identity{login.user(), login.database(), std::move(login.scram_keys())});
     co_return std::get<0>(r);
+  }
+
+  // Who logged in, for the console and the per-user statistics.
+  void note_identity() {
+    entry_.user = lease_.identity().user;
+    entry_.database = lease_.identity().database;
+    entry_.tls = client_.stream.is_tls();
+    entry_.application_name = std::string(startup_.get("application_name"));
+    entry_.stats = &worker_metrics(entry_.worker).user_stats(entry_.database, entry_.user);
+  }
+
+  // The admin console instead of a server (admin.database).
+  asio::awaitable<End> console() {
+    AdminRight right = admin_right(cfg_, entry_.user);
+    if (right == AdminRight::kNone) {
+      client_.fail(p::sqlstate::kInvalidAuthorization,
+                   absl::StrCat("user \"", entry_.user,
+                                "\" may not use the admin console (admin.users, "
+                                "admin.stats_users)"));
+      co_return End::kAuthFailed;
+    }
+    entry_.admin = true;
+    co_return co_await serve_admin(client_, entry_, *snap_, right == AdminRight::kAdmin);
   }
 
   // ---- Stage 3: the session's first server, then AuthenticationOk and the rest ----
@@ -133,6 +187,13 @@ class Session {
   }
 
   asio::awaitable<End> attach_server() {
+    entry_.set_state(ClientState::kWaiting);
+    if (pause_gate().any()) {
+      const bool go_on = co_await wait_while_paused(entry_);
+      if (!go_on) {
+        co_return End::kShutdown;
+      }
+    }
     End e = collect_startup_settings();
     if (e == End::kRunning) {
       // The writer; while there is none (failover), a splitting session logs in on a replica
@@ -147,6 +208,8 @@ class Session {
     if (e != End::kRunning) {
       co_return e;
     }
+    entry_.set_state(ClientState::kActive);
+    entry_.set_server(lease_.get());
     cancel_key_ = cancel_registry().register_client();
     lease_.set_cancel_key(*cancel_key_);
     e = co_await lease_.open_session(conv_, txn_mode_);
@@ -170,7 +233,7 @@ class Session {
 
   asio::awaitable<End> serve() {
     if (txn_mode_) {
-      pooling_.emplace(client_, cfg_, lease_, conv_, memo_, routing_);
+      pooling_.emplace(client_, cfg_, lease_, conv_, memo_, routing_, entry_);
       co_return co_await pooling_->serve();
     }
     relay_.emplace(client_, cfg_);
@@ -181,6 +244,17 @@ class Session {
   // ---- Stage 5: one cleanup path for every ending ----
 
   asio::awaitable<void> finish(End end) {
+    entry_.set_server(nullptr);
+    if (entry_.kill && end == End::kClientGone) {
+      end = End::kShutdown;  // KILL or the shutdown deadline cancelled the client's I/O
+    }
+    if (UserStats* us = entry_.stats) {
+      us->queries.add(pooling_ ? pooling_->take_queries() : relay_ ? relay_->take_queries() : 0);
+      if (!txn_mode_ && relay_) {
+        us->transactions.add();  // session pooling: one unit, the session
+      }
+    }
+    entry_.count_bytes(client_.stream.bytes_read, client_.stream.bytes_written);
     if (cancel_key_) {
       cancel_registry().unregister_client(*cancel_key_);
     }
@@ -224,6 +298,7 @@ class Session {
   const bool txn_mode_;  // pool.mode = transaction
   const bool routing_;   // read/write splitting is on for this session
   p::StartupParams startup_;
+  SessionEntry entry_;  // what the console, PAUSE and shutdown see of this session
   std::optional<p::CancelKey> cancel_key_;  // ours, given to the client in BackendKeyData
 
   routing::StatementMemo memo_;  // what the latest statement text does (routing, effects)

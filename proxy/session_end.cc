@@ -39,6 +39,8 @@ const char* end_name(End e) {
       return "server_protocol_violation";
     case End::kIdleTimeout:
       return "idle_timeout";
+    case End::kShutdown:
+      return "shutdown";
     case End::kDetach:
       return "detach";
   }
@@ -64,6 +66,9 @@ EndingInfo ending_info(End e) {
     case End::kIdleTimeout:
       return {s::kIdleSessionTimeout, "terminating connection due to idle timeout",
               &stats().idle_timeouts};
+    case End::kShutdown:
+      return {s::kAdminShutdown, "terminating connection due to administrator command",
+              &stats().sessions_shut_down};
     default:
       return {};
   }

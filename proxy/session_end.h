@@ -26,6 +26,7 @@ enum class End {
   kServerClosed,      // the server ended the session with a FATAL the client already has
   kServerViolation,   // server broke the protocol
   kIdleTimeout,       // proxy.client_idle_timeout_ms: 57P05
+  kShutdown,          // asked to end (shutdown, KILL): 57P01
   kDetach,            // transaction mode: transaction over, server goes back (not an ending)
 };
 

@@ -26,6 +26,7 @@ struct Stats {
   std::atomic<int64_t> writer_timeouts{0};  // units that found no writer within the timeout
   std::atomic<int64_t> idle_timeouts{0};
   std::atomic<int64_t> sessions_pinned{0};
+  std::atomic<int64_t> sessions_shut_down{0};  // ended by a shutdown or KILL (57P01)
 };
 
 Stats& stats();

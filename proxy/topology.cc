@@ -565,38 +565,4 @@ std::string Topology::why_no_writer() const {
              : out;
 }
 
-std::string Topology::describe() const {
-  const RouteStats& r = stats_;
-  const int64_t analysed = r.analysis_fast + r.analysis_cache_hits + r.analysis_parsed;
-  std::string out = absl::StrFormat(
-      "routing reads_local=%d reads_remote=%d reads_writer=%d reads_ryw=%d writes=%d "
-      "analytics=%d retries=%d reroutes=%d analysed=%d fast=%d cache_hits=%d parsed=%d "
-      "rejected=%d\n",
-      r.reads_local.load(), r.reads_remote.load(), r.reads_writer.load(), r.reads_ryw.load(),
-      r.writes.load(), r.analytics.load(), r.retries.load(), r.reroutes.load(), analysed,
-      r.analysis_fast.load(), r.analysis_cache_hits.load(), r.analysis_parsed.load(),
-      r.analysis_rejected.load());
-  const EndpointState* w = writer();
-  std::lock_guard lock(mu_);
-  for (size_t i = 0, n = instance_count(); i < n; ++i) {
-    const EndpointState* e = instances_[i].get();
-    const char* role = e == w                  ? "writer"
-                       : e->removed.load()     ? "removed"
-                       : e->fenced.load()      ? "fenced"
-                       : e->in_recovery.load() ? "replica"
-                       : e->last_error.empty() ? "unknown"
-                                               : "down";
-    absl::StrAppend(
-        &out,
-        absl::StrFormat("%s %s region=%s up=%d recovery=%d timeline=%u lsn=%u "
-                        "lag_ms=%d rtt_us=%d outstanding=%d reads=%d%s\n",
-                        role, e->name, e->region, e->up.load() ? 1 : 0,
-                        e->in_recovery.load() ? 1 : 0, e->timeline.load(), e->lsn.load(),
-                        e->lag_ms.load(), e->rtt_us.load(), e->outstanding.load(), e->reads.load(),
-                        e->last_error.empty() ? std::string()
-                                              : absl::StrCat(" error=\"", e->last_error, "\"")));
-  }
-  return out;
-}
-
 }  // namespace pglane::proxy

@@ -80,6 +80,23 @@ struct EndpointState {
   std::string last_error;        // the latest failed check's reason (guarded by Topology's mutex)
 };
 
+// One endpoint's state at one moment, copied out for readers on any thread.
+struct EndpointView {
+  std::string name;
+  std::string region;
+  std::string role;  // writer, replica, fenced, removed, down, unknown, analytics
+  bool up = false;
+  bool in_recovery = false;
+  uint64_t timeline = 0;
+  uint64_t lsn = 0;
+  int64_t lag_ms = 0;
+  int64_t rtt_us = 0;
+  int outstanding = 0;
+  int64_t reads = 0;
+  int64_t probes_failed = 0;
+  std::string last_error;
+};
+
 using RouteStats = routing::RouteStats;  // process-wide routing counters
 
 // The health view routing::Placer places units with: replicas by index in replicas() order.
@@ -145,6 +162,9 @@ class Topology : public routing::HealthView {
   void reload_catalogs();
 
   RouteStats& stats() { return stats_; }
+  // Every endpoint as it is now (instances, then the analytics endpoint): for the console's
+  // SHOW HEALTH, /metrics and describe().
+  std::vector<EndpointView> view() const;
   std::string describe() const;  // counters, then one line per endpoint: for logs and tests
 
  private:

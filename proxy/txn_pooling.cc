@@ -1,6 +1,7 @@
 #include "proxy/txn_pooling.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -10,6 +11,7 @@
 
 #include "protocol/messages.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/stats.h"
 #include "routing/commit.h"
 
@@ -62,7 +64,7 @@ routing::PlacementPolicy placement_policy(const conf::Config& cfg) {
 
 TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, ServerLease& lease,
                                        txn::Conversation& conv, routing::StatementMemo& memo,
-                                       bool routing)
+                                       bool routing, SessionEntry& entry)
     : client_(client),
       cfg_(cfg),
       lease_(lease),
@@ -70,6 +72,7 @@ TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, 
       memo_(memo),
       relay_(client, cfg),
       routing_(routing),
+      entry_(entry),
       placer_(placement_policy(cfg)) {}
 
 asio::awaitable<End> TransactionPooling::serve() {
@@ -78,6 +81,9 @@ asio::awaitable<End> TransactionPooling::serve() {
   if (attached_ != nullptr) {
     attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
   }
+  entry_.set_state(ClientState::kActive);
+  entry_.set_server(lease_.get());
+  unit_start_ = std::chrono::steady_clock::now();
   for (;;) {
     if (lease_ && conv_.pinned() == nullptr) {
       co_await detach();
@@ -134,6 +140,10 @@ void TransactionPooling::note_pins() {
 
 // Idle between transactions: no server, and no read buffer either.
 asio::awaitable<End> TransactionPooling::wait_for_client() {
+  entry_.set_state(ClientState::kIdle);
+  if (entry_.should_end_now()) {
+    co_return End::kShutdown;  // shutdown or KILL: between transactions, nothing is lost
+  }
   Buffer& cin = client_.in;
   if (!cin.empty()) {
     co_return End::kRunning;
@@ -149,6 +159,9 @@ asio::awaitable<End> TransactionPooling::wait_for_client() {
     }
   } else {
     co_await client_.stream.wait_readable();
+  }
+  if (entry_.should_end_now()) {
+    co_return End::kShutdown;  // woken by the request (the wait was cancelled)
   }
   auto [ec, n] = co_await client_.stream.read_some(cin.prepare());
   if (ec) {
@@ -203,6 +216,14 @@ asio::awaitable<End> TransactionPooling::answer_locally(size_t consumed) {
 
 asio::awaitable<End> TransactionPooling::attach(bool& answered) {
   answered = false;
+  entry_.set_state(ClientState::kWaiting);
+  if (pause_gate().any()) {
+    const bool go_on = co_await wait_while_paused(entry_);  // (no co_await inside &&: GCC 12)
+    if (!go_on) {
+      co_return End::kShutdown;
+    }
+  }
+  const auto asked = std::chrono::steady_clock::now();
   // Between transactions, a failure to get a server ends the session like a direct server that
   // cannot take more connections: PostgreSQL has no error for a healthy idle session.
   Target target;
@@ -219,6 +240,10 @@ asio::awaitable<End> TransactionPooling::attach(bool& answered) {
   e = co_await lease_.prepare(conv_);
   if (e == End::kRunning) {
     begin_attachment(lease_.endpoint(), target.route, writes);
+    unit_start_ = std::chrono::steady_clock::now();
+    worker_metrics(entry_.worker).pool_wait.observe(unit_start_ - asked);
+    entry_.set_state(ClientState::kActive);
+    entry_.set_server(lease_.get());
   }
   co_return e;
 }
@@ -326,7 +351,31 @@ void TransactionPooling::leave_endpoint() {
   }
 }
 
+void TransactionPooling::account_unit() {
+  entry_.set_server(nullptr);
+  if (std::exchange(login_unit_, false)) {
+    return;  // the session's first server, taken at login: not a unit of the client's
+  }
+  const auto took = std::chrono::steady_clock::now() - unit_start_;
+  RouteKind kind = RouteKind::kWriter;
+  if (attached_route_ == routing::Route::kAnalytics) {
+    kind = RouteKind::kAnalytics;
+  } else if (attached_route_ == routing::Route::kReader && attached_ != nullptr) {
+    kind = attached_->region_rank == 0 ? RouteKind::kReplicaLocal : RouteKind::kReplicaRemote;
+  }
+  WorkerMetrics& wm = worker_metrics(entry_.worker);
+  wm.xact_by_route[static_cast<size_t>(kind)].observe(took);
+  ++entry_.transactions;
+  if (UserStats* us = entry_.stats) {
+    us->transactions.add();
+    us->xact_time.observe(took);
+    us->queries.add(relay_.take_queries());
+  }
+  entry_.count_bytes(client_.stream.bytes_read, client_.stream.bytes_written);
+}
+
 asio::awaitable<void> TransactionPooling::detach() {
+  account_unit();
   leave_endpoint();
   conv_.detach();
   co_await lease_.release(conv_);

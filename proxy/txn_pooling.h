@@ -16,6 +16,7 @@
 #include "proxy/lease.h"
 #include "proxy/relay.h"
 #include "proxy/session_end.h"
+#include "proxy/sessions.h"
 #include "proxy/topology.h"
 #include "routing/placement.h"
 #include "routing/unit.h"
@@ -27,11 +28,14 @@ class TransactionPooling : public RelayPolicy {
  public:
   // `routing`: read/write splitting is on for this session.
   TransactionPooling(Client& client, const conf::Config& cfg, ServerLease& lease,
-                     txn::Conversation& conv, routing::StatementMemo& memo, bool routing);
+                     txn::Conversation& conv, routing::StatementMemo& memo, bool routing,
+                     SessionEntry& entry);
 
   // Serves the client until the session ends. The lease holds the session's first server.
   asio::awaitable<End> serve();
 
+  // Query and Execute messages not counted yet (the session's last, unfinished unit).
+  uint64_t take_queries() { return relay_.take_queries(); }
   // Whether the attached server still owes the client replies, and whether a frame is half
   // relayed (finish() decides from these what to do with the server).
   bool mid_frame() const { return relay_.mid_frame(); }
@@ -74,6 +78,8 @@ class TransactionPooling : public RelayPolicy {
   // `writes`: the unit that chose the server needs the writer (read-your-writes follows it).
   void begin_attachment(EndpointState* endpoint, routing::Route route, bool writes);
   void note_pins();
+  // The unit's statistics, as its server goes back (before the endpoint bookkeeping).
+  void account_unit();
 
   routing::Unit classify(std::string_view data);
   routing::RouteContext route_context();
@@ -87,6 +93,9 @@ class TransactionPooling : public RelayPolicy {
   routing::StatementMemo& memo_;
   Relay relay_;
   const bool routing_;
+  SessionEntry& entry_;  // what the console and shutdown see of this session
+  std::chrono::steady_clock::time_point unit_start_;  // on its server since
+  bool login_unit_ = true;                            // the attached server is the one login took
 
   // Read/write splitting state (routing_ only).
   routing::Placer placer_;

@@ -12,6 +12,7 @@ pkgs=(
   libidn-dev clang-14 libfuzzer-14-dev
   postgresql-15 postgresql-client-15 redis-server pgbouncer openssl procps python3-psycopg
   python3-asyncpg systemd default-jdk-headless libpostgresql-jdbc-java
+  prometheus gnuplot-nox
 )
 # Node.js for the node-postgres test: Debian's nodejs and npm, unless a node with its own npm
 # (such as NodeSource's package) is already there.
@@ -32,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # Debian starts the packaged servers; pglane's scripts run their own on free ports.
-  for svc in postgresql redis-server pgbouncer; do
+  for svc in postgresql redis-server pgbouncer prometheus prometheus-node-exporter; do
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   done
 fi

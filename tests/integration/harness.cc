@@ -207,6 +207,10 @@ std::string toml_string(const std::string& s) {
 
 }  // namespace
 
+int any_free_port() {
+  return free_port();
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -446,7 +450,8 @@ std::string write_config(const ProxySettings& s, int port, const std::string& na
     << "workers = " << s.workers << "\n"
     << "users_file = " << toml_string(s.users_file.empty() ? var("USERS_FILE") : s.users_file)
     << "\n"
-    << "log_level = " << toml_string(s.log_level) << "\n";
+    << "log_level = " << toml_string(s.log_level) << "\n"
+    << "shutdown_timeout_ms = " << s.shutdown_timeout_ms << "\n";
   if (s.max_client_conn) {
     c << "max_client_conn = " << *s.max_client_conn << "\n";
   }
@@ -527,6 +532,9 @@ bool Proxy::start() {
       close(fd);
     }
     signal(SIGPIPE, SIG_DFL);
+    for (const auto& [k, v] : settings_.env) {
+      setenv(k.c_str(), v.c_str(), 1);
+    }
     const char* args[] = {PGLANE_BINARY, "--config", config_path_.c_str(), nullptr};
     execv(args[0], const_cast<char* const*>(args));
     _exit(127);
@@ -575,6 +583,25 @@ void Proxy::stop() {
       ADD_FAILURE() << "pglane's log has a sanitizer report:\n" << log.substr(at, 4000);
       break;
     }
+  }
+}
+
+int Proxy::wait_exit(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) {
+    return -1;
+  }
+  const auto deadline = Clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      unregister_pid(pid_);
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (Clock::now() >= deadline) {
+      return -1;
+    }
+    std::this_thread::sleep_for(10ms);
   }
 }
 

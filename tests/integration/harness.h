@@ -78,6 +78,10 @@ struct ProxySettings {
   std::string extra_toml;
   // Replaces the [[regions]] pglane is given (then `readers` is not used).
   std::string regions_toml;
+  // proxy.shutdown_timeout_ms (short, so that stopping a proxy under load stays quick).
+  int shutdown_timeout_ms = 2000;
+  // More environment variables for the pglane process.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 // A cluster of its own, for tests that kill, promote or restart servers: scripts/sandbox.sh in
@@ -118,6 +122,9 @@ class ScratchCluster {
   std::string error_;
 };
 
+// A TCP port on 127.0.0.1 nobody listens on now.
+int any_free_port();
+
 // The whole file ("" when it cannot be read).
 std::string read_file(const std::string& path);
 
@@ -142,6 +149,9 @@ class Proxy {
   // Starts pglane and waits (10 s at most) until its port accepts TCP connections.
   bool start();
   void stop();
+  // Waits up to `limit` for pglane to exit by itself; its exit status (-1: still running,
+  // then it is left running; 128+N: killed by signal N).
+  int wait_exit(std::chrono::milliseconds limit);
 
   int port() const { return port_; }
   pid_t pid() const { return pid_; }

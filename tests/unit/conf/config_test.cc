@@ -829,5 +829,45 @@ TEST_F(ConfigTest, BadRoutingValuesNameTheKey) {
               StartsWith(at(base + 2) + "routing.read_only_functions[0]:"));
 }
 
+TEST_F(ConfigTest, AdminSectionListsConsoleUsersAndTheMetricsEndpoint) {
+  ConfigPtr config = ok(std::string(kMinimal) + R"(
+[admin]
+database = "console"
+users = ["ops"]
+stats_users = ["grafana", "nagios"]
+metrics_listen = "127.0.0.1:9187"
+)");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->admin.database, "console");
+  EXPECT_EQ(config->admin.users, std::vector<std::string>{"ops"});
+  EXPECT_EQ(config->admin.stats_users, (std::vector<std::string>{"grafana", "nagios"}));
+  EXPECT_TRUE(config->admin.metrics);
+  EXPECT_EQ(config->admin.metrics_listen.to_string(), "127.0.0.1:9187");
+  EXPECT_EQ(config->proxy.shutdown_timeout_ms, 30000);  // the default
+
+  ConfigPtr plain = ok(kMinimal);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->admin.database, "pglane");
+  EXPECT_FALSE(plain->admin.metrics);
+  EXPECT_TRUE(plain->admin.users.empty());
+}
+
+TEST_F(ConfigTest, AdminSectionMistakesNameTheKey) {
+  EXPECT_THAT(error(std::string(kMinimal) + "[admin]\nusers = \"ops\"\n"),
+              StartsWith(at(8) + "admin.users: expected an array of user names"));
+  EXPECT_THAT(error(std::string(kMinimal) + "[admin]\nstats_users = [\"a\", 3]\n"),
+              StartsWith(at(8) + "admin.stats_users[1]: expected a non-empty user name"));
+  EXPECT_THAT(error(std::string(kMinimal) + "[admin]\nmetrics_listen = \"nowhere\"\n"),
+              StartsWith(at(8) + "admin.metrics_listen:"));
+  EXPECT_THAT(
+      error(std::string(kMinimal) + "[admin]\nmetrics_cert_file = \"users.txt\"\n"),
+      StartsWith(at(8) + "admin.metrics_key_file: metrics_cert_file and metrics_key_file go"));
+  EXPECT_THAT(error(std::string(kMinimal) + "[admin]\nstat_users = []\n"),
+              StartsWith(at(8) + "admin.stat_users: unknown key (did you mean \"stats_users\"?)"));
+  EXPECT_THAT(error("[proxy]\nusers_file = \"users.txt\"\nshutdown_timeout_ms = -1\n"
+                    "[[regions]]\nname = \"a\"\nwriter = \"h:1\"\n"),
+              StartsWith(at(3) + "proxy.shutdown_timeout_ms:"));
+}
+
 }  // namespace
 }  // namespace pglane::conf
