@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One kill-and-promote round against a running scratch sandbox (bench/failover.sh drives it).
 
-    failover.py TARGET ENV_FILE [PGLANE_PORT]
+    failover.py [--series FILE] TARGET ENV_FILE [PGLANE_PORT]
 
 TARGET "pglane": the clients connect to pglane on 127.0.0.1:PGLANE_PORT.
 TARGET "libpq": the reference: libpq multi-host, the writer with target_session_attrs=read-write
@@ -19,6 +19,12 @@ line of key=value results:
   write_errors   inserts that returned an error
   lost           acknowledged inserts missing on the new primary afterwards (must be 0)
   old_writer     inserts issued after the promotion that reached the old primary (must be 0)
+
+--series FILE also writes a CSV time series (bench/plot.sh charts it): one row per 100 ms, t_s
+the bucket's start in seconds from `pg_ctl promote` started, then per second in that bucket
+acknowledged writes, those of them missing on the new primary (lost), write errors, reads and
+failed reads. Two comment lines come first: the target, and the events on the same clock (stop:
+the primary stopped, promote, visible, old_primary_up: the old primary accepting again).
 """
 import os
 import subprocess
@@ -48,7 +54,35 @@ def pg_ctl(env, data, *args):
                    cwd='/')
 
 
+def write_series(path, target, events, acked, lost_ids, times, step=0.1):
+    """The --series CSV; times maps a column name to its event times (time.monotonic())."""
+    zero = events['promote']
+    everything = list(acked.values()) + [t for ts in times.values() for t in ts]
+    lo = int((min(everything) - zero) // step) if everything else 0
+    hi = int((max(everything) - zero) // step) if everything else 0
+    cols = {'writes': list(acked.values()), 'lost': [acked[i] for i in lost_ids], **times}
+    counts = {c: [0] * (hi - lo + 1) for c in cols}
+    for c, ts in cols.items():
+        for t in ts:
+            counts[c][int((t - zero) // step) - lo] += 1
+    with open(path, 'w') as f:
+        f.write(f"# failover.py series: target={target}\n")
+        f.write("# events: " + " ".join(f"{k}={v - zero:.3f}" for k, v in events.items()
+                                         if v is not None) + "\n")
+        f.write("t_s," + ",".join(f"{c}_per_s" for c in cols) + "\n")
+        for k in range(hi - lo + 1):
+            f.write(f"{(lo + k) * step:.1f}," + ",".join(f"{counts[c][k] / step:g}" for c in cols)
+                    + "\n")
+
+
 def main():
+    args = sys.argv[1:]
+    series = None
+    if args[:1] == ['--series']:
+        series, args = args[1], args[2:]
+    elif args and args[0].startswith('--series='):
+        series, args = args[0].split('=', 1)[1], args[1:]
+    sys.argv[1:] = args
     target, env_file = sys.argv[1], sys.argv[2]
     env = env_of(env_file)
     ports = [env['PG_PRIMARY_PORT']] + env['PG_REPLICA_PORTS'].split()
@@ -66,6 +100,8 @@ def main():
     stop = threading.Event()
     acked = {}  # id -> ack time
     state = {'next': 1, 'write_errors': 0, 'reads': 0, 'failed_reads': 0}
+    # Event times for --series (list.append is atomic under the GIL).
+    times = {'write_errors': [], 'reads': [], 'failed_reads': []}
 
     def writer():
         conn = None
@@ -81,6 +117,7 @@ def main():
                 acked[i] = time.monotonic()
             except psycopg.Error:
                 state['write_errors'] += 1
+                times['write_errors'].append(time.monotonic())
                 if conn is not None and not conn.closed and conn.info.transaction_status != 0:
                     conn.close()
                 if conn is not None and conn.broken:
@@ -95,8 +132,10 @@ def main():
                     conn = psycopg.connect(read_dsn, autocommit=True)
                 conn.execute("SELECT count(*) FROM pg_class").fetchone()
                 state['reads'] += 1
+                times['reads'].append(time.monotonic())
             except psycopg.Error:
                 state['failed_reads'] += 1
+                times['failed_reads'].append(time.monotonic())
                 conn = None
             time.sleep(0.005)
 
@@ -105,6 +144,7 @@ def main():
         t.start()
     time.sleep(2)
     root = env['PG_DATA_ROOT']
+    stopped = time.monotonic()
     pg_ctl(env, f"{root}/primary", '-m', 'immediate', 'stop')
     time.sleep(0.3)
     promote_started = time.monotonic()
@@ -129,6 +169,7 @@ def main():
     with open(auto, 'w') as f:
         f.writelines(kept)
     pg_ctl(env, f"{root}/primary", '-w', '-t', '60', 'start')
+    old_up = time.monotonic()
     time.sleep(2)
     stop.set()
     for t in threads:
@@ -140,11 +181,16 @@ def main():
     promote_ms = round((since_promote[0] - promote_started) * 1000) if since_promote else -1
     with psycopg.connect(su[1]) as c:
         present = {r[0] for r in c.execute("SELECT id FROM fo_writes")}
-    lost = sum(1 for i in acked if i not in present)
+    lost_ids = [i for i in acked if i not in present]
+    lost = len(lost_ids)
     with psycopg.connect(su[0]) as c:
         old = c.execute("SELECT count(*) FROM fo_writes WHERE id >= %s", (first_after,)).fetchone()[0]
     print(f"outage_ms={outage} promote_ms={promote_ms} failed_reads={state['failed_reads']} reads={state['reads']} "
           f"write_errors={state['write_errors']} acked={len(acked)} lost={lost} old_writer={old}")
+    if series:
+        events = {'stop': stopped, 'promote': promote_started, 'visible': visible,
+                  'old_primary_up': old_up}
+        write_series(series, target, events, acked, lost_ids, times)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,8 @@
 # Environment (defaults): ROUNDS=3  TARGETS="pglane libpq"  AURORA=0 (1: the sandbox's Aurora
 # stand-in and pglane's aurora topology source)  PGLANE_BIN=build/proxy/pglane
 # FAILOVER_INTERVAL_MS=100 (pglane's health.failover_interval_ms)  KEEP_TMP=1 keeps logs.
+# SERIES_DIR=/tmp/pglane-failover-series/<UTC time>[-aurora]: each round's per-100 ms time series
+# (failover.py --series) goes there as TARGET-ROUND.csv, for bench/plot.sh; SERIES_DIR= skips it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,8 +26,12 @@ TARGETS=${TARGETS:-pglane libpq}
 AURORA=${AURORA:-0}
 PGLANE_BIN=${PGLANE_BIN:-build/proxy/pglane}
 FAILOVER_INTERVAL_MS=${FAILOVER_INTERVAL_MS:-100}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+[ "$AURORA" != 1 ] || stamp+=-aurora
+SERIES_DIR=${SERIES_DIR-/tmp/pglane-failover-series/$stamp}
 [ -x "$PGLANE_BIN" ] || die "$PGLANE_BIN is not built (cmake --build build)"
 /usr/bin/python3 -c 'import psycopg' 2>/dev/null || die "python3-psycopg is missing (scripts/bootstrap.sh)"
+[ -z "$SERIES_DIR" ] || mkdir -p "$SERIES_DIR"
 
 tmp=$(mktemp -d /tmp/pglane-failover.XXXXXX)
 chmod 755 "$tmp"
@@ -40,9 +46,10 @@ trap cleanup EXIT
 flags=()
 [ "$AURORA" = 1 ] && flags=(--aurora=local)
 
-# round TARGET: one fresh sandbox, one scenario; prints failover.py's result line.
+# round TARGET N: one fresh sandbox, one scenario; prints failover.py's result line.
 round() {
-  local target=$1
+  local target=$1 series=()
+  [ -z "$SERIES_DIR" ] || series=(--series "$SERIES_DIR/$target-$2.csv")
   SANDBOX_PORT_BASE=28432 "$root/scripts/sandbox.sh" up "$tmp/sb" --replicas 1 --no-redis \
     "${flags[@]}" >"$tmp/sandbox.log" 2>&1 || die "sandbox.sh up failed: $(tail -5 "$tmp/sandbox.log")"
   # shellcheck source=/dev/null
@@ -100,7 +107,7 @@ EOF
     pglane_pid=$!
     wait_tcp 127.0.0.1 "$port" 15 "$pglane_pid" || die "pglane did not start: $(tail -5 "$tmp/pglane-$target.log")"
   fi
-  /usr/bin/python3 "$here/failover.py" "$target" "$tmp/sb/sandbox.env" "$port"
+  /usr/bin/python3 "$here/failover.py" "${series[@]}" "$target" "$tmp/sb/sandbox.env" "$port"
   if [ -n "$pglane_pid" ]; then
     stop_pid "$pglane_pid" 5
     pglane_pid=""
@@ -108,13 +115,14 @@ EOF
   "$root/scripts/sandbox.sh" down "$tmp/sb" >/dev/null 2>&1
 }
 
+[ -z "$SERIES_DIR" ] || note "per-100 ms time series go to $SERIES_DIR (bench/plot.sh charts them)"
 declare -A results
 for ((r = 1; r <= ROUNDS; r++)); do
   # Rotate the order so that no target always runs first.
   read -r -a order <<<"$TARGETS"
   for ((k = 0; k < ${#order[@]}; k++)); do
     target=${order[$(((k + r) % ${#order[@]}))]}
-    line=$(round "$target")
+    line=$(round "$target" "$r")
     note "round $r $target: $line"
     results[$target]+="$line"$'\n'
   done
