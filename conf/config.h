@@ -15,6 +15,7 @@ enum class ServerTlsMode { kDisable, kPrefer, kRequire, kVerifyCa, kVerifyFull }
 enum class PoolMode { kSession, kTransaction };
 enum class AuthMethod { kScramSha256, kMd5, kTrust };
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
+enum class LogFormat { kText, kLogfmt, kJson };
 
 struct Endpoint {
   std::string host;  // name or address; also the TLS SNI / verify-full name
@@ -37,6 +38,10 @@ struct ProxySection {
   int auth_timeout_ms = 10000;
   int client_idle_timeout_ms = 0;  // 0 = off
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
+  // A unit of work (transaction) that held its server this long or longer is logged with its
+  // route and timings. 0 = off.
+  int slow_transaction_ms = 0;
   // SIGTERM, SIGINT and the console's SHUTDOWN WAIT: how long transactions under way may run
   // before their clients are closed anyway.
   int shutdown_timeout_ms = 30000;

@@ -1,5 +1,7 @@
 #include "conf/describe.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -59,6 +61,9 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
   l.add("proxy.client_idle_timeout_ms", c.proxy.client_idle_timeout_ms);
   l.add("proxy.shutdown_timeout_ms", c.proxy.shutdown_timeout_ms);
   l.add("proxy.log_level", name(c.proxy.log_level));
+  static constexpr const char* kFormats[] = {"text", "logfmt", "json"};
+  l.add("proxy.log_format", kFormats[static_cast<int>(c.proxy.log_format)]);
+  l.add("proxy.slow_transaction_ms", c.proxy.slow_transaction_ms);
   l.add("proxy.users_file", c.proxy.users_file);
   l.add("tls.mode", name(c.tls.mode));
   l.add("tls.cert_file", c.tls.cert_file);
@@ -140,6 +145,30 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
   l.add("admin.metrics_cert_file", c.admin.metrics_cert_file);
   l.add("admin.metrics_key_file", c.admin.metrics_key_file);
   return std::move(l.out);
+}
+
+std::vector<KeyChange> diff(const Config& before, const Config& after) {
+  auto a = describe(before);
+  auto b = describe(after);
+  std::map<std::string, std::string> old_values(a.begin(), a.end());
+  std::vector<KeyChange> out;
+  for (const auto& [k, v] : b) {
+    auto it = old_values.find(k);
+    if (it == old_values.end()) {
+      out.push_back({k, "", v});
+      continue;
+    }
+    if (it->second != v) {
+      out.push_back({k, it->second, v});
+    }
+    old_values.erase(it);
+  }
+  for (const auto& [k, v] : a) {
+    if (old_values.count(k) > 0) {
+      out.push_back({k, v, ""});
+    }
+  }
+  return out;
 }
 
 }  // namespace pglane::conf

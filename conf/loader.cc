@@ -125,7 +125,7 @@ class Loader : public TomlReader {
     Table t{*node, "proxy"};
     check_keys(t, {"listen_addr", "listen_port", "workers", "region", "max_client_conn",
                    "max_message_size", "auth_timeout_ms", "client_idle_timeout_ms", "log_level",
-                   "users_file", "shutdown_timeout_ms"});
+                   "users_file", "shutdown_timeout_ms", "log_format", "slow_transaction_ms"});
     get_nonempty_string(t, "listen_addr", proxy.listen_addr);
     get_int(t, "listen_port", 1, 65535, proxy.listen_port);
     get_int(t, "workers", 0, 256, proxy.workers);
@@ -137,6 +137,11 @@ class Loader : public TomlReader {
     get_int(t, "auth_timeout_ms", 100, 600000, proxy.auth_timeout_ms);
     get_int(t, "client_idle_timeout_ms", 0, INT_MAX, proxy.client_idle_timeout_ms);
     get_int(t, "shutdown_timeout_ms", 0, 86400000, proxy.shutdown_timeout_ms);
+    get_int(t, "slow_transaction_ms", 0, 86400000, proxy.slow_transaction_ms);
+    get_enum<LogFormat>(
+        t, "log_format",
+        {{"text", LogFormat::kText}, {"logfmt", LogFormat::kLogfmt}, {"json", LogFormat::kJson}},
+        proxy.log_format);
     get_enum<LogLevel>(t, "log_level",
                        {{"debug", LogLevel::kDebug},
                         {"info", LogLevel::kInfo},

@@ -418,14 +418,16 @@ class Console {
     PGLANE_LOG_INFO("PAUSE %s from the console (user %s)", db.empty() ? "(all)" : db, me_.user);
     // Returns once no transaction of those databases is under way, as PgBouncer's PAUSE does
     // (at most proxy.shutdown_timeout_ms; the pause stays either way).
-    auto deadline = std::chrono::steady_clock::now() + process_control().shutdown_timeout;
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(process_control().shutdown_timeout_ms.load());
     auto ex = co_await asio::this_coro::executor;
     for (;;) {
       auto active = std::make_shared<std::atomic<int>>(0);
       // Named: GCC 12 may end a temporary in a co_await expression too early.
       const std::function<void(int)> task = [active, db](int worker) {
         for (const SessionEntry* e : worker_sessions(worker).all()) {
-          if (e->state == ClientState::kActive && !e->admin && (db.empty() || e->database == db)) {
+          if ((e->state == ClientState::kActive || e->past_gate) && !e->admin &&
+              (db.empty() || e->database == db)) {
             active->fetch_add(1);
           }
         }
@@ -585,8 +587,11 @@ asio::awaitable<End> serve_admin(Client& client, SessionEntry& me, const Snapsho
         p::encode_error(out, f);
         error_sent = true;
       }
-      if (!out.empty() && co_await client.write(out)) {
-        co_return End::kClientGone;
+      if (!out.empty()) {
+        const error_code ec = co_await client.write(out);  // (no co_await inside &&: GCC 12)
+        if (ec) {
+          co_return End::kClientGone;
+        }
       }
       continue;
     } else {

@@ -1,6 +1,7 @@
 #include "proxy/handover.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -131,6 +132,13 @@ absl::StatusOr<Successor> start_successor(const std::vector<int>& listeners) {
 
   pid_t pid = fork();
   if (pid == 0) {
+    // Nothing but the listeners and the pipe goes on: Asio opens sockets without close-on-exec.
+    // (Only async-signal-safe calls here: this process has other threads.)
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int d : passed) {
+      fcntl(d, F_SETFD, 0);
+    }
+    fcntl(write_end, F_SETFD, 0);
     execve(g_exe.c_str(), argv.data(), envp.data());
     _exit(127);
   }

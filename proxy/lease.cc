@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/cancel.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
@@ -65,15 +66,16 @@ asio::awaitable<End> ServerLease::acquire(EndpointState* endpoint,
   // The writer, following failover: a writer that cannot be reached is reported (every instance
   // is then probed fast) and the next one confirmed is tried, until the deadline.
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.health.failover_timeout_ms);
+      std::chrono::steady_clock::now() + LiveSettings::ms(live().failover_timeout_ms);
   for (;;) {
     EndpointState* writer = co_await await_writer(deadline);
     if (writer == nullptr) {
       stats().writer_timeouts.fetch_add(1, std::memory_order_relaxed);
       failed_sqlstate_ = p::sqlstate::kCannotConnectNow;
-      client_.fail(p::sqlstate::kCannotConnectNow,
-                   absl::StrCat("no writer is available; waited ", cfg_.health.failover_timeout_ms,
-                                " ms (health.failover_timeout_ms): ", t->why_no_writer()));
+      client_.fail(
+          p::sqlstate::kCannotConnectNow,
+          absl::StrCat("no writer is available; waited ", live().failover_timeout_ms.load(),
+                       " ms (health.failover_timeout_ms): ", t->why_no_writer()));
       co_return End::kNoServer;
     }
     End e = co_await acquire_from(writer, startup_settings);
@@ -121,9 +123,10 @@ asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
                                                const txn::SettingList& startup_settings) {
   failed_sqlstate_.clear();
   ConnectRequest req = connect_request(endpoint, startup_settings);
-  AcquireResult got = co_await pools().acquire(
-      pool_key_, worker_, cfg_.pool.size, std::chrono::milliseconds(cfg_.pool.queue_timeout_ms),
-      std::chrono::milliseconds(cfg_.pool.server_idle_timeout_ms), std::move(req));
+  AcquireResult got =
+      co_await pools().acquire(pool_key_, worker_, live().pool_size.load(std::memory_order_relaxed),
+                               LiveSettings::ms(live().queue_timeout_ms),
+                               LiveSettings::ms(live().server_idle_timeout_ms), std::move(req));
   if (!got.conn) {
     failed_sqlstate_ = got.server_error.empty() ? got.sqlstate : "";
     if (!got.server_error.empty()) {

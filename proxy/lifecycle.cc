@@ -14,9 +14,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "conf/describe.h"
+#include "conf/loader.h"
 #include "proxy/handover.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/metrics_http.h"
 #include "proxy/server.h"
@@ -47,19 +52,90 @@ void Lifecycle::start() {
   }
 }
 
+namespace {
+
+// How a changed key takes effect on reload.
+const char* how_applied(const std::string& key) {
+  auto starts = [&](const char* prefix) { return key.rfind(prefix, 0) == 0; };
+  auto ends = [&](const char* suffix) {
+    const size_t n = std::strlen(suffix);
+    return key.size() >= n && key.compare(key.size() - n, n, suffix) == 0;
+  };
+  // Read where they are used, from live() (proxy/live.h), or by the control thread.
+  static constexpr const char* kNow[] = {"proxy.log_level",
+                                         "proxy.log_format",
+                                         "proxy.slow_transaction_ms",
+                                         "proxy.shutdown_timeout_ms",
+                                         "proxy.max_client_conn",
+                                         "pool.size",
+                                         "pool.queue_timeout_ms",
+                                         "pool.server_idle_timeout_ms",
+                                         "health.interval_ms",
+                                         "health.timeout_ms",
+                                         "health.fall",
+                                         "health.rise",
+                                         "health.failover_interval_ms",
+                                         "health.failover_timeout_ms",
+                                         "routing.max_replica_lag_ms",
+                                         "routing.read_your_writes",
+                                         "routing.read_your_writes_window_ms",
+                                         "routing.no_replica",
+                                         "routing.remote_replicas"};
+  for (const char* k : kNow) {
+    if (key == k) {
+      return "applied now";
+    }
+  }
+  if (starts("regions[") && (ends(".writer") || ends(".readers"))) {
+    return "applied now";
+  }
+  if (key == "proxy.listen_addr" || key == "proxy.listen_port" || key == "proxy.workers" ||
+      key == "proxy.region" || starts("admin.metrics_") || starts("health.") ||
+      starts("analytics.") || key == "routing.read_only_functions" ||
+      key == "routing.analysis_cache_size" || key == "routing.catalog_refresh_ms" ||
+      starts("regions[")) {
+    return "needs a restart (SIGUSR2 upgrades in place without refusing a connection)";
+  }
+  return "applied to sessions that start from now";  // backend, tls, pool.mode, admin users...
+}
+
+}  // namespace
+
 std::string Lifecycle::reload() {
   sd_notify(0, "RELOADING=1");
-  auto fresh = make_snapshot(runtime_.snapshot()->config);
+  const conf::ConfigPtr before = runtime_.snapshot()->config;
   std::string why;
-  if (fresh.ok()) {
+  // Validate everything first: a bad file, users file or certificate changes nothing.
+  auto next = conf::load_config(before->path);
+  absl::StatusOr<std::shared_ptr<const Snapshot>> fresh =
+      next.ok() ? make_snapshot(*next)
+                : absl::StatusOr<std::shared_ptr<const Snapshot>>(next.status());
+  if (!fresh.ok()) {
+    why = std::string(fresh.status().message());
+    PGLANE_LOG_ERROR("reload failed, nothing changed:");
+    for (absl::string_view line : absl::StrSplit(why, '\n', absl::SkipEmpty())) {
+      PGLANE_LOG_ERROR("  %s", line);
+    }
+  } else {
+    const conf::Config& cfg = **next;
     runtime_.install(*fresh);
+    live().apply(cfg);
+    g_log_format.store(cfg.proxy.log_format, std::memory_order_relaxed);
+    g_log_level.store(cfg.proxy.log_level, std::memory_order_relaxed);
+    shutdown_timeout_ = std::chrono::milliseconds(cfg.proxy.shutdown_timeout_ms);
+    process_control().shutdown_timeout_ms = cfg.proxy.shutdown_timeout_ms;
+    std::vector<conf::KeyChange> changes = conf::diff(*before, cfg);
+    PGLANE_LOG_INFO("reloaded %s (users file and TLS certificates re-read): %d keys changed",
+                    cfg.path, changes.size());
+    for (const conf::KeyChange& c : changes) {
+      PGLANE_LOG_INFO("  %s: \"%s\" -> \"%s\": %s", c.key, c.before, c.after, how_applied(c.key));
+    }
     if (Topology* t = topology()) {
+      for (const std::string& note : t->reconcile(cfg)) {
+        PGLANE_LOG_INFO("  %s", note);
+      }
       t->reload_catalogs();  // function volatility may have changed too
     }
-    PGLANE_LOG_INFO("reloaded users file and TLS certificates");
-  } else {
-    why = std::string(fresh.status().message());
-    PGLANE_LOG_ERROR("reload failed, keeping the previous settings: %s", why);
   }
   sd_notify(0, "READY=1");
   notify_status();
@@ -151,7 +227,12 @@ asio::awaitable<void> Lifecycle::await_successor() {
   if (!ec && n == 1 && byte == 'R') {
     PGLANE_LOG_INFO("online upgrade: pid %d serves; draining this process", successor_);
     handed_over_ = true;
-    shut_down(true);
+    if (metrics_ != nullptr) {
+      metrics_->stop();  // scrapes and /healthz go to the successor
+    }
+    if (!stopping_) {
+      shut_down(true);  // (a SIGTERM that came first goes on as it was)
+    }
     co_return;
   }
   int status = 0;
@@ -225,6 +306,9 @@ asio::awaitable<void> Lifecycle::watchdog(std::chrono::microseconds period) {
   }
   bool warned = false;
   for (;;) {
+    if (handed_over_) {
+      co_return;  // the successor pings now; ours would hide a stuck successor
+    }
     bool all = true;
     for (auto& s : seen) {
       all = all && s->load();

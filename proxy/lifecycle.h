@@ -18,6 +18,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "conf/config.h"
+#include "proxy/metrics_http.h"
 #include "proxy/runtime.h"
 
 namespace pglane::proxy {
@@ -53,6 +54,9 @@ class Lifecycle {
   // close idle clients with 57P01, then stop. A second request while draining stops at once.
   void shut_down(bool wait);
 
+  // The metrics endpoint, closed when a successor takes over.
+  void set_metrics(MetricsServer* m) { metrics_ = m; }
+
   // STATUS= for systemd: clients, server connections, the writer, draining or paused.
   void notify_status();
 
@@ -83,6 +87,7 @@ class Lifecycle {
   pid_t successor_ = -1;
   bool upgrading_ = false;
   bool handed_over_ = false;  // the successor serves: it is systemd's main process now
+  MetricsServer* metrics_ = nullptr;
 };
 
 }  // namespace pglane::proxy

@@ -1,5 +1,5 @@
-// Minimal leveled logging to stderr (journald adds timestamps under systemd). Thread-safe: each
-// line is formatted first and written with one write(2).
+// Leveled logging to stderr (journald under systemd), one line per event in the configured
+// format. Thread-safe: each line is formatted first and written with one write(2).
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,9 @@
 namespace pglane::proxy {
 
 inline std::atomic<conf::LogLevel> g_log_level{conf::LogLevel::kInfo};
+// "text": "2026-12-02T17:00:00.123Z INFO message"; "logfmt": ts=... level=info msg="message";
+// "json": {"ts":"...","level":"info","msg":"message"}. One line per event either way.
+inline std::atomic<conf::LogFormat> g_log_format{conf::LogFormat::kText};
 
 void log_line(conf::LogLevel level, std::string_view text);
 

@@ -3,6 +3,7 @@
 //   pglane --check-config FILE      validate FILE and its users file, then exit (0 ok, 2 invalid)
 //   pglane passwd USER              read a password from stdin, print a users-file line with its
 //                                   SCRAM-SHA-256 verifier
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -71,5 +72,8 @@ int main(int argc, char** argv) {
     }
   }
   pglane::proxy::remember_command_line(argc, argv);
+  // Sockets write with MSG_NOSIGNAL; the upgrade's pipe to an old process that already exited
+  // must fail with EPIPE too, not kill this one.
+  std::signal(SIGPIPE, SIG_IGN);
   return pglane::proxy::run_server(config_path);
 }

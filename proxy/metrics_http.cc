@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -295,11 +296,10 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = "pglane serves /metrics and /healthz\n";
   }
-  if (req.method() == http::verb::head) {
-    res.content_length(res.body().size());
-    res.body().clear();
-  }
   res.prepare_payload();
+  if (req.method() == http::verb::head) {
+    res.body().clear();  // Content-Length stays that of the GET answer
+  }
   return res;
 }
 
@@ -341,12 +341,20 @@ class Server : public MetricsServer {
     }
     tcp::endpoint ep(addr, where.port);
     acceptor_.open(ep.protocol(), ec);
-    if (!ec)
+    if (!ec) {
       acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec)
+    }
+    // A successor (online upgrade) binds the same port while this process drains.
+    using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    if (!ec) {
+      acceptor_.set_option(reuse_port(true), ec);
+    }
+    if (!ec) {
       acceptor_.bind(ep, ec);
-    if (!ec)
+    }
+    if (!ec) {
       acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    }
     if (ec) {
       return absl::UnavailableError(absl::StrCat("admin.metrics_listen: cannot listen on ",
                                                  where.to_string(), ": ", ec.message()));
@@ -368,6 +376,9 @@ class Server : public MetricsServer {
         if (!acceptor_.is_open()) {
           co_return;
         }
+        // EMFILE and friends: back off instead of spinning on the control thread.
+        asio::steady_timer t(io_, std::chrono::milliseconds(50));
+        co_await t.async_wait(kUse);
         continue;
       }
       if (tls_) {

@@ -111,6 +111,7 @@ class Relay {
   bool client_mid_frame() const { return s2c_remaining_ > 0; }
   // Query and Execute messages seen from the client since the last call.
   uint64_t take_queries() { return std::exchange(queries_, 0); }
+  uint64_t peek_queries() const { return queries_; }
 
  private:
   asio::awaitable<End> client_to_server();

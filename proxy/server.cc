@@ -26,6 +26,7 @@
 #include "protocol/scram.h"
 #include "proxy/handover.h"
 #include "proxy/lifecycle.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/metrics_http.h"
@@ -150,6 +151,8 @@ int run_server(const std::string& config_path) {
     return 2;
   }
   g_log_level = (*config)->proxy.log_level;
+  live().apply(**config);
+  g_log_format = (*config)->proxy.log_format;
   auto snap = make_snapshot(*config);
   if (!snap.ok()) {
     std::fprintf(stderr, "pglane: %s\n", std::string(snap.status().message()).c_str());
@@ -222,7 +225,7 @@ int run_server(const std::string& config_path) {
   Lifecycle life(control, runtime, workers, cfg);
   ProcessControl& pc = process_control();
   pc.executor = control.get_executor();
-  pc.shutdown_timeout = std::chrono::milliseconds(cfg.proxy.shutdown_timeout_ms);
+  pc.shutdown_timeout_ms = cfg.proxy.shutdown_timeout_ms;
   pc.reload = [&life] { return life.reload(); };
   pc.shutdown = [&life](bool wait) { life.shut_down(wait); };
   std::unique_ptr<MetricsServer> metrics;
@@ -233,6 +236,7 @@ int run_server(const std::string& config_path) {
       return 1;
     }
     metrics = std::move(*m);
+    life.set_metrics(metrics.get());
   }
   life.start();
 
@@ -257,13 +261,14 @@ int run_server(const std::string& config_path) {
   if (metrics) {
     metrics->stop();
   }
-  process_control() = ProcessControl{};
   // The checkers first: a writer change retires pooled connections on the workers' contexts.
   topo->stop();
   for (auto& w : workers) {
     w->io.stop();
     w->thread.join();
   }
+  process_control().reload = nullptr;
+  process_control().shutdown = nullptr;
   pools().clear();
   set_topology(nullptr);
   return 0;

@@ -89,6 +89,16 @@ class Session {
       error_code ignored;
       client_.stream.socket().cancel(ignored);
     };
+    entry_.at_boundary = [this] {
+      if (!lease_ || lease_->status != 'I') {
+        return false;
+      }
+      if (txn_mode_) {
+        return pooling_ && conv_.pinned() != nullptr && !conv_.owes_replies() &&
+               !pooling_->mid_frame();
+      }
+      return relay_ && !session_pooling_.owes_replies() && !relay_->mid_frame();
+    };
     worker_sessions(worker).add(&entry_);
   }
   ~Session() { worker_sessions(entry_.worker).remove(&entry_); }
@@ -108,6 +118,9 @@ class Session {
         co_return;
       }
       end = co_await attach_server();
+      if (end == End::kRunning && entry_.kill) {
+        end = End::kShutdown;  // KILL while it waited for its first server
+      }
     }
     if (end == End::kRunning) {
       end = co_await serve();
@@ -138,7 +151,6 @@ class Session {
     entry_.database = lease_.identity().database;
     entry_.tls = client_.stream.is_tls();
     entry_.application_name = std::string(startup_.get("application_name"));
-    entry_.stats = &worker_metrics(entry_.worker).user_stats(entry_.database, entry_.user);
   }
 
   // The admin console instead of a server (admin.database).
@@ -194,6 +206,7 @@ class Session {
         co_return End::kShutdown;
       }
     }
+    entry_.past_gate = true;
     End e = collect_startup_settings();
     if (e == End::kRunning) {
       // The writer; while there is none (failover), a splitting session logs in on a replica
@@ -210,6 +223,9 @@ class Session {
     }
     entry_.set_state(ClientState::kActive);
     entry_.set_server(lease_.get());
+    // Statistics per (database, user) once a server accepted them: a made-up database name
+    // creates no cell.
+    entry_.stats = &worker_metrics(entry_.worker).user_stats(entry_.database, entry_.user);
     cancel_key_ = cancel_registry().register_client();
     lease_.set_cancel_key(*cancel_key_);
     e = co_await lease_.open_session(conv_, txn_mode_);
@@ -245,8 +261,8 @@ class Session {
 
   asio::awaitable<void> finish(End end) {
     entry_.set_server(nullptr);
-    if (entry_.kill && end == End::kClientGone) {
-      end = End::kShutdown;  // KILL or the shutdown deadline cancelled the client's I/O
+    if (entry_.should_end_now() && end == End::kClientGone) {
+      end = End::kShutdown;  // KILL, a drain or the shutdown deadline cancelled the client's I/O
     }
     if (UserStats* us = entry_.stats) {
       us->queries.add(pooling_ ? pooling_->take_queries() : relay_ ? relay_->take_queries() : 0);

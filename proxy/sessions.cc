@@ -34,7 +34,10 @@ void SessionEntry::request_end(bool now) {
   // A session between transactions (or waiting for RESUME) has nothing to finish: it ends at
   // once. An active one ends at its next transaction boundary, or now.
   const bool waiting = state == ClientState::kIdle || state == ClientState::kWaiting;
-  if ((now || (waiting && should_end_now())) && wake) {
+  // A session that holds its server for the whole session is between transactions when its
+  // server is idle with nothing owed: woken there (a drain asks again every 500 ms).
+  const bool holding_idle = state == ClientState::kActive && at_boundary && at_boundary();
+  if ((now || (waiting && should_end_now()) || (!now && holding_idle)) && wake) {
     wake();
   }
 }

@@ -4,6 +4,7 @@
 // path takes no lock and shares no cache line for this.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -67,11 +68,23 @@ struct SessionEntry {
   // Wakes the session's pending waits (set by the session).
   std::function<void()> wake;
 
+  // Passed the pause gate and not back between transactions yet (PAUSE waits for these too:
+  // they are about to run a transaction even while still waiting for a server).
+  bool past_gate = false;
+  // Session pooling, or a pinned transaction-pooling client (the session holds its server):
+  // whether it is between transactions now (server idle, nothing owed), set by the session.
+  std::function<bool()> at_boundary;
+
   void set_state(ClientState s) {
     state = s;
     state_since = std::chrono::steady_clock::now();
+    if (s == ClientState::kIdle) {
+      past_gate = false;
+    }
   }
-  bool should_end_now() const { return kill || (drain && (transactions > 0 || admin)); }
+  bool should_end_now() const {
+    return kill || (drain && (transactions > 0 || admin || state == ClientState::kActive));
+  }
   // Sets drain or kill and wakes the session if it is waiting where that matters.
   void request_end(bool now);
 };
@@ -128,10 +141,10 @@ boost::asio::awaitable<bool> wait_while_paused(SessionEntry& entry);
 
 // What the admin console asks of the process: set by run_server, run on its control thread.
 struct ProcessControl {
-  boost::asio::any_io_executor executor;    // the control thread
-  std::function<std::string()> reload;      // "" when reloaded, else why not
-  std::function<void(bool wait)> shutdown;  // wait: drain first
-  std::chrono::milliseconds shutdown_timeout{30000};
+  boost::asio::any_io_executor executor;            // the control thread
+  std::function<std::string()> reload;              // "" when reloaded, else why not
+  std::function<void(bool wait)> shutdown;          // wait: drain first
+  std::atomic<int64_t> shutdown_timeout_ms{30000};  // read by the console's PAUSE
 };
 ProcessControl& process_control();
 

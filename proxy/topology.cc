@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proxy/lease.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/net.h"
 #include "proxy/pool.h"
@@ -161,20 +162,19 @@ void Topology::stop() {
 }
 
 void Topology::mark(EndpointState& ep, bool ok) {
-  const auto& h = cfg_.health;
   if (ep.reported_down.exchange(false)) {
     ep.oks_in_row = 0;
   }
   if (ok) {
     ep.fails_in_row = 0;
-    if (++ep.oks_in_row >= h.rise && !ep.up.load()) {
+    if (++ep.oks_in_row >= live().rise.load() && !ep.up.load()) {
       ep.up = true;
       PGLANE_LOG_INFO("endpoint %s (%s) is up", ep.name, ep.region);
     }
   } else {
     ep.oks_in_row = 0;
     ep.probes_failed.fetch_add(1, std::memory_order_relaxed);
-    if (++ep.fails_in_row >= h.fall && ep.up.load()) {
+    if (++ep.fails_in_row >= live().fall.load() && ep.up.load()) {
       ep.up = false;
       PGLANE_LOG_WARN("endpoint %s (%s) is down after %d failed checks", ep.name, ep.region,
                       ep.fails_in_row);
@@ -215,7 +215,7 @@ void Topology::suspect_writer(EndpointState& ep, const char* why) {
     ++search_epoch_;
   }
   PGLANE_LOG_WARN("writer %s (%s) is suspect: %s; probing every instance every %d ms", ep.name,
-                  ep.region, why, cfg_.health.failover_interval_ms);
+                  ep.region, why, live().failover_interval_ms.load());
   wake_.notify_all();
 }
 
@@ -273,7 +273,7 @@ EndpointState* Topology::elect_locked(EndpointState& ep, const routing::Instance
       }
     } else {
       PGLANE_LOG_WARN("no writer: writes wait up to %d ms (health.failover_timeout_ms) for one",
-                      cfg_.health.failover_timeout_ms);
+                      live().failover_timeout_ms.load());
     }
   }
   const bool searching = election_.searching();
@@ -400,7 +400,7 @@ void Topology::probe_loop(EndpointState& ep) {
         sample_wanted_ = false;
       }
     }
-    const auto deadline = Clock::now() + milliseconds(h.timeout_ms);
+    const auto deadline = Clock::now() + milliseconds(live().timeout_ms.load());
     std::string error;
     std::string sqlstate;
     if (ep.reported_down.load()) {
@@ -451,7 +451,7 @@ void Topology::probe_loop(EndpointState& ep) {
       // A session reported a failure while this probe ran: its success proves nothing. (A
       // failure still counts: sessions reporting a dead writer must not keep it alive.)
       probe.close();
-      next = Clock::now() + milliseconds(h.interval_ms);
+      next = Clock::now() + milliseconds(live().interval_ms.load());
       continue;
     }
     EndpointState* retired = nullptr;
@@ -473,7 +473,8 @@ void Topology::probe_loop(EndpointState& ep) {
         }
       }
       ep.last_error = ok ? std::string() : reason;
-      if (seen && seen->claims_writer && ep.removed.load() && writer() == nullptr) {
+      if (seen && seen->claims_writer && ep.removed.load() && writer() == nullptr &&
+          ep.kind != ProbeKind::kStatic) {
         // No writer, and one the cluster had dropped says it is the writer: on Aurora only the
         // writer says so (storage fences the rest), so it is taken back.
         ep.removed = false;
@@ -488,9 +489,11 @@ void Topology::probe_loop(EndpointState& ep) {
       const bool outsider = seen && seen->claims_writer && ep.removed.load();
       if (outsider && !ep.outsider_logged) {
         PGLANE_LOG_ERROR(
-            "endpoint %s (%s) claims to be a writer but the writer no longer lists it as part of "
-            "the cluster; it gets no writes and no reads until it is listed again",
-            ep.name, ep.region);
+            "endpoint %s (%s) claims to be a writer but %s; it gets no writes and no reads until "
+            "it is listed again",
+            ep.name, ep.region,
+            ep.kind == ProbeKind::kStatic ? "the configuration no longer lists it"
+                                          : "the writer no longer lists it as part of the cluster");
       }
       ep.outsider_logged = outsider;
       retired = elect_locked(ep, report);
@@ -512,14 +515,15 @@ void Topology::probe_loop(EndpointState& ep) {
       bool have_writer;
       {
         std::lock_guard lock(mu_);
-        have_writer =
-            !writer_samples_.empty() && now - last_sample_at_ < 3 * milliseconds(h.interval_ms);
+        have_writer = !writer_samples_.empty() &&
+                      now - last_sample_at_ < 3 * milliseconds(live().interval_ms.load());
       }
       ep.lag_ms = have_writer ? lag_behind_writer(seen->lsn, now, seen->server_lag_ms)
                               : seen->server_lag_ms;
     }
     mark(ep, ok);
-    next = Clock::now() + milliseconds(searching ? h.failover_interval_ms : h.interval_ms);
+    next = Clock::now() +
+           milliseconds(searching ? live().failover_interval_ms.load() : live().interval_ms.load());
   }
 }
 

@@ -160,6 +160,11 @@ class Topology : public routing::HealthView {
   const std::unordered_set<std::string>& read_only_allow() const { return allow_; }
   // Re-reads every loaded catalog now (SIGHUP: after CREATE/ALTER FUNCTION, say).
   void reload_catalogs();
+  // Reload: static regions' instances as `next` lists them (new ones added and probed, missing
+  // ones removed: never routed to again, their idle pooled connections closed). Returns one
+  // line per change, for the log.
+  std::vector<std::string> reconcile(const conf::Config& next);
+  EndpointState* by_name_locked(const std::string& name) const;
 
   RouteStats& stats() { return stats_; }
   // Every endpoint as it is now (instances, then the analytics endpoint): for the console's

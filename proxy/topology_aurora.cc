@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
 #include "proxy/topology.h"
@@ -35,7 +36,7 @@ void Topology::merge_members(const EndpointState& from, const Observation& seen,
   std::vector<EndpointState*> retired;
   const auto now = Clock::now();
   // Gone: unlisted by the writer in two probes in a row spanning at least this long.
-  const auto gone_after = milliseconds(std::max(2 * cfg_.health.interval_ms, 1000));
+  const auto gone_after = milliseconds(std::max(2 * live().interval_ms.load(), 1000));
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -166,7 +167,9 @@ void Topology::discover_loop(size_t region) {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait_for(lock, milliseconds(searching_.load() ? h.failover_interval_ms : h.interval_ms),
+      wake_.wait_for(lock,
+                     milliseconds(searching_.load() ? live().failover_interval_ms.load()
+                                                    : live().interval_ms.load()),
                      [&] { return stopping_; });
       if (stopping_) {
         return;
@@ -183,7 +186,7 @@ void Topology::discover_loop(size_t region) {
     Probe probe;
     std::string error;
     std::string sqlstate;
-    const auto deadline = Clock::now() + milliseconds(h.timeout_ms);
+    const auto deadline = Clock::now() + milliseconds(live().timeout_ms.load());
     std::optional<Observation> seen;
     if (probe.connect(params, deadline, error)) {
       seen = observe(probe, seed.kind, deadline, error, sqlstate);

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
 #include "proxy/topology.h"
@@ -51,7 +52,7 @@ void Topology::reload_catalogs() {
 std::vector<std::string> Topology::list_databases() {
   const auto& h = cfg_.health;
   std::vector<std::string> out;
-  const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
+  const auto deadline = Clock::now() + milliseconds(std::max(live().timeout_ms.load(), 5000));
   for (size_t i = 0, n = instance_count(); i < n; ++i) {
     const EndpointState* inst = instances_[i].get();
     Probe probe;
@@ -75,7 +76,6 @@ std::vector<std::string> Topology::list_databases() {
 }
 
 void Topology::catalog_loop() {
-  const auto& h = cfg_.health;
   std::unordered_map<std::string, SteadyTime> loaded_at;
   {
     std::vector<std::string> databases;
@@ -134,12 +134,12 @@ void Topology::catalog_loop() {
     if (source == nullptr) {
       // aurora: no instance found yet. Try again in a while.
       std::unique_lock lock(mu_);
-      wake_.wait_for(lock, milliseconds(h.interval_ms), [&] { return stopping_; });
+      wake_.wait_for(lock, milliseconds(live().interval_ms.load()), [&] { return stopping_; });
       continue;
     }
     for (const auto& db : todo) {
       const auto params = conn_params(source->endpoint, db, "pglane-catalog");
-      const auto deadline = Clock::now() + milliseconds(std::max(h.timeout_ms, 5000));
+      const auto deadline = Clock::now() + milliseconds(std::max(live().timeout_ms.load(), 5000));
       Probe probe;
       std::string error;
       PGresult* r = nullptr;

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "protocol/messages.h"
+#include "proxy/live.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/stats.h"
@@ -40,26 +41,6 @@ std::string_view statement_text(char type, std::string_view whole) {
   return end == std::string_view::npos ? std::string_view() : body.substr(0, end);
 }
 
-routing::PlacementPolicy placement_policy(const conf::Config& cfg) {
-  routing::PlacementPolicy policy;
-  policy.max_lag_ms = cfg.routing.max_replica_lag_ms;
-  switch (cfg.routing.read_your_writes) {
-    case conf::ReadYourWrites::kLsn:
-      policy.read_your_writes = routing::ReadYourWritesMode::kLsn;
-      break;
-    case conf::ReadYourWrites::kWindow:
-      policy.read_your_writes = routing::ReadYourWritesMode::kWindow;
-      break;
-    case conf::ReadYourWrites::kOff:
-      policy.read_your_writes = routing::ReadYourWritesMode::kOff;
-      break;
-  }
-  policy.window = std::chrono::milliseconds(cfg.routing.read_your_writes_window_ms);
-  policy.error_when_no_replica = cfg.routing.no_replica == conf::NoReplica::kError;
-  policy.remote_replicas = cfg.routing.remote_replicas;
-  return policy;
-}
-
 }  // namespace
 
 TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, ServerLease& lease,
@@ -73,7 +54,11 @@ TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, 
       relay_(client, cfg),
       routing_(routing),
       entry_(entry),
-      placer_(placement_policy(cfg)) {}
+      placer_(routing::PlacementPolicy{}) {
+  // The generation first: a reload between the two reads is then seen at the first unit.
+  policy_generation_ = live().generation.load(std::memory_order_acquire);
+  placer_.set_policy(live().placement());
+}
 
 asio::awaitable<End> TransactionPooling::serve() {
   conv_.attach(lease_->stmts, lease_.pool_key(), false, lease_->status);
@@ -223,7 +208,13 @@ asio::awaitable<End> TransactionPooling::attach(bool& answered) {
       co_return End::kShutdown;
     }
   }
+  entry_.past_gate = true;
   const auto asked = std::chrono::steady_clock::now();
+  if (const uint64_t g = live().generation.load(std::memory_order_acquire);
+      g != policy_generation_) {
+    placer_.set_policy(live().placement());  // a reload changed [routing]
+    policy_generation_ = g;
+  }
   // Between transactions, a failure to get a server ends the session like a direct server that
   // cannot take more connections: PostgreSQL has no error for a healthy idle session.
   Target target;
@@ -241,9 +232,13 @@ asio::awaitable<End> TransactionPooling::attach(bool& answered) {
   if (e == End::kRunning) {
     begin_attachment(lease_.endpoint(), target.route, writes);
     unit_start_ = std::chrono::steady_clock::now();
-    worker_metrics(entry_.worker).pool_wait.observe(unit_start_ - asked);
+    unit_wait_ = unit_start_ - asked;
+    worker_metrics(entry_.worker).pool_wait.observe(unit_wait_);
     entry_.set_state(ClientState::kActive);
     entry_.set_server(lease_.get());
+    if (entry_.kill) {
+      co_return End::kShutdown;  // KILL while it waited for a server: nothing ran yet
+    }
   }
   co_return e;
 }
@@ -366,6 +361,18 @@ void TransactionPooling::account_unit() {
   WorkerMetrics& wm = worker_metrics(entry_.worker);
   wm.xact_by_route[static_cast<size_t>(kind)].observe(took);
   ++entry_.transactions;
+  const int slow_ms = live().slow_transaction_ms.load(std::memory_order_relaxed);
+  if (slow_ms > 0 && took >= std::chrono::milliseconds(slow_ms)) {
+    using std::chrono::duration_cast;
+    using std::chrono::microseconds;
+    PGLANE_LOG_INFO(
+        "slow transaction: client=%d user=%s db=%s route=%s server=%s wait_ms=%.3f ms=%.3f "
+        "queries=%d",
+        entry_.id, entry_.user, entry_.database, route_kind_name(kind),
+        lease_ ? lease_->endpoint.to_string() : std::string("?"),
+        duration_cast<microseconds>(unit_wait_).count() / 1000.0,
+        duration_cast<microseconds>(took).count() / 1000.0, relay_.peek_queries());
+  }
   if (UserStats* us = entry_.stats) {
     us->transactions.add();
     us->xact_time.observe(took);

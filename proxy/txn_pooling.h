@@ -96,10 +96,12 @@ class TransactionPooling : public RelayPolicy {
   SessionEntry& entry_;  // what the console and shutdown see of this session
   std::chrono::steady_clock::time_point unit_start_;  // on its server since
   bool login_unit_ = true;                            // the attached server is the one login took
+  std::chrono::steady_clock::duration unit_wait_{};   // its wait for a server connection
 
   // Read/write splitting state (routing_ only).
   routing::Placer placer_;
-  EndpointState* attached_ = nullptr;                        // endpoint of the leased server
+  uint64_t policy_generation_ = 0;     // live().generation the placer's policy came from
+  EndpointState* attached_ = nullptr;  // endpoint of the leased server
   routing::Route attached_route_ = routing::Route::kWriter;  // what it was chosen for
   bool attached_wrote_ = false;    // a unit on this attachment needed the writer
   bool unit_checked_ = false;      // the current unit was found to fit the attached server

@@ -67,6 +67,8 @@ const char* describe(const Placement& p);
 class Placer {
  public:
   explicit Placer(PlacementPolicy policy) : policy_(policy) {}
+  // A reload changed the policy; the client's read-your-writes state stays.
+  void set_policy(PlacementPolicy policy) { policy_ = policy; }
 
   // Where a unit decided `d` runs now. `excluded`: indices of replicas that already failed this
   // unit (skipped as if unhealthy). May consume the pending write (window over, or its writer

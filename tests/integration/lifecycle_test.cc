@@ -105,6 +105,36 @@ TEST(Lifecycle, SigtermUnderLoadBreaksNoTransaction) {
   exec_ok(direct.get(), "DROP TABLE shutdown_load");
 }
 
+// Session pooling holds a server per client for the whole session: SIGTERM still ends each
+// client between transactions, not at the deadline, and lets an open transaction commit.
+TEST(Lifecycle, SigtermUnderSessionPoolingWaitsForTheTransactionOnly) {
+  ProxySettings s;
+  s.pool_mode = "session";
+  s.shutdown_timeout_ms = 10000;
+  Proxy proxy(s);
+  START_PROXY(proxy);
+  Conn idle = connect_ok(proxy.conninfo());
+  Conn busy = connect_ok(proxy.conninfo());
+  EXPECT_EQ(query_value(idle.get(), "SELECT 1"), "1");
+  exec_ok(busy.get(), "DROP TABLE IF EXISTS session_drain; CREATE TABLE session_drain (n int)");
+  exec_ok(busy.get(), "BEGIN");
+  exec_ok(busy.get(), "INSERT INTO session_drain VALUES (1)");
+  ASSERT_EQ(kill(proxy.pid(), SIGTERM), 0);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(800ms);
+  exec_ok(busy.get(), "COMMIT");  // the transaction under way finishes
+  const int status = proxy.wait_exit(8s);
+  EXPECT_EQ(status, 0) << proxy.log_tail();
+  EXPECT_LT(Clock::now() - t0, 3s) << "waited for the deadline instead of the transaction";
+  for (PGconn* c : {idle.get(), busy.get()}) {
+    Result r = exec(c, "SELECT 1");
+    EXPECT_NE(PQresultStatus(r.get()), PGRES_TUPLES_OK);
+  }
+  Conn direct = connect_direct();
+  EXPECT_EQ(query_value(direct.get(), "SELECT count(*) FROM session_drain"), "1");
+  exec_ok(direct.get(), "DROP TABLE session_drain");
+}
+
 // The new process's pid from the old one's log ("online upgrade: started the new pglane, pid N").
 pid_t successor_pid(const Proxy& p) {
   const std::string log = read_file(p.log_path());
@@ -122,6 +152,10 @@ bool alive(pid_t pid) {
 TEST(Lifecycle, OnlineUpgradeUnderLoadRefusesNoConnection) {
   ProxySettings s;
   s.pool_mode = "transaction";
+  // With the metrics endpoint on: the successor binds it too (SO_REUSEPORT) while the old one
+  // drains.
+  s.extra_toml =
+      "[admin]\nmetrics_listen = \"127.0.0.1:" + std::to_string(any_free_port()) + "\"\n";
   Proxy proxy(s);
   START_PROXY(proxy);
   std::atomic<bool> stop{false};

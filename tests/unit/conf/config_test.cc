@@ -852,6 +852,18 @@ metrics_listen = "127.0.0.1:9187"
   EXPECT_TRUE(plain->admin.users.empty());
 }
 
+TEST_F(ConfigTest, LogFormatAndSlowTransactionLog) {
+  ConfigPtr config =
+      ok("[proxy]\nusers_file = \"users.txt\"\nlog_format = \"json\"\n"
+         "slow_transaction_ms = 250\n[[regions]]\nname = \"a\"\nwriter = \"h:1\"\n");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->proxy.log_format, LogFormat::kJson);
+  EXPECT_EQ(config->proxy.slow_transaction_ms, 250);
+  EXPECT_THAT(error("[proxy]\nusers_file = \"users.txt\"\nlog_format = \"xml\"\n[[regions]]\n"
+                    "name = \"a\"\nwriter = \"h:1\"\n"),
+              StartsWith(at(3) + "proxy.log_format:"));
+}
+
 TEST_F(ConfigTest, AdminSectionMistakesNameTheKey) {
   EXPECT_THAT(error(std::string(kMinimal) + "[admin]\nusers = \"ops\"\n"),
               StartsWith(at(8) + "admin.users: expected an array of user names"));
