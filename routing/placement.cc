@@ -1,5 +1,7 @@
 #include "routing/placement.h"
 
+#include <atomic>
+
 namespace pglane::routing {
 
 namespace {
@@ -78,6 +80,7 @@ Placement Placer::place(const Decision& d, HealthView& view, std::span<const int
       candidates_[i].healthy = false;
     }
   }
+  need.rotation = rotation_++;
   const int pick = choose_replica(candidates_, need);
   if (pick >= 0) {
     Placement p;
@@ -97,6 +100,12 @@ Placement Placer::place(const Decision& d, HealthView& view, std::span<const int
     return p;
   }
   return read_on_writer(ryw);
+}
+
+Placer::Placer(PlacementPolicy policy) : policy_(policy) {
+  // One relaxed increment per session (not per read): sessions start their turns apart.
+  static std::atomic<uint32_t> next_start{0};
+  rotation_ = next_start.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Placer::wrote(std::chrono::steady_clock::time_point now) {

@@ -66,7 +66,7 @@ const char* describe(const Placement& p);
 // One client's placement state: its pending read-your-writes. One per session; not thread-safe.
 class Placer {
  public:
-  explicit Placer(PlacementPolicy policy) : policy_(policy) {}
+  explicit Placer(PlacementPolicy policy);
   // A reload changed the policy; the client's read-your-writes state stays.
   void set_policy(PlacementPolicy policy) { policy_ = policy; }
 
@@ -87,6 +87,7 @@ class Placer {
   std::chrono::steady_clock::time_point rw_at_;  // when the write was acknowledged
   uint64_t rw_lsn_ = 0;                          // a writer position at or after it (0: unknown)
   std::vector<Candidate> candidates_;            // scratch
+  uint32_t rotation_;  // turns among equally good replicas; sessions start at different ones
 };
 
 }  // namespace pglane::routing

@@ -121,18 +121,38 @@ int choose_replica(std::span<const Candidate> candidates, const ReadRequirement&
   if (best_region < 0) {
     return -1;
   }
-  int pick = -1;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const auto& c = candidates[i];
-    if (c.region != best_region || !qualifies(c)) {
-      continue;
-    }
-    if (pick < 0 || c.outstanding < candidates[pick].outstanding ||
-        (c.outstanding == candidates[pick].outstanding && c.rtt_us < candidates[pick].rtt_us)) {
-      pick = static_cast<int>(i);
+  // The fewest outstanding transactions, then the shortest round trip among those.
+  int least_busy = std::numeric_limits<int>::max();
+  int64_t nearest = std::numeric_limits<int64_t>::max();
+  for (const auto& c : candidates) {
+    if (c.region == best_region && qualifies(c)) {
+      if (c.outstanding < least_busy) {
+        least_busy = c.outstanding;
+        nearest = c.rtt_us;
+      } else if (c.outstanding == least_busy) {
+        nearest = std::min(nearest, c.rtt_us);
+      }
     }
   }
-  return pick;
+  // Those about as near take turns (probe round trips jitter by tens of microseconds).
+  const int64_t limit = nearest + nearest * kRttSlackPercent / 100 + kRttSlackUs;
+  int equals = 0;
+  for (const auto& c : candidates) {
+    equals +=
+        c.region == best_region && qualifies(c) && c.outstanding == least_busy && c.rtt_us <= limit;
+  }
+  if (equals == 0) {
+    return -1;
+  }
+  int turn = static_cast<int>(need.rotation % static_cast<uint32_t>(equals));
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    if (c.region == best_region && qualifies(c) && c.outstanding == least_busy &&
+        c.rtt_us <= limit && turn-- == 0) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
 }
 
 }  // namespace pglane::routing

@@ -70,11 +70,18 @@ struct ReadRequirement {
   int64_t max_lag_ms = 1000;
   uint64_t min_lsn = 0;  // read-your-writes: replayed at least this far (0 = no constraint)
   bool remote = true;    // other regions' replicas may serve it (when none of ours can)
+  // Which of several equally good replicas to take (the caller advances it per read), so that
+  // at low concurrency, when every replica has nothing outstanding, reads still spread.
+  uint32_t rotation = 0;
 };
 
 // The replica to serve a read, or -1 for none qualifying. Own region first, then (unless
 // `need.remote` is false) other regions in order of their best round trip; within a region, the
-// fewest outstanding transactions (then the shorter round trip).
+// fewest outstanding transactions; among those, replicas whose round trip is within
+// kRttSlackPercent (plus kRttSlackUs) of the shortest take turns by `need.rotation`, and a
+// clearly nearer one wins.
+inline constexpr int64_t kRttSlackPercent = 25;
+inline constexpr int64_t kRttSlackUs = 200;
 int choose_replica(std::span<const Candidate> candidates, const ReadRequirement& need);
 
 }  // namespace pglane::routing

@@ -242,6 +242,26 @@ TEST(ChooseReplica, PrefersOwnRegionThenNearestThenLeastBusy) {
   EXPECT_EQ(choose_replica(c, need), 2);
 }
 
+TEST(ChooseReplica, EquallyGoodReplicasTakeTurnsAClearlyNearerOneWins) {
+  std::vector<Candidate> c(3);
+  c[0] = {true, 0, 0, 100, 500, 0};
+  c[1] = {true, 0, 0, 100, 540, 0};  // within the slack of c[0]
+  c[2] = {true, 0, 0, 100, 900, 0};  // clearly farther
+  ReadRequirement need;
+  std::vector<int> picks;
+  for (uint32_t r = 0; r < 4; ++r) {
+    need.rotation = r;
+    picks.push_back(choose_replica(c, need));
+  }
+  EXPECT_EQ(picks, (std::vector<int>{0, 1, 0, 1}));
+  c[1].outstanding = 1;  // busier: out of the turns
+  need.rotation = 1;
+  EXPECT_EQ(choose_replica(c, need), 0);
+  c[0].healthy = false;  // the only one left at the least outstanding is far, still chosen
+  c[1].outstanding = 2;
+  EXPECT_EQ(choose_replica(c, need), 2);
+}
+
 // Found in review: each of these once came out as a read.
 TEST(ClassifyRegression, LineCommentEndsAtCarriageReturnToo) {
   const auto ctx = context();
