@@ -348,30 +348,15 @@ class Console {
   }
 
   AdminReply show_stats() {
-    struct Sum {
-      uint64_t transactions = 0, queries = 0, in = 0, out = 0;
-      Histogram::Totals xact;
-    };
-    std::map<std::pair<std::string, std::string>, Sum> sums;
-    for (int i = 0; i < worker_count(); ++i) {
-      worker_metrics(i).for_each_user(
-          [&](const std::string& db, const std::string& user, const UserStats& s) {
-            Sum& sum = sums[{db, user}];
-            sum.transactions += s.transactions.get();
-            sum.queries += s.queries.get();
-            sum.in += s.bytes_in.get();
-            sum.out += s.bytes_out.get();
-            sum.xact.add(s.xact_time);
-          });
-    }
     AdminReply r = table({"database", "user", "transactions", "queries", "bytes_received",
                           "bytes_sent", "xact_avg_ms", "xact_p50_ms", "xact_p99_ms"});
-    for (const auto& [k, s] : sums) {
+    for (const auto& [k, s] : sum_user_stats()) {
+      const Histogram::Totals& x = s.xact_time;
       r.rows.push_back({k.first, k.second, absl::StrCat(s.transactions), absl::StrCat(s.queries),
-                        absl::StrCat(s.in), absl::StrCat(s.out),
-                        ms(s.xact.count ? static_cast<int64_t>(s.xact.sum_us / s.xact.count) : 0),
-                        ms(static_cast<int64_t>(s.xact.quantile_us(0.5))),
-                        ms(static_cast<int64_t>(s.xact.quantile_us(0.99)))});
+                        absl::StrCat(s.bytes_in), absl::StrCat(s.bytes_out),
+                        ms(x.count ? static_cast<int64_t>(x.sum_us / x.count) : 0),
+                        ms(static_cast<int64_t>(x.quantile_us(0.5))),
+                        ms(static_cast<int64_t>(x.quantile_us(0.99)))});
     }
     return r;
   }

@@ -78,6 +78,22 @@ std::atomic<int> g_worker_count{1};
 WorkerMetrics& worker_metrics(int worker) {
   return g_workers[static_cast<size_t>(worker) % kMaxWorkers];
 }
+std::map<std::pair<std::string, std::string>, UserTotals> sum_user_stats() {
+  std::map<std::pair<std::string, std::string>, UserTotals> sums;
+  for (int i = 0; i < worker_count(); ++i) {
+    worker_metrics(i).for_each_user(
+        [&](const std::string& db, const std::string& user, const UserStats& s) {
+          UserTotals& t = sums[{db, user}];
+          t.transactions += s.transactions.get();
+          t.queries += s.queries.get();
+          t.bytes_in += s.bytes_in.get();
+          t.bytes_out += s.bytes_out.get();
+          t.xact_time.add(s.xact_time);
+        });
+  }
+  return sums;
+}
+
 int worker_count() {
   return g_worker_count.load(std::memory_order_relaxed);
 }

@@ -87,6 +87,16 @@ struct alignas(64) WorkerMetrics {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<UserStats>> users_;
 };
 
+// One (database, user)'s counters summed over every worker: SHOW STATS and /metrics.
+struct UserTotals {
+  uint64_t transactions = 0;
+  uint64_t queries = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  Histogram::Totals xact_time;
+};
+std::map<std::pair<std::string, std::string>, UserTotals> sum_user_stats();
+
 constexpr int kMaxWorkers = 257;  // proxy.workers is at most 256
 WorkerMetrics& worker_metrics(int worker);
 // How many workers run (set by run_server; readers sum [0, n)).

@@ -210,10 +210,6 @@ std::string prometheus_text() {
   }
 
   // Per-worker measurements, summed.
-  struct PerUser {
-    uint64_t transactions = 0, queries = 0, in = 0, out = 0;
-  };
-  std::map<std::pair<std::string, std::string>, PerUser> users;
   std::array<Histogram::Totals, static_cast<size_t>(RouteKind::kCount)> by_route;
   Histogram::Totals pool_wait;
   for (int i = 0; i < worker_count(); ++i) {
@@ -222,13 +218,6 @@ std::string prometheus_text() {
       by_route[k].add(w.xact_by_route[k]);
     }
     pool_wait.add(w.pool_wait);
-    w.for_each_user([&](const std::string& db, const std::string& user, const UserStats& s) {
-      PerUser& u = users[{db, user}];
-      u.transactions += s.transactions.get();
-      u.queries += s.queries.get();
-      u.in += s.bytes_in.get();
-      u.out += s.bytes_out.get();
-    });
   }
   x.family("transaction_duration_seconds", "histogram",
            "A unit of work's time on its server (a transaction, or an autocommit statement), by "
@@ -243,13 +232,14 @@ std::string prometheus_text() {
   x.histogram("pool_wait_seconds", "", pool_wait);
   struct U {
     const char* name;
-    uint64_t PerUser::*field;
+    uint64_t UserTotals::*field;
     const char* help;
   };
-  for (const U& u : {U{"transactions_total", &PerUser::transactions, "Units of work."},
-                     U{"queries_total", &PerUser::queries, "Query and Execute messages."},
-                     U{"bytes_received_total", &PerUser::in, "Bytes from clients."},
-                     U{"bytes_sent_total", &PerUser::out, "Bytes to clients."}}) {
+  const auto users = sum_user_stats();
+  for (const U& u : {U{"transactions_total", &UserTotals::transactions, "Units of work."},
+                     U{"queries_total", &UserTotals::queries, "Query and Execute messages."},
+                     U{"bytes_received_total", &UserTotals::bytes_in, "Bytes from clients."},
+                     U{"bytes_sent_total", &UserTotals::bytes_out, "Bytes to clients."}}) {
     x.family(u.name, "counter", u.help);
     for (const auto& [k, v] : users) {
       x.sample(u.name,

@@ -96,12 +96,10 @@ Topology::Topology(const conf::Config& cfg) : cfg_(cfg), election_(0, cfg.health
 EndpointState* Topology::add_instance_locked(const conf::Endpoint& ep, size_t region,
                                              const std::string& server_id) {
   const std::string name = ep.to_string();
-  const size_t n = instance_count();
-  for (size_t i = 0; i < n; ++i) {
-    if (instances_[i]->name == name) {
-      return instances_[i].get();  // listed twice (two regions sharing a writer)
-    }
+  if (EndpointState* known = by_name_locked(name)) {
+    return known;  // listed twice (two regions sharing a writer), or known already
   }
+  const size_t n = instance_count();
   if (n == kMaxInstances) {
     return nullptr;
   }

@@ -164,6 +164,7 @@ class Topology : public routing::HealthView {
   // ones removed: never routed to again, their idle pooled connections closed). Returns one
   // line per change, for the log.
   std::vector<std::string> reconcile(const conf::Config& next);
+  // The instance at "host:port", or null (mu_ held once start() ran).
   EndpointState* by_name_locked(const std::string& name) const;
 
   RouteStats& stats() { return stats_; }

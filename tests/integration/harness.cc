@@ -207,6 +207,16 @@ std::string toml_string(const std::string& s) {
 
 }  // namespace
 
+std::vector<std::string> replica_ports() {
+  std::vector<std::string> out;
+  std::istringstream in(env("PG_REPLICA_PORTS"));
+  std::string p;
+  while (in >> p) {
+    out.push_back(p);
+  }
+  return out;
+}
+
 int any_free_port() {
   return free_port();
 }

@@ -30,6 +30,8 @@ class SandboxEnvironment : public ::testing::Environment {
 // Values from DIR/sandbox.env (PG_PRIMARY_PORT, APP_PASSWORD, TLS_CA, ...). Fails the current
 // test when the key is missing.
 const std::string& env(const std::string& key);
+// The sandbox's replica ports (PG_REPLICA_PORTS), in order.
+std::vector<std::string> replica_ports();
 // The sandbox directory (a mkdtemp directory under /tmp).
 const std::string& sandbox_dir();
 // True when the sandbox came up; tests skip otherwise (SetUp already reported why).

@@ -21,15 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> replica_ports() {
-  std::vector<std::string> out;
-  std::istringstream in(env("PG_REPLICA_PORTS"));
-  for (std::string p; in >> p;) {
-    out.push_back(p);
-  }
-  return out;
-}
-
 // Rewrites the `readers = [...]` line of the proxy's config.
 void set_readers(const Proxy& proxy, const std::vector<std::string>& ports) {
   std::string cfg = read_file(proxy.config_path());

@@ -21,16 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> replica_ports() {
-  std::vector<std::string> out;
-  std::istringstream in(env("PG_REPLICA_PORTS"));
-  std::string p;
-  while (in >> p) {
-    out.push_back(p);
-  }
-  return out;
-}
-
 std::string primary_port() {
   return env("PG_PRIMARY_PORT");
 }
