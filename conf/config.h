@@ -126,7 +126,11 @@ struct Analytics {
   std::string database;
 };
 
-enum class ReadYourWrites { kLsn, kWindow, kOff };
+// Whose committed writes a read must see (routing/floors.h). kSession is the client's own
+// (its commit position); kTable adds every client's (and gateway's) writes to the tables read;
+// kDatabase every write to the database; kWindow keeps a writing client's reads on the writer
+// for a while (servers without LSNs); kOff none.
+enum class ReadYourWrites { kSession, kWindow, kOff, kTable, kDatabase };
 enum class NoReplica { kWriter, kError };
 
 // Read/write splitting (transaction pooling only; session pooling keeps every client on the
@@ -134,7 +138,7 @@ enum class NoReplica { kWriter, kError };
 struct RoutingSection {
   bool enabled = true;
   int max_replica_lag_ms = 1000;  // replicas further behind than this serve no reads
-  ReadYourWrites read_your_writes = ReadYourWrites::kLsn;
+  ReadYourWrites read_your_writes = ReadYourWrites::kTable;
   int read_your_writes_window_ms = 2000;      // "window": reads stay on the writer this long
   NoReplica no_replica = NoReplica::kWriter;  // when no replica qualifies for a read
   // Other regions' replicas serve reads when none of the home region's qualifies (else
@@ -184,6 +188,24 @@ struct AdminSection {
   std::string metrics_key_file;
 };
 
+// Redis (ElastiCache): where gateways share freshness floors (and, later, cached results).
+struct RedisSection {
+  bool enabled = false;  // the [redis] table is present
+  Endpoint endpoint{"127.0.0.1", 6379};
+  bool tls = true;
+  std::string ca_file;      // empty: the system's CA store
+  std::string server_name;  // the name the certificate must carry (and SNI); empty: the host
+  std::string cert_file;    // client certificate (optional, with key_file)
+  std::string key_file;
+  BackendCredential credential;  // ACL user and password (both optional)
+  int connect_timeout_ms = 1000;
+  int command_timeout_ms = 250;
+  std::string floor_channel = "pglane:floors";  // Pub/Sub channel every gateway shares
+  // How long a writing transaction's commit acknowledgement may wait for Redis to take its
+  // floor (so that other gateways learn of it first). 0: publish without waiting.
+  int floor_wait_ms = 50;
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   ProxySection proxy;
@@ -195,6 +217,7 @@ struct Config {
   RoutingSection routing;
   HealthSection health;
   AdminSection admin;
+  RedisSection redis;
 
   // The writer of the gateway's own region (the first region if `proxy.region` is empty).
   const Region& home_region() const;

@@ -22,7 +22,7 @@ const char* name(ServerTlsMode v) {
   return k[static_cast<int>(v)];
 }
 const char* name(ReadYourWrites v) {
-  static constexpr const char* k[] = {"lsn", "window", "off"};
+  static constexpr const char* k[] = {"session", "window", "off", "table", "database"};
   return k[static_cast<int>(v)];
 }
 
@@ -138,6 +138,20 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
   l.add("health.cert_file", c.health.cert_file);
   l.add("health.key_file", c.health.key_file);
   l.add("health.database", c.health.database);
+  if (c.redis.enabled) {
+    l.add("redis.endpoint", c.redis.endpoint.to_string());
+    l.add("redis.tls", b(c.redis.tls));
+    l.add("redis.ca_file", c.redis.ca_file);
+    l.add("redis.server_name", c.redis.server_name);
+    l.add("redis.cert_file", c.redis.cert_file);
+    l.add("redis.key_file", c.redis.key_file);
+    l.add("redis.user", c.redis.credential.user);
+    l.add("redis.password", secret(c.redis.credential.password));
+    l.add("redis.connect_timeout_ms", c.redis.connect_timeout_ms);
+    l.add("redis.command_timeout_ms", c.redis.command_timeout_ms);
+    l.add("redis.floor_channel", c.redis.floor_channel);
+    l.add("redis.floor_wait_ms", c.redis.floor_wait_ms);
+  }
   l.add("admin.database", c.admin.database);
   l.add("admin.users", absl::StrJoin(c.admin.users, ", "));
   l.add("admin.stats_users", absl::StrJoin(c.admin.stats_users, ", "));

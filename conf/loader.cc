@@ -63,7 +63,7 @@ class Loader : public TomlReader {
   absl::Status load(const toml::table& root, Config& config) {
     Table doc{root, ""};
     check_keys(doc, {"proxy", "tls", "backend", "pool", "regions", "analytics", "routing", "health",
-                     "admin"});
+                     "admin", "redis"});
     load_proxy(doc, config.proxy);
     if (const toml::table* tls = subtable(doc, "tls")) {
       load_client_tls(Table{*tls, "tls"}, config.tls);
@@ -91,6 +91,9 @@ class Loader : public TomlReader {
              "a client certificate needs TLS to the servers, but backend.tls.mode is "
              "\"disable\"");
       }
+    }
+    if (const toml::table* redis = subtable(doc, "redis")) {
+      load_redis(Table{*redis, "redis"}, config.redis);
     }
     if (const toml::table* admin = subtable(doc, "admin")) {
       load_admin(Table{*admin, "admin"}, config.admin);
@@ -429,9 +432,12 @@ class Loader : public TomlReader {
     get_bool(t, "enabled", routing.enabled);
     get_int(t, "max_replica_lag_ms", 0, 86400000, routing.max_replica_lag_ms);
     get_enum<ReadYourWrites>(t, "read_your_writes",
-                             {{"lsn", ReadYourWrites::kLsn},
+                             {{"table", ReadYourWrites::kTable},
+                              {"database", ReadYourWrites::kDatabase},
+                              {"session", ReadYourWrites::kSession},
                               {"window", ReadYourWrites::kWindow},
-                              {"off", ReadYourWrites::kOff}},
+                              {"off", ReadYourWrites::kOff},
+                              {"lsn", ReadYourWrites::kSession}},
                              routing.read_your_writes);
     get_int(t, "read_your_writes_window_ms", 0, 3600000, routing.read_your_writes_window_ms);
     get_enum<NoReplica>(t, "no_replica",
@@ -479,6 +485,28 @@ class Loader : public TomlReader {
     load_credential(t, health.credential);
     get_cert_pair(t, "cert_file", "key_file", health.cert_file, health.key_file);
     get_nonempty_string(t, "database", health.database);
+  }
+
+  void load_redis(const Table& t, RedisSection& redis) {
+    check_keys(t, {"endpoint", "tls", "ca_file", "server_name", "cert_file", "key_file", "user",
+                   "password", "password_file", "connect_timeout_ms", "command_timeout_ms",
+                   "floor_channel", "floor_wait_ms"});
+    redis.enabled = true;
+    redis.endpoint.port = 6379;
+    if (get_endpoint(t, "endpoint", redis.endpoint) == Got::kAbsent) {
+      missing(t, "endpoint");
+    }
+    get_bool(t, "tls", redis.tls);
+    if (get_path(t, "ca_file", redis.ca_file) == Got::kOk) {
+      require_readable(t, "ca_file", redis.ca_file);
+    }
+    get_string(t, "server_name", redis.server_name);
+    get_cert_pair(t, "cert_file", "key_file", redis.cert_file, redis.key_file);
+    load_credential(t, redis.credential);
+    get_int(t, "connect_timeout_ms", 10, 60000, redis.connect_timeout_ms);
+    get_int(t, "command_timeout_ms", 1, 60000, redis.command_timeout_ms);
+    get_nonempty_string(t, "floor_channel", redis.floor_channel);
+    get_int(t, "floor_wait_ms", 0, 10000, redis.floor_wait_ms);
   }
 
   void load_admin(const Table& t, AdminSection& admin) {

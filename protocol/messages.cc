@@ -1,5 +1,7 @@
 #include "protocol/messages.h"
 
+#include <algorithm>
+
 namespace pglane::protocol {
 namespace {
 
@@ -477,6 +479,19 @@ std::optional<std::pair<std::string_view, std::string_view>> parse_parameter_sta
     return std::nullopt;
   }
   return std::pair{name, value};
+}
+
+std::string_view statement_text(char type, std::string_view whole) {
+  std::string_view body = whole.substr(std::min<size_t>(whole.size(), 5));
+  if (type == 'P') {
+    const size_t name_end = body.find('\0');
+    if (name_end == std::string_view::npos) {
+      return {};
+    }
+    body.remove_prefix(name_end + 1);
+  }
+  const size_t end = body.find('\0');
+  return end == std::string_view::npos ? std::string_view() : body.substr(0, end);
 }
 
 }  // namespace pglane::protocol

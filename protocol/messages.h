@@ -55,6 +55,9 @@ struct CancelKey {
 // Parses the body of a CancelRequest (after the request code).
 std::optional<CancelKey> parse_cancel(std::string_view body);
 
+// The SQL of a whole Query ('Q') or Parse ('P') message, header included ("" when malformed).
+std::string_view statement_text(char type, std::string_view whole);
+
 // Encodes a complete untyped StartupMessage 3.0 with the given parameters.
 void encode_startup(std::string& out,
                     const std::vector<std::pair<std::string, std::string>>& params);

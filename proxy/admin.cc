@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "conf/describe.h"
 #include "protocol/messages.h"
+#include "proxy/floor_sync.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
@@ -380,6 +381,19 @@ class Console {
     row("writer_timeouts", stats().writer_timeouts.load());
     row("server_lost", stats().server_lost.load());
     row("outcome_unknown", stats().outcome_unknown.load());
+    if (const FloorSync* fs = floor_sync()) {
+      const FloorSyncStats& f = fs->stats();
+      const auto received = static_cast<int64_t>(f.received.load());
+      row("floor_channel_up", fs->subscribed() ? 1 : 0);
+      row("floor_published", static_cast<int64_t>(f.published.load()));
+      row("floor_publish_failures", static_cast<int64_t>(f.publish_failures.load()));
+      row("floor_received", received);
+      row("floor_resyncs", static_cast<int64_t>(f.resyncs.load()));
+      row("floor_propagation_avg_us",
+          received ? static_cast<int64_t>(f.delay_sum_us.load()) / received : 0);
+      row("floor_propagation_max_us", static_cast<int64_t>(f.delay_max_us.load()));
+      row("floor_propagation_le_1ms", static_cast<int64_t>(f.delay_le_1ms.load()));
+    }
     return r;
   }
 

@@ -27,14 +27,25 @@ routing::PlacementPolicy LiveSettings::placement() const {
   routing::PlacementPolicy policy;
   policy.max_lag_ms = max_replica_lag_ms.load(r);
   switch (static_cast<conf::ReadYourWrites>(read_your_writes.load(r))) {
-    case conf::ReadYourWrites::kLsn:
+    case conf::ReadYourWrites::kTable:
       policy.read_your_writes = routing::ReadYourWritesMode::kLsn;
+      policy.scope = routing::FloorScope::kTable;
+      break;
+    case conf::ReadYourWrites::kDatabase:
+      policy.read_your_writes = routing::ReadYourWritesMode::kLsn;
+      policy.scope = routing::FloorScope::kDatabase;
+      break;
+    case conf::ReadYourWrites::kSession:
+      policy.read_your_writes = routing::ReadYourWritesMode::kLsn;
+      policy.scope = routing::FloorScope::kSession;
       break;
     case conf::ReadYourWrites::kWindow:
       policy.read_your_writes = routing::ReadYourWritesMode::kWindow;
+      policy.scope = routing::FloorScope::kSession;
       break;
     case conf::ReadYourWrites::kOff:
       policy.read_your_writes = routing::ReadYourWritesMode::kOff;
+      policy.scope = routing::FloorScope::kOff;
       break;
   }
   policy.window = std::chrono::milliseconds(read_your_writes_window_ms.load(r));

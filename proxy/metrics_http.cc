@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "proxy/floor_sync.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
@@ -144,6 +145,29 @@ std::string prometheus_text() {
         C{"sessions_shut_down", s.sessions_shut_down,
           "Sessions ended by a shutdown or KILL (57P01)."}}) {
     x.one(absl::StrCat(c.name, "_total"), "counter", c.help, static_cast<double>(c.v.load()));
+  }
+
+  if (const FloorSync* fs = floor_sync()) {
+    const FloorSyncStats& f = fs->stats();
+    auto d = [](const std::atomic<uint64_t>& v) { return static_cast<double>(v.load()); };
+    x.one("floor_channel_up", "gauge", "1 while subscribed to the Redis floor channel.",
+          fs->subscribed() ? 1 : 0);
+    x.one("floor_published_total", "counter", "Floor messages Redis took.", d(f.published));
+    x.one("floor_publish_failures_total", "counter",
+          "Floor messages Redis did not take (down, slow, refused).", d(f.publish_failures));
+    x.one("floor_received_total", "counter", "Other gateways' floor messages applied.",
+          d(f.received));
+    x.one("floor_resyncs_total", "counter",
+          "Times every floor was raised because messages may have been missed.", d(f.resyncs));
+    x.family("floor_propagation_seconds", "histogram",
+             "From another gateway's publish to its floor applied here (wall clocks).");
+    x.sample("floor_propagation_seconds_bucket", "le=\"0.001\"", d(f.delay_le_1ms));
+    x.sample("floor_propagation_seconds_bucket", "le=\"0.01\"", d(f.delay_le_10ms));
+    x.sample("floor_propagation_seconds_bucket", "le=\"+Inf\"", d(f.received));
+    x.sample("floor_propagation_seconds_sum", "", d(f.delay_sum_us) / 1e6);
+    x.sample("floor_propagation_seconds_count", "", d(f.received));
+    x.one("floor_propagation_max_seconds", "gauge", "The longest propagation seen.",
+          d(f.delay_max_us) / 1e6);
   }
 
   Topology* t = topology();

@@ -271,6 +271,9 @@ asio::awaitable<End> Relay::server_to_client() {
       pos += take;
       s2c_remaining_ = size - take;
     }
+    if (policy_->hold_before_client_write()) {
+      co_await policy_->before_client_write();
+    }
     if (!gather.empty()) {
       s2c_writing_ = true;
       auto ec = co_await client_.write(gather.buffers());

@@ -57,6 +57,11 @@ class RelayPolicy {
   // The start of a streamed server message.
   virtual void on_server_stream(char type, txn::ClientSink& sink) = 0;
 
+  // Whether something must run before the gathered server bytes reach the client (a floor to
+  // share with other gateways before a commit is acknowledged), and that something.
+  virtual bool hold_before_client_write() const { return false; }
+  virtual asio::awaitable<void> before_client_write() { co_return; }
+
   // Replies the server still owes the client (Query, Sync, FunctionCall not answered yet).
   virtual bool owes_replies() const = 0;
   // The server may be handed back once it is idle with nothing owed (transaction pooling).

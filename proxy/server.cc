@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "conf/loader.h"
 #include "protocol/scram.h"
+#include "proxy/floor_sync.h"
 #include "proxy/handover.h"
 #include "proxy/lifecycle.h"
 #include "proxy/live.h"
@@ -238,6 +239,17 @@ int run_server(const std::string& config_path) {
     metrics = std::move(*m);
     life.set_metrics(metrics.get());
   }
+  // Floors shared with other gateways through Redis ([redis]); it outlives the workers.
+  auto sync = FloorSync::create(cfg, control.get_executor(), worker_executors());
+  if (!sync.ok()) {
+    PGLANE_LOG_ERROR("%s", sync.status().message());
+    return 2;
+  }
+  std::unique_ptr<FloorSync> floors = std::move(*sync);
+  if (floors) {
+    set_floor_sync(floors.get());
+    floors->start();
+  }
   life.start();
 
   for (auto& w : workers) {
@@ -266,6 +278,9 @@ int run_server(const std::string& config_path) {
   for (auto& w : workers) {
     w->io.stop();
     w->thread.join();
+  }
+  if (floors) {
+    set_floor_sync(nullptr);  // nothing uses it now that the workers are gone
   }
   process_control().reload = nullptr;
   process_control().shutdown = nullptr;

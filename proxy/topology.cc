@@ -1,6 +1,7 @@
 #include "proxy/topology.h"
 
 #include <libpq-fe.h>
+#include <algorithm>
 
 #include <cstdlib>
 
@@ -22,7 +23,10 @@ using std::chrono::milliseconds;
 
 Topology* g_topology = nullptr;
 
-constexpr size_t kMaxWriterSamples = 256;
+// Enough history that floors (routing/floors.h) from a few seconds ago still resolve to the
+// position they were written at, not to the oldest one remembered (16 bytes each; looked up by
+// binary search: times and positions both only grow until the writer changes, which clears it).
+constexpr size_t kMaxWriterSamples = 4096;
 // A probe connection to a name (not an address) is reopened this often, so a moved DNS record
 // is followed (Aurora's instance endpoints have a 5 s TTL).
 constexpr auto kRenameAfter = std::chrono::seconds(5);
@@ -292,27 +296,29 @@ void Topology::record_writer_sample(SteadyTime at, uint64_t lsn) {
   std::lock_guard lock(mu_);
   last_sample_at_ = at;
   if (writer_samples_.empty() || writer_samples_.back().lsn != lsn) {
-    writer_samples_.push_back(Sample{at, lsn});  // a new position, first seen now
+    writer_samples_.push_back(Sample{at, lsn, at});  // a new position, first seen now
     while (writer_samples_.size() > kMaxWriterSamples) {
       writer_samples_.pop_front();
       samples_dropped_ = true;
     }
+  } else {
+    writer_samples_.back().last_at = at;  // still there
   }
 }
 
 int64_t Topology::lag_behind_writer(uint64_t replay_lsn, SteadyTime now, int64_t ts_lag) {
   std::lock_guard lock(mu_);
-  for (const auto& s : writer_samples_) {
-    if (s.lsn > replay_lsn) {
-      int64_t lag = std::chrono::duration_cast<milliseconds>(now - s.at).count();
-      if (&s == &writer_samples_.front() && samples_dropped_) {
-        // Behind everything we remember: the history only gives a lower bound.
-        lag = std::max(lag, ts_lag);
-      }
-      return lag;
-    }
+  auto it = std::upper_bound(writer_samples_.begin(), writer_samples_.end(), replay_lsn,
+                             [](uint64_t lsn, const Sample& s) { return lsn < s.lsn; });
+  if (it == writer_samples_.end()) {
+    return 0;
   }
-  return 0;
+  int64_t lag = std::chrono::duration_cast<milliseconds>(now - it->at).count();
+  if (it == writer_samples_.begin() && samples_dropped_) {
+    // Behind everything we remember: the history only gives a lower bound.
+    lag = std::max(lag, ts_lag);
+  }
+  return lag;
 }
 
 void Topology::replicas(std::vector<routing::Candidate>& out) const {
@@ -336,15 +342,12 @@ std::optional<uint64_t> Topology::writer_lsn_since(SteadyTime t) {
   {
     std::lock_guard lock(mu_);
     if (!writer_samples_.empty() && last_sample_at_ >= t) {
-      // Some sample was taken at or after t; the first such bounds every commit acknowledged
-      // before t. Positions are stored when first seen, so it is either the first position
-      // first seen at or after t, or the one the writer was still at when sampled after t.
-      for (const auto& s : writer_samples_) {
-        if (s.at >= t) {
-          return s.lsn;
-        }
-      }
-      return writer_samples_.back().lsn;
+      // Some sample was taken at or after t. The first position some sample taken at or after t
+      // still saw (the writer was there then, so every commit acknowledged before t is at or before
+      // it).
+      auto it = std::lower_bound(writer_samples_.begin(), writer_samples_.end(), t,
+                                 [](const Sample& s, SteadyTime at) { return s.last_at < at; });
+      return it == writer_samples_.end() ? writer_samples_.back().lsn : it->lsn;
     }
     sample_wanted_ = true;
   }

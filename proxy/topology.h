@@ -175,8 +175,9 @@ class Topology : public routing::HealthView {
 
  private:
   struct Sample {
-    SteadyTime at;  // when the probe query was sent
+    SteadyTime at;  // when the probe query that first saw this position was sent
     uint64_t lsn;
+    SteadyTime last_at;  // ... and the latest one that still saw it
   };
   void probe_loop(EndpointState& ep);
   // aurora: reads the topology from a region's cluster endpoint while none of its instances is

@@ -27,20 +27,6 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // Client messages that transaction pooling may rewrite or analyse are held whole up to this size.
 constexpr size_t kMaxRewrite = 16 * 1024 * 1024;
 
-// The SQL of a whole Query or Parse message ("" when malformed).
-std::string_view statement_text(char type, std::string_view whole) {
-  std::string_view body = whole.substr(std::min<size_t>(whole.size(), 5));
-  if (type == 'P') {
-    const size_t name_end = body.find('\0');
-    if (name_end == std::string_view::npos) {
-      return {};
-    }
-    body.remove_prefix(name_end + 1);
-  }
-  const size_t end = body.find('\0');
-  return end == std::string_view::npos ? std::string_view() : body.substr(0, end);
-}
-
 }  // namespace
 
 TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, ServerLease& lease,
@@ -62,6 +48,7 @@ TransactionPooling::TransactionPooling(Client& client, const conf::Config& cfg, 
 
 asio::awaitable<End> TransactionPooling::serve() {
   conv_.attach(lease_->stmts, lease_.pool_key(), false, lease_->status);
+  db_key_ = routing::database_key(lease_.identity().database);
   attached_ = lease_.endpoint();  // the session's first server (the writer)
   if (attached_ != nullptr) {
     attached_->outstanding.fetch_add(1, std::memory_order_relaxed);
@@ -291,8 +278,11 @@ asio::awaitable<End> TransactionPooling::place_and_acquire(const routing::Unit& 
     decision = {routing::Route::kWriter, "too large to analyse"};
   }
   excluded_.clear();
+  const auto floor = decision.route == routing::Route::kWriter
+                         ? std::chrono::steady_clock::time_point{}
+                         : read_floor(unit);
   for (;;) {
-    target = choose_target(decision);
+    target = choose_target(decision, floor);
     if (target.placement.where == routing::Placement::Where::kNowhere) {
       answered = true;
       co_return co_await reject_unit(unit);
@@ -396,6 +386,13 @@ asio::awaitable<End> TransactionPooling::survive_server_loss() {
   // An autocommit write in flight may have committed before the server died, as may a COMMIT.
   const bool may_have_committed =
       commit_in_flight_ || (status == 'I' && (attached_wrote_ || !routing_));
+  if (may_have_committed && !written_.empty()) {
+    stamp_floors(true);  // it may have committed: later reads must not miss it
+  }
+  if (publish_due_) {
+    co_await before_client_write();
+  }
+  written_.clear();
   lease_.discard();
   EndpointState* lost = attached_;
   if (lost != nullptr &&
@@ -462,7 +459,8 @@ RelayPolicy::Step TransactionPooling::on_client_frame(char type, size_t size,
     if (u.state == routing::UnitState::kIncomplete) {
       return Step::kNeedMore;
     }
-    if (!routing::unit_fits(attached_route_, u, topology()->analytics() != nullptr)) {
+    if (!routing::unit_fits(attached_route_, u, topology()->analytics() != nullptr) ||
+        (attached_route_ == routing::Route::kReader && !attached_fresh_for(u))) {
       return Step::kReroute;
     }
     if (attached_route_ == routing::Route::kWriter && u.state == routing::UnitState::kDecided &&
@@ -490,7 +488,10 @@ RelayPolicy::Step TransactionPooling::on_client_frame(char type, size_t size,
 
 End TransactionPooling::on_client_message(char type, std::string_view whole, std::string& out) {
   if (!commit_in_flight_ && (type == 'Q' || type == 'P')) {
-    commit_in_flight_ = routing::may_commit(statement_text(type, whole));
+    commit_in_flight_ = routing::may_commit(p::statement_text(type, whole));
+  }
+  if (routing_ && attached_route_ == routing::Route::kWriter) {
+    note_writes(type, whole);
   }
   auto r = conv_.on_client_message(type, whole, out, lease_->status);
   note_pins();
@@ -551,9 +552,13 @@ void TransactionPooling::on_server_message(char type, std::string_view msg, txn:
   }
   if (conv_.holds(type)) {
     conv_.hold(msg);
-    return;
+  } else {
+    conv_.on_server_message(type, msg, sink);
   }
-  conv_.on_server_message(type, msg, sink);
+  if (type == 'Z' && !written_.empty() && lease_->status == 'I') {
+    // The sink only gathers: the client has not seen this ReadyForQuery yet.
+    stamp_floors(!conv_.owes_replies());
+  }
 }
 
 // ---- Read/write splitting (docs/internals.md, "Routing") ----
@@ -579,10 +584,11 @@ routing::Unit TransactionPooling::classify(std::string_view data) {
                                 [this](std::string_view name) { return conv_.plan(name); });
 }
 
-TransactionPooling::Target TransactionPooling::choose_target(const routing::Decision& d) {
+TransactionPooling::Target TransactionPooling::choose_target(
+    const routing::Decision& d, std::chrono::steady_clock::time_point floor) {
   Topology& t = *topology();
   Target target;
-  target.placement = placer_.place(d, t, excluded_, std::chrono::steady_clock::now());
+  target.placement = placer_.place(d, t, excluded_, std::chrono::steady_clock::now(), floor);
   switch (target.placement.where) {
     case routing::Placement::Where::kWriter:
       target.endpoint = nullptr;  // the writer at acquire time (ServerLease::acquire)

@@ -57,6 +57,8 @@ class TransactionPooling : public RelayPolicy {
   }
   bool owes_replies() const override { return conv_.owes_replies(); }
   bool may_detach() const override { return conv_.pinned() == nullptr && conv_.settled(); }
+  bool hold_before_client_write() const override { return publish_due_; }
+  asio::awaitable<void> before_client_write() override;
 
  private:
   struct Target {
@@ -83,7 +85,18 @@ class TransactionPooling : public RelayPolicy {
 
   routing::Unit classify(std::string_view data);
   routing::RouteContext route_context();
-  Target choose_target(const routing::Decision& d);
+  Target choose_target(const routing::Decision& d, std::chrono::steady_clock::time_point floor);
+
+  // Freshness floors (proxy/txn_floors.cc).
+  // What a client message sent to the writer may write (Query, Parse, Bind, FunctionCall).
+  void note_writes(char type, std::string_view whole);
+  // The writer reported the attachment idle: its writes are committed (or rolled back) before
+  // the client hears so. `settled`: nothing more is owed, so the tables noted are done with.
+  void stamp_floors(bool settled);
+  // The floor a read unit must respect under the placement policy's scope.
+  std::chrono::steady_clock::time_point read_floor(const routing::Unit& u);
+  // Whether the attached replica has replayed what a new read unit must see.
+  bool attached_fresh_for(const routing::Unit& u);
   void count_route(const Target& target, const routing::Decision& d);
 
   Client& client_;
@@ -112,6 +125,11 @@ class TransactionPooling : public RelayPolicy {
   std::string local_reply_;        // what answer_locally() sends
   std::vector<int> excluded_;      // replicas (by index) that failed this unit
   std::shared_ptr<const routing::FunctionCatalog> catalog_;
+  // Freshness floors: the tables written on the writer since its last idle ReadyForQuery.
+  routing::TableSet written_;
+  routing::TableSet to_publish_;  // stamped here, not yet shared with other gateways
+  bool publish_due_ = false;
+  uint64_t db_key_ = 0;  // routing::database_key of the session's database
   std::chrono::steady_clock::time_point catalog_at_;
 };
 

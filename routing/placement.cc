@@ -1,5 +1,6 @@
 #include "routing/placement.h"
 
+#include <algorithm>
 #include <atomic>
 
 namespace pglane::routing {
@@ -36,8 +37,49 @@ const char* describe(const Placement& p) {
   return "?";
 }
 
+std::optional<uint64_t> Placer::required_lsn(HealthView& view,
+                                             std::chrono::steady_clock::time_point now,
+                                             std::chrono::steady_clock::time_point floor) {
+  uint64_t lsn = 0;
+  if (rw_pending_) {
+    switch (policy_.read_your_writes) {
+      case ReadYourWritesMode::kLsn:
+        if (rw_lsn_ == 0) {
+          rw_lsn_ = view.writer_lsn_since(rw_at_).value_or(0);
+        }
+        if (rw_lsn_ == 0) {
+          return std::nullopt;  // the commit position is not known yet
+        }
+        lsn = rw_lsn_;
+        break;
+      case ReadYourWritesMode::kWindow:
+        if (now - rw_at_ < policy_.window) {
+          return std::nullopt;
+        }
+        rw_pending_ = false;
+        break;
+      case ReadYourWritesMode::kOff:
+        break;
+    }
+  }
+  const bool floors = policy_.scope == FloorScope::kTable || policy_.scope == FloorScope::kDatabase;
+  if (floors && floor != std::chrono::steady_clock::time_point{}) {
+    if (floor != floor_at_) {
+      std::optional<uint64_t> at = view.writer_lsn_since(floor);
+      if (!at) {
+        return std::nullopt;  // no writer position sampled since that write yet
+      }
+      floor_at_ = floor;
+      floor_lsn_ = *at;
+    }
+    lsn = std::max(lsn, floor_lsn_);
+  }
+  return lsn;
+}
+
 Placement Placer::place(const Decision& d, HealthView& view, std::span<const int> excluded,
-                        std::chrono::steady_clock::time_point now) {
+                        std::chrono::steady_clock::time_point now,
+                        std::chrono::steady_clock::time_point floor) {
   if (d.route == Route::kAnalytics && view.has_analytics()) {
     Placement p;
     p.where = Placement::Where::kAnalytics;
@@ -52,27 +94,11 @@ Placement Placer::place(const Decision& d, HealthView& view, std::span<const int
   ReadRequirement need;
   need.max_lag_ms = policy_.max_lag_ms;
   need.remote = policy_.remote_replicas;
-  if (rw_pending_) {
-    switch (policy_.read_your_writes) {
-      case ReadYourWritesMode::kLsn:
-        if (rw_lsn_ == 0) {
-          rw_lsn_ = view.writer_lsn_since(rw_at_).value_or(0);
-        }
-        if (rw_lsn_ == 0) {
-          return read_on_writer(true);  // the commit position is not known yet
-        }
-        need.min_lsn = rw_lsn_;
-        break;
-      case ReadYourWritesMode::kWindow:
-        if (now - rw_at_ < policy_.window) {
-          return read_on_writer(true);
-        }
-        rw_pending_ = false;
-        break;
-      case ReadYourWritesMode::kOff:
-        break;
-    }
+  std::optional<uint64_t> min_lsn = required_lsn(view, now, floor);
+  if (!min_lsn) {
+    return read_on_writer(true);
   }
+  need.min_lsn = *min_lsn;
   candidates_.clear();
   view.replicas(candidates_);
   for (int i : excluded) {

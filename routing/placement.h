@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "routing/floors.h"
 #include "routing/route.h"
 
 namespace pglane::routing {
@@ -41,6 +42,9 @@ enum class ReadYourWritesMode {
 struct PlacementPolicy {
   int64_t max_lag_ms = 1000;  // routing.max_replica_lag_ms
   ReadYourWritesMode read_your_writes = ReadYourWritesMode::kLsn;
+  // Whose writes beyond the client's own a read must see: the floor passed to place() is
+  // honoured unless this is kOff or kSession.
+  FloorScope scope = FloorScope::kTable;
   std::chrono::milliseconds window{2000};  // routing.read_your_writes_window_ms
   bool error_when_no_replica = false;      // routing.no_replica = "error"
   bool remote_replicas = true;             // routing.remote_replicas
@@ -69,12 +73,21 @@ class Placer {
   explicit Placer(PlacementPolicy policy);
   // A reload changed the policy; the client's read-your-writes state stays.
   void set_policy(PlacementPolicy policy) { policy_ = policy; }
+  const PlacementPolicy& policy() const { return policy_; }
 
   // Where a unit decided `d` runs now. `excluded`: indices of replicas that already failed this
-  // unit (skipped as if unhealthy). May consume the pending write (window over, or its writer
-  // position learnt from `view`).
+  // unit (skipped as if unhealthy). `floor`: the latest committed write the read must see
+  // (FloorBoard::floor; a default time_point for none). May consume the pending write (window
+  // over, or its writer position learnt from `view`).
   Placement place(const Decision& d, HealthView& view, std::span<const int> excluded,
-                  std::chrono::steady_clock::time_point now);
+                  std::chrono::steady_clock::time_point now,
+                  std::chrono::steady_clock::time_point floor = {});
+
+  // The writer position a read must find replayed: the client's own write and `floor`
+  // together. 0: no constraint; nullopt: not known yet, or the window keeps the read on the
+  // writer (read-your-writes sends it to the writer).
+  std::optional<uint64_t> required_lsn(HealthView& view, std::chrono::steady_clock::time_point now,
+                                       std::chrono::steady_clock::time_point floor);
 
   // The client's attachment wrote and has just left its server (its transaction is over): later
   // reads must see this write.
@@ -86,7 +99,10 @@ class Placer {
   bool rw_pending_ = false;
   std::chrono::steady_clock::time_point rw_at_;  // when the write was acknowledged
   uint64_t rw_lsn_ = 0;                          // a writer position at or after it (0: unknown)
-  std::vector<Candidate> candidates_;            // scratch
+  // The last floor turned into a writer position (floors repeat: one lookup per change).
+  std::chrono::steady_clock::time_point floor_at_{};
+  uint64_t floor_lsn_ = 0;
+  std::vector<Candidate> candidates_;  // scratch
   uint32_t rotation_;  // turns among equally good replicas; sessions start at different ones
 };
 

@@ -70,10 +70,6 @@ bool in_list(const std::string_view (&list)[N], std::string_view lower_word) {
   return false;
 }
 
-bool is_builtin_function(std::string_view lower_name) {
-  return std::binary_search(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), lower_name);
-}
-
 // `=`, `TO` or `.` at i: what precedes is (the start of) the setting's name, not a keyword (SET
 // local = 1 sets a parameter named "local", SET session.x TO 1 one named "session.x": LOCAL and
 // SESSION are unreserved keywords, so PostgreSQL's grammar reads them as names there).
@@ -555,6 +551,10 @@ SessionEffects analyze_session_effects(std::string_view sql) {
     fx.deallocate_name.clear();
   }
   return fx;
+}
+
+bool is_builtin_function(std::string_view lower_name) {
+  return std::binary_search(std::begin(kBuiltinFunctions), std::end(kBuiltinFunctions), lower_name);
 }
 
 }  // namespace pglane::routing

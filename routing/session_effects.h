@@ -46,4 +46,7 @@ struct SessionEffects {
 
 SessionEffects analyze_session_effects(std::string_view sql);
 
+// Whether `lower_name` is one of PostgreSQL 15's own functions (pg_catalog, information_schema).
+bool is_builtin_function(std::string_view lower_name);
+
 }  // namespace pglane::routing

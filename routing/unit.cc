@@ -99,6 +99,7 @@ Unit classify_unit(std::string_view data, StatementMemo& memo, const RouteContex
       merge({Route::kWriter, "pins the session"});
     } else {
       merge(decide(*a.info, a.hint, ctx));
+      add_reads(*a.info, u.reads);
     }
   };
   std::size_t pos = 0;
@@ -157,6 +158,7 @@ Unit classify_unit(std::string_view data, StatementMemo& memo, const RouteContex
               merge({Route::kWriter, "pins the session"});
             } else {
               merge(decide(*plan->analysis.info, plan->analysis.hint, ctx));
+              add_reads(*plan->analysis.info, u.reads);
             }
           } else {
             merge({Route::kWriter, "unknown statement"});

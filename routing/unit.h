@@ -13,6 +13,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "routing/analyzer.h"
+#include "routing/floors.h"
 #include "routing/route.h"
 #include "routing/session_effects.h"
 #include "routing/statement.h"
@@ -66,6 +67,8 @@ struct Unit {
   // message decided for the writer before the unit ended (nothing later can change that), or
   // when the unit was too large to analyse.
   std::size_t size = 0;
+  // kDecided for a read: the tables its statements read, for freshness floors.
+  TableSet reads;
 };
 
 // A named prepared statement as analysed at its Parse, for routing its Binds.

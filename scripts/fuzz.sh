@@ -32,7 +32,7 @@ case $seconds in
   '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 2 ;;
 esac
 JOBS=${JOBS:-2}
-targets=(${FUZZ_TARGETS:-frame sql session_effects scram config users txn})
+targets=(${FUZZ_TARGETS:-frame sql session_effects scram config users txn floor})
 build=build-fuzz
 
 command -v clang++-14 >/dev/null || die "clang++-14 not found (run scripts/bootstrap.sh)"

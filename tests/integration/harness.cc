@@ -241,7 +241,7 @@ void SandboxEnvironment::SetUp() {
   g_keep_dir = std::getenv("PGLANE_KEEP_SANDBOX") != nullptr;
   g_sandbox_up = true;
   const std::string log = g_dir + "/sandbox-up.log";
-  int rc = run_command({"/bin/bash", g_script, "up", g_dir, "--replicas", "2", "--no-redis"}, log);
+  int rc = run_command({"/bin/bash", g_script, "up", g_dir, "--replicas", "2"}, log);
   if (rc != 0) {
     FAIL() << "sandbox.sh up failed (exit " << rc << "):\n" << read_file(log);
   }
@@ -1019,6 +1019,17 @@ std::string error_field(std::string_view body, char field) {
     pos = end + 1;
   }
   return "";
+}
+
+void on_every_replica(const std::string& sql) {
+  for (const auto& port : replica_ports()) {
+    on_replica(port, sql);
+  }
+}
+
+void on_replica(const std::string& port, const std::string& sql) {
+  Conn c = connect_direct_port(port);
+  exec_ok(c.get(), sql);
 }
 
 }  // namespace pglane::itest

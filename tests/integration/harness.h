@@ -32,6 +32,9 @@ class SandboxEnvironment : public ::testing::Environment {
 const std::string& env(const std::string& key);
 // The sandbox's replica ports (PG_REPLICA_PORTS), in order.
 std::vector<std::string> replica_ports();
+// Runs `sql` directly on every sandbox replica, or on the one at `port` (pg_wal_replay_pause()...).
+void on_every_replica(const std::string& sql);
+void on_replica(const std::string& port, const std::string& sql);
 // The sandbox directory (a mkdtemp directory under /tmp).
 const std::string& sandbox_dir();
 // True when the sandbox came up; tests skip otherwise (SetUp already reported why).

@@ -774,7 +774,7 @@ database = "app"
   ConfigPtr d = ok(kMinimal);
   ASSERT_TRUE(d);
   EXPECT_TRUE(d->routing.enabled);
-  EXPECT_EQ(d->routing.read_your_writes, ReadYourWrites::kLsn);
+  EXPECT_EQ(d->routing.read_your_writes, ReadYourWrites::kTable);
   EXPECT_EQ(d->health.interval_ms, 1000);
 }
 
@@ -821,8 +821,8 @@ TEST_F(ConfigTest, BadRoutingValuesNameTheKey) {
   const int base = 7;  // lines in kMinimal, plus the blank line and the table header
   EXPECT_EQ(error(std::string(kMinimal) + "\n[routing]\nread_your_writes = \"maybe\"\n"),
             at(base + 2) +
-                "routing.read_your_writes: must be one of \"lsn\", \"window\", \"off\"; got "
-                "\"maybe\"");
+                "routing.read_your_writes: must be one of \"table\", \"database\", \"session\", "
+                "\"window\", \"off\", \"lsn\"; got \"maybe\"");
   EXPECT_THAT(error(std::string(kMinimal) + "\n[health]\ninterval_ms = 10\n"),
               StartsWith(at(base + 2) + "health.interval_ms: must be between 100 and"));
   EXPECT_THAT(error(std::string(kMinimal) + "\n[routing]\nread_only_functions = [1]\n"),
@@ -850,6 +850,33 @@ metrics_listen = "127.0.0.1:9187"
   EXPECT_EQ(plain->admin.database, "pglane");
   EXPECT_FALSE(plain->admin.metrics);
   EXPECT_TRUE(plain->admin.users.empty());
+}
+
+TEST_F(ConfigTest, RedisSectionForSharedFloors) {
+  ConfigPtr config = ok(std::string(kMinimal) + R"(
+[redis]
+endpoint = "cache.internal:6380"
+server_name = "master.cache.example"
+user = "pglane"
+password = "pw"
+floor_wait_ms = 0
+)");
+  ASSERT_NE(config, nullptr);
+  EXPECT_TRUE(config->redis.enabled);
+  EXPECT_EQ(config->redis.endpoint.to_string(), "cache.internal:6380");
+  EXPECT_TRUE(config->redis.tls);
+  EXPECT_EQ(config->redis.server_name, "master.cache.example");
+  EXPECT_EQ(config->redis.credential.user, "pglane");
+  EXPECT_EQ(config->redis.floor_wait_ms, 0);
+  EXPECT_EQ(config->redis.floor_channel, "pglane:floors");
+  EXPECT_FALSE(ok(kMinimal)->redis.enabled);
+  EXPECT_THAT(error(std::string(kMinimal) + "[redis]\ntls = true\n"),
+              StartsWith(at(7) + "redis.endpoint: missing required key"));
+  EXPECT_THAT(error(std::string(kMinimal) + "[redis]\nendpoint = \"r:1\"\nfloor_wait_ms = -1\n"),
+              StartsWith(at(9) + "redis.floor_wait_ms: must be between 0 and"));
+  EXPECT_THAT(
+      error(std::string(kMinimal) + "[redis]\nendpoint = \"r:1\"\ncert_file = \"users.txt\"\n"),
+      StartsWith(at(9) + "redis.key_file:"));
 }
 
 TEST_F(ConfigTest, LogFormatAndSlowTransactionLog) {

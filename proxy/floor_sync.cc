@@ -1,0 +1,205 @@
+#include "proxy/floor_sync.h"
+
+#include <chrono>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/freshness.h"
+#include "proxy/log.h"
+
+namespace pglane::proxy {
+
+namespace asio = boost::asio;
+namespace redis = cache::redis;
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+FloorSync* g_sync = nullptr;
+
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void raise_max(std::atomic<uint64_t>& a, uint64_t v) {
+  uint64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+FloorSync* floor_sync() {
+  return g_sync;
+}
+
+void set_floor_sync(FloorSync* sync) {
+  g_sync = sync;
+}
+
+absl::StatusOr<std::unique_ptr<FloorSync>> FloorSync::create(
+    const conf::Config& cfg, asio::any_io_executor control,
+    const std::vector<asio::any_io_executor>& workers) {
+  if (!cfg.redis.enabled) {
+    return nullptr;
+  }
+  const conf::RedisSection& r = cfg.redis;
+  redis::Options opts;
+  opts.host = r.endpoint.host;
+  opts.port = r.endpoint.port;
+  opts.tls = r.tls;
+  opts.server_name = r.server_name;
+  opts.user = r.credential.user;
+  opts.password = r.credential.password;
+  opts.connect_timeout = std::chrono::milliseconds(r.connect_timeout_ms);
+  opts.command_timeout = std::chrono::milliseconds(r.command_timeout_ms);
+  std::shared_ptr<asio::ssl::context> tls;
+  if (r.tls) {
+    auto ctx = redis::make_tls_context(r.ca_file, r.cert_file, r.key_file);
+    if (!ctx.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.path, ": redis: ", ctx.status().message()));
+    }
+    tls = *ctx;
+  }
+  std::unique_ptr<FloorSync> s(new FloorSync());
+  s->channel_ = r.floor_channel;
+  s->wait_ms_ = r.floor_wait_ms;
+  s->control_ = control;
+  std::random_device rd;
+  s->gateway_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  for (const auto& ex : workers) {
+    s->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
+  }
+  s->executors_ = workers;
+  redis::Subscriber::Hooks hooks;
+  FloorSync* self = s.get();
+  hooks.message = [self](std::string_view m) { self->on_message(m); };
+  hooks.subscribed = [self] {
+    self->distrust();  // anything sent while we were away is lost
+    self->subscribed_.store(true, std::memory_order_relaxed);
+    PGLANE_LOG_INFO("floor channel: subscribed to %s", self->channel_);
+  };
+  hooks.lost = [self, ep = r.endpoint.to_string()](const absl::Status& why) {
+    const bool was = self->subscribed_.exchange(false, std::memory_order_relaxed);
+    self->distrust();
+    if (was) {
+      PGLANE_LOG_WARN(
+          "floor channel: lost (%s); reads need the writer's latest position until "
+          "it is back",
+          why.message());
+    } else {
+      PGLANE_LOG_DEBUG("floor channel: %s unreachable: %s", ep, why.message());
+    }
+  };
+  s->subscriber_ = std::make_unique<redis::Subscriber>(control, tls, opts, r.floor_channel, hooks);
+  return s;
+}
+
+FloorSync::~FloorSync() {
+  *alive_ = false;
+}
+
+void FloorSync::start() {
+  distrust();
+  subscriber_->start();
+  auto alive = alive_;
+  asio::co_spawn(
+      control_,
+      [this, alive]() -> asio::awaitable<void> {
+        if (*alive) {
+          co_await outage_ticks();
+        }
+      },
+      asio::detached);
+}
+
+void FloorSync::stop() {
+  *alive_ = false;
+  subscriber_->stop();
+}
+
+asio::awaitable<void> FloorSync::outage_ticks() {
+  auto alive = alive_;
+  asio::steady_timer t(control_);
+  while (*alive) {
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(kUse);
+    if (*alive && !subscribed()) {
+      distrust();
+    }
+  }
+}
+
+void FloorSync::distrust() {
+  stats_.resyncs.fetch_add(1, std::memory_order_relaxed);
+  floor_board().wrote_everything(floor_now());
+}
+
+void FloorSync::on_message(std::string_view payload) {
+  std::optional<routing::FloorMessage> d = routing::decode_floor_message(payload);
+  if (!d) {
+    PGLANE_LOG_DEBUG("floor channel: ignored a malformed message");
+    return;
+  }
+  if (d->gateway == gateway_) {
+    return;  // ours: the board has it already
+  }
+  floor_board().wrote(d->db, d->written, floor_now());
+  stats_.received.fetch_add(1, std::memory_order_relaxed);
+  const int64_t delay = std::max<int64_t>(0, wall_us() - d->sent_us);
+  stats_.delay_sum_us.fetch_add(static_cast<uint64_t>(delay), std::memory_order_relaxed);
+  raise_max(stats_.delay_max_us, static_cast<uint64_t>(delay));
+  if (delay <= 1000) {
+    stats_.delay_le_1ms.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (delay <= 10000) {
+    stats_.delay_le_10ms.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
+                                         const routing::TableSet& written) {
+  if (worker < 0 || static_cast<size_t>(worker) >= clients_.size()) {
+    co_return;
+  }
+  // The PUBLISH runs as a coroutine of its own on this worker, never cancelled half-written;
+  // the session waits for it at most wait_ms_.
+  struct Done {
+    explicit Done(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool finished = false;
+  };
+  const asio::any_io_executor& ex = executors_[static_cast<size_t>(worker)];
+  auto done = std::make_shared<Done>(ex);
+  done->timer.expires_after(std::chrono::milliseconds(wait_ms_));
+  auto alive = alive_;
+  redis::Client* client = clients_[static_cast<size_t>(worker)].get();
+  std::string message = routing::encode_floor_message(gateway_, wall_us(), db, written);
+  asio::co_spawn(
+      ex,
+      [this, alive, client, done, message = std::move(message)]() -> asio::awaitable<void> {
+        std::string_view args[3] = {"PUBLISH", channel_, message};
+        auto r = co_await client->call(args);
+        done->finished = true;
+        done->timer.cancel();
+        if (*alive) {
+          (r.ok() ? stats_.published : stats_.publish_failures)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
+      },
+      asio::detached);
+  if (wait_ms_ > 0 && !done->finished) {
+    co_await done->timer.async_wait(kUse);
+  }
+}
+
+}  // namespace pglane::proxy

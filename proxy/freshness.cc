@@ -1,0 +1,10 @@
+#include "proxy/freshness.h"
+
+namespace pglane::proxy {
+
+routing::FloorBoard& floor_board() {
+  static routing::FloorBoard board;
+  return board;
+}
+
+}  // namespace pglane::proxy
