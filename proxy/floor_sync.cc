@@ -189,6 +189,17 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
       [this, alive, client, done, message = std::move(message)]() -> asio::awaitable<void> {
         std::string_view args[3] = {"PUBLISH", channel_, message};
         auto r = co_await client->call(args);
+        if (r.ok() && r->is_error()) {
+          r = absl::PermissionDeniedError("redis: " + r->str);  // -NOPERM and the like
+        }
+        if (r.ok() && *alive) {
+          // Redis writes a PUBLISH's reply and its messages to subscribers in the same pass of
+          // its event loop, in no set order, so the reply alone does not prove that the other
+          // gateways' sockets have the message. A command sent after the reply is read in a
+          // later pass, after that one: its reply does.
+          std::string_view ping[1] = {"PING"};
+          r = co_await client->call(ping);
+        }
         done->finished = true;
         done->timer.cancel();
         if (*alive) {

@@ -272,7 +272,9 @@ asio::awaitable<End> Relay::server_to_client() {
       s2c_remaining_ = size - take;
     }
     if (policy_->hold_before_client_write()) {
+      s2c_writing_ = true;  // holding replies: the client side must not detach meanwhile
       co_await policy_->before_client_write();
+      s2c_writing_ = false;
     }
     if (!gather.empty()) {
       s2c_writing_ = true;

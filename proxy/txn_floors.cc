@@ -18,8 +18,11 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
         written_.unknown = true;  // not analysed (the memo keeps nothing this long)
         return;
       }
-      routing::Analysis a = memo_.analyze(sql);
+      routing::Analysis a = memo_.analyze_write(sql);
       routing::add_writes(*a.info, route_context(), written_);
+      if (type == 'P' && whole.size() > 5 && whole[5] == '\0') {
+        unnamed_parsed_ = true;  // the unnamed statement's Bind finds it noted
+      }
       return;
     }
     case 'B': {  // portal, then the statement name: a named statement's analysis from its Parse
@@ -27,7 +30,10 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
       r.cstring();
       const std::string_view stmt = r.cstring();
       if (stmt.empty()) {
-        return;  // the unnamed statement: its Parse was noted
+        if (!unnamed_parsed_) {
+          written_.unknown = true;  // parsed in an earlier unit: not known here
+        }
+        return;
       }
       const routing::PreparedPlan* plan = conv_.plan(stmt);
       if (plan == nullptr || !plan->analysis.info) {
@@ -37,12 +43,23 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
       routing::add_writes(*plan->analysis.info, route_context(), written_);
       return;
     }
-    case 'F':
-      written_.unknown = true;  // a function call may write anything
+    case 'S':
+      unnamed_parsed_ = false;  // the unnamed statement may be replaced by the next unit
       return;
     default:
       return;
   }
+}
+
+void TransactionPooling::on_client_forwarded(char type) {
+  conv_.on_client_forwarded(type);
+  // FunctionCall (and any Query or Parse too large to hold whole) is streamed, never seen by
+  // note_writes: on the writer it may have written anything.
+  if (routing_ && attached_route_ == routing::Route::kWriter &&
+      (type == 'F' || ((type == 'Q' || type == 'P') && streamed_statement_))) {
+    written_.unknown = true;
+  }
+  streamed_statement_ = false;
 }
 
 void TransactionPooling::stamp_floors(bool settled) {
@@ -72,8 +89,10 @@ asio::awaitable<void> TransactionPooling::before_client_write() {
 std::chrono::steady_clock::time_point TransactionPooling::read_floor(const routing::Unit& u) {
   const routing::FloorScope scope = placer_.policy().scope;
   if (scope == routing::FloorScope::kTable || scope == routing::FloorScope::kDatabase) {
-    if (const FloorSync* sync = floor_sync(); sync != nullptr && sync->maybe_behind()) {
-      // Another gateway's floor is on its way: as if every table had just been written.
+    if (const FloorSync* sync = floor_sync();
+        sync != nullptr && (!sync->subscribed() || sync->maybe_behind())) {
+      // Another gateway's floor is on its way, or could be missed (not subscribed): as if
+      // every table had just been written.
       return floor_time(floor_now());
     }
   }

@@ -482,6 +482,7 @@ RelayPolicy::Step TransactionPooling::on_client_frame(char type, size_t size,
   }
   if (rewritable) {
     conv_.pin("message too large to analyse");  // keep this client on its server from now on
+    streamed_statement_ = true;                 // what it writes is not known (floors)
   }
   return Step::kStream;
 }

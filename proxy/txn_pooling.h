@@ -46,7 +46,7 @@ class TransactionPooling : public RelayPolicy {
   // ---- RelayPolicy ----
   Step on_client_frame(char type, size_t size, std::string_view from_here) override;
   End on_client_message(char type, std::string_view whole, std::string& out) override;
-  void on_client_forwarded(char type) override { conv_.on_client_forwarded(type); }
+  void on_client_forwarded(char type) override;
   std::string take_local() override { return conv_.take_local_now(); }
   void on_client_consumed(std::string_view bytes) override { conv_.note_sent(bytes); }
   bool after_reroute_wait(bool idle) override;
@@ -129,7 +129,10 @@ class TransactionPooling : public RelayPolicy {
   routing::TableSet written_;
   routing::TableSet to_publish_;  // stamped here, not yet shared with other gateways
   bool publish_due_ = false;
-  uint64_t db_key_ = 0;  // routing::database_key of the session's database
+  bool unnamed_parsed_ = false;
+  bool streamed_statement_ = false;  // the Query/Parse being forwarded was not held whole  // a
+                                     // Parse of the unnamed statement came since the last Sync
+  uint64_t db_key_ = 0;              // routing::database_key of the session's database
   std::chrono::steady_clock::time_point catalog_at_;
 };
 

@@ -4,13 +4,14 @@
 
 namespace pglane::routing {
 
-Analysis Analyzer::analyze(std::string_view sql) {
+Analysis Analyzer::analyze(std::string_view sql, bool exact_writes) {
   Analysis out;
   out.hint = leading_hint(sql);
   lexed_.tokens.clear();
   lexed_.ok = true;
   lex::tokenize(sql, lexed_);
-  if (auto fast = analyze_fast(lexed_)) {
+  if (auto fast = analyze_fast(lexed_);
+      fast && !(exact_writes && fast->kind == StatementInfo::Kind::kWrite)) {
     ++counters_.fast;
     out.info = std::make_shared<const StatementInfo>(std::move(*fast));
     return out;

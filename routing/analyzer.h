@@ -33,7 +33,9 @@ class Analyzer {
   // `capacity` analyses are kept, least recently used first out; 0 disables the cache.
   explicit Analyzer(size_t capacity = 10000) : capacity_(capacity) {}
 
-  Analysis analyze(std::string_view sql);
+  // `exact_writes`: a write the fast path recognised goes to the parser (or the cache) anyway,
+  // for every table and function it names (the fast path stops at the first table).
+  Analysis analyze(std::string_view sql, bool exact_writes = false);
   const AnalyzerCounters& counters() const { return counters_; }
   size_t cached() const { return index_.size(); }
 

@@ -44,6 +44,14 @@ Analysis StatementMemo::analyze(std::string_view sql) {
   return a;
 }
 
+Analysis StatementMemo::analyze_write(std::string_view sql) {
+  Analysis a = analyze(sql);
+  if (a.info->by_parser || a.info->kind != StatementInfo::Kind::kWrite) {
+    return a;
+  }
+  return analyzer_->analyze(sql, true);
+}
+
 SessionEffects StatementMemo::effects(std::string_view sql) {
   if (analyzer_ == nullptr) {
     return analyze_session_effects(sql);

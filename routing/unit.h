@@ -43,6 +43,9 @@ class StatementMemo {
   // the remembered one is analysed first (and remembered as above); the effects are computed at
   // most once per remembered text.
   SessionEffects effects(std::string_view sql);
+  // For freshness floors: every table and function a write names (the fast path's answer for a
+  // write is re-done by the parser, through the analyzer's cache). Not remembered.
+  Analysis analyze_write(std::string_view sql);
 
  private:
   Analyzer* analyzer_;

@@ -125,11 +125,11 @@ asio::awaitable<absl::StatusOr<Reply>> Client::call(std::span<const std::string_
     ++stats_.failures;
     co_return absl::UnavailableError("redis: unavailable (circuit open)");
   }
+  if (connecting_) {
+    ++stats_.failures;  // (AUTH may be under way on an open connection: no second writer)
+    co_return absl::UnavailableError("redis: connecting");
+  }
   if (!conn_.is_open()) {
-    if (connecting_) {
-      ++stats_.failures;
-      co_return absl::UnavailableError("redis: connecting");
-    }
     absl::Status s = co_await connect();
     if (!*alive) {
       co_return absl::CancelledError("redis: client closed");

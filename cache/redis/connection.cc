@@ -114,8 +114,8 @@ asio::awaitable<absl::Status> Connection::open_unbounded() {
   auto link = std::make_shared<Link>(ex_);
   link_ = link;
   tcp::resolver resolver(ex_);
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), kUse);
+  const std::string port = std::to_string(opts_.port);
+  auto [rec, endpoints] = co_await resolver.async_resolve(opts_.host, port, kUse);
   if (link->closed) {
     co_return absl::CancelledError("redis: closed");
   }
@@ -215,7 +215,25 @@ asio::awaitable<absl::StatusOr<Reply>> Connection::receive() {
     size_t n = 0;
     std::atomic<bool>* unhandled = unhandled_;
     if (unhandled != nullptr) {
-      unhandled->store(false, std::memory_order_release);  // everything read was returned
+      // Bytes already taken from the kernel (TLS records decrypted or waiting in the engine's
+      // BIO) are read at once. Otherwise wait until the socket is readable and raise the flag
+      // *before* the read takes the bytes out of the kernel, so that FIONREAD and the flag
+      // together never miss them.
+      SSL* ssl = link->tls ? link->tls->native_handle() : nullptr;
+      const bool held =
+          ssl != nullptr && (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0);
+      if (!held) {
+        unhandled->store(false, std::memory_order_release);  // everything read was returned
+        auto [we] = co_await link->socket.async_wait(tcp::socket::wait_read, kUse);
+        if (link->closed) {
+          co_return absl::UnavailableError("redis: connection closed");
+        }
+        if (we) {
+          close();
+          co_return io_error("wait", we);
+        }
+        unhandled->store(true, std::memory_order_release);
+      }
     }
     if (link->tls) {
       auto [e, got] = co_await link->tls->async_read_some(asio::buffer(link->buf), kUse);
@@ -228,9 +246,6 @@ asio::awaitable<absl::StatusOr<Reply>> Connection::receive() {
     }
     if (link->closed) {
       co_return absl::UnavailableError("redis: connection closed");
-    }
-    if (unhandled != nullptr && n > 0) {
-      unhandled->store(true, std::memory_order_release);
     }
     if (ec) {
       close();

@@ -2,44 +2,63 @@
 
 #include <hiredis/hiredis.h>
 
+#include <memory>
 #include <vector>
 
 namespace pglane::cache::redis {
 
 namespace {
 
-Reply convert(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) {
-        out.elements.push_back(convert(r->element[i]));
-      }
-      break;
-    default:
-      out.type = Reply::Type::kNil;
-      break;
+// Replies are built straight into our Reply tree by hiredis's object hooks, which also bound
+// what a hostile or corrupt reply can make us allocate: hiredis 0.14 would calloc an array of
+// whatever element count the header claims before a single element arrived.
+Reply* place(const redisReadTask* task, Reply&& r) {
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<Reply*>(task->parent->obj);
+    Reply& slot = parent->elements[static_cast<size_t>(task->idx)];
+    slot = std::move(r);
+    return &slot;
   }
-  return out;
+  return new Reply(std::move(r));
 }
+
+void* create_string(const redisReadTask* task, char* str, size_t len) {
+  Reply r;
+  r.type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
+           : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                              : Reply::Type::kString;
+  r.str.assign(str, len);
+  return place(task, std::move(r));
+}
+
+void* create_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > kMaxReplyElements) {
+    return nullptr;  // hiredis reports it as an error; the connection is closed
+  }
+  Reply r;
+  r.type = Reply::Type::kArray;
+  r.elements.resize(static_cast<size_t>(elements));  // children are placed in these slots
+  return place(task, std::move(r));
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+  Reply r;
+  r.type = Reply::Type::kInteger;
+  r.integer = value;
+  return place(task, std::move(r));
+}
+
+void* create_nil(const redisReadTask* task) {
+  return place(task, Reply{});
+}
+
+// hiredis frees only the root (children live inside it).
+void free_object(void* obj) {
+  delete static_cast<Reply*>(obj);
+}
+
+redisReplyObjectFunctions kFunctions = {create_string, create_array, create_integer, create_nil,
+                                        free_object};
 
 }  // namespace
 
@@ -61,7 +80,7 @@ void format_command(std::span<const std::string_view> args, std::string& out) {
   redisFreeCommand(cmd);
 }
 
-ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {}
+ReplyReader::ReplyReader() : reader_(redisReaderCreateWithFunctions(&kFunctions)) {}
 
 ReplyReader::~ReplyReader() {
   redisReaderFree(reader_);
@@ -74,6 +93,11 @@ void ReplyReader::feed(std::string_view bytes) {
   if (redisReaderFeed(reader_, bytes.data(), bytes.size()) != REDIS_OK) {
     failed_ = true;
     error_ = reader_->errstr;
+    return;
+  }
+  if (reader_->len - reader_->pos > kMaxReplyBytes) {
+    failed_ = true;  // a reply this large is not one we asked for
+    error_ = "reply over " + std::to_string(kMaxReplyBytes) + " bytes";
   }
 }
 
@@ -90,9 +114,8 @@ std::optional<Reply> ReplyReader::next() {
   if (raw == nullptr) {
     return std::nullopt;
   }
-  Reply r = convert(static_cast<redisReply*>(raw));
-  freeReplyObject(raw);
-  return r;
+  std::unique_ptr<Reply> root(static_cast<Reply*>(raw));
+  return std::move(*root);
 }
 
 }  // namespace pglane::cache::redis

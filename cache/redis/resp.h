@@ -2,6 +2,7 @@
 // its I/O and TLS are not used; the transport is ours, on Asio). Sans-I/O.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,14 +26,18 @@ struct Reply {
   bool is_status(std::string_view s) const { return type == Type::kStatus && str == s; }
 };
 
+// Bounds on one reply: elements of an array (at any depth), and bytes buffered while a reply is
+// incomplete. Beyond them the reader fails (and the connection is closed).
+inline constexpr int kMaxReplyElements = 1 << 16;
+inline constexpr size_t kMaxReplyBytes = size_t{64} << 20;
+
 // One command in RESP (an array of bulk strings), appended to `out`.
 void format_command(std::span<const std::string_view> args, std::string& out);
 
 // Incremental reply parser. Feed bytes as they arrive; take replies as they complete.
 class ReplyReader {
  public:
-  // Replies nest at most hiredis's 7 levels; a bulk string is capped by `max_bulk` bytes
-  // (hiredis enforces its own limits on top).
+  // Replies nest at most hiredis's 7 levels; see kMaxReplyElements and kMaxReplyBytes.
   ReplyReader();
   ~ReplyReader();
   ReplyReader(const ReplyReader&) = delete;

@@ -67,6 +67,7 @@ asio::awaitable<void> Subscriber::run() {
     if (!*alive) {
       co_return;
     }
+    fd_.store(-1, std::memory_order_release);
     subscribed_ = false;
     if (hooks_.lost) {
       hooks_.lost(s);

@@ -1032,4 +1032,15 @@ void on_replica(const std::string& port, const std::string& sql) {
   exec_ok(c.get(), sql);
 }
 
+bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ok()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ok();
+}
+
 }  // namespace pglane::itest

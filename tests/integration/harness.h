@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -129,6 +130,9 @@ class ScratchCluster {
 
 // A TCP port on 127.0.0.1 nobody listens on now.
 int any_free_port();
+
+// Polls `ok` every 50 ms until it holds or `limit` passes; its last answer.
+bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit);
 
 // The whole file ("" when it cannot be read).
 std::string read_file(const std::string& path);

@@ -47,17 +47,6 @@ long reads_of(PGconn* admin, const std::string& port) {
   return -1;
 }
 
-bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (ok()) {
-      return true;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return ok();
-}
-
 TEST(Reload, ReplicasAddedAndRemovedUnderPgbenchWithNoFailedTransaction) {
   const std::string pgbench = find_on_path("pgbench");
   if (pgbench.empty()) {

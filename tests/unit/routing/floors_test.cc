@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "routing/analyzer.h"
 #include "routing/placement.h"
 #include "routing/statement.h"
 
@@ -86,6 +87,28 @@ TEST(Floors, ReadsNameTheirTablesAndUserFunctionsReadAnything) {
   EXPECT_TRUE(reads_of("SELECT report_total()").unknown);
   EXPECT_TRUE(reads_of("SELECT app.report_total()").unknown);
   EXPECT_FALSE(reads_of("SELECT pg_catalog.now()").unknown);
+}
+
+TEST(Floors, ReadOnlyTransactionStartCountsAsReadingEverything) {
+  // Its later statements run where BEGIN ran, without being placed again.
+  EXPECT_TRUE(reads_of("BEGIN READ ONLY").unknown);
+  EXPECT_TRUE(reads_of("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").unknown);
+}
+
+TEST(Floors, WritesTheFastPathKnowsAreReparsedForEveryTableAndFunction) {
+  Analyzer analyzer;
+  RouteContext ctx;
+  TableSet calls;
+  add_writes(*analyzer.analyze("INSERT INTO t VALUES (f())", true).info, ctx, calls);
+  EXPECT_TRUE(calls.unknown);
+  TableSet two;
+  add_writes(*analyzer.analyze("UPDATE a SET x = b.x FROM b WHERE a.id = b.id", true).info, ctx,
+             two);
+  EXPECT_FALSE(two.unknown);
+  EXPECT_TRUE(names(two, "a"));
+  TableSet truncate;
+  add_writes(*analyzer.analyze("TRUNCATE a, b", true).info, ctx, truncate);
+  EXPECT_TRUE(truncate.unknown || (names(truncate, "a") && names(truncate, "b")));
 }
 
 TEST(Floors, ManyTablesBecomeUnknown) {
