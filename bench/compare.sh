@@ -24,6 +24,8 @@
 #   TARGETS="direct pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
 #   SPLIT=0 (1: read/write splitting run, see above)   BUILTIN=select-only (or tpcb-like)
+#   SPLIT_SCOPES="table off"   with SPLIT=1: one splitting pglane per routing.read_your_writes
+#                          value, named pglane-split-<value>, instead of one pglane-split
 #   PGLANE_BASE_BIN=path   also runs that pglane binary as "pglane-base" (same config), to
 #                          compare a change against the build before it
 # pgbench -j is min(THREADS, CLIENTS). The open-files limit is raised (65536, or the hard limit)
@@ -55,6 +57,7 @@ SCALE=${SCALE:-10}
 LAT_DURATION=${LAT_DURATION:-10}
 WARMUP=${WARMUP:-5}
 POOL_MODE=${POOL_MODE:-session}
+SPLIT_SCOPES=${SPLIT_SCOPES:-}
 POOL_SIZE=${POOL_SIZE:-20}
 WORKERS=${WORKERS:-2}
 TARGETS=${TARGETS:-direct pgbouncer pglane}
@@ -234,10 +237,10 @@ EOF
   label[pgbouncer]="PgBouncer $(pgbouncer --version | awk 'NR == 1 { print $2 }')"
 }
 
-# start_pglane NAME [READERS [BINARY]]: pglane with a generated config: no TLS on either side,
+# start_pglane NAME [READERS [BINARY [EXTRA_TOML]]]: pglane with a generated config: no TLS on either side,
 # same pool as PgBouncer; READERS (a TOML list body of "host:port") turns read/write splitting on.
 start_pglane() {
-  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN}
+  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN} extra=${4:-}
   if [ ! -x "$bin" ]; then
     warn "$bin not built: $name skipped"
     return 0
@@ -274,6 +277,7 @@ readers = [$readers]
 
 [health]
 interval_ms = 100
+$extra
 EOF
   "$bin" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
   local lpid=$!
@@ -313,7 +317,14 @@ if [ -n "${wanted[pglane]:-}" ]; then
   if [ "$SPLIT" = 1 ]; then
     readers=""
     for rport in $PG_REPLICA_PORTS; do readers+="${readers:+, }\"127.0.0.1:$rport\""; done
-    start_pglane pglane-split "$readers"
+    if [ -n "$SPLIT_SCOPES" ]; then
+      for scope in $SPLIT_SCOPES; do
+        start_pglane "pglane-split-$scope" "$readers" "$PGLANE_BIN" \
+          "$(printf '[routing]\nread_your_writes = "%s"' "$scope")"
+      done
+    else
+      start_pglane pglane-split "$readers"
+    fi
   fi
 fi
 [ ${#targets[@]} -gt 0 ] || die "nothing to measure (TARGETS=\"$TARGETS\")"

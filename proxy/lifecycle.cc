@@ -91,7 +91,7 @@ const char* how_applied(const std::string& key) {
   }
   if (key == "proxy.listen_addr" || key == "proxy.listen_port" || key == "proxy.workers" ||
       key == "proxy.region" || starts("admin.metrics_") || starts("health.") ||
-      starts("analytics.") || key == "routing.read_only_functions" ||
+      starts("analytics.") || starts("redis.") || key == "routing.read_only_functions" ||
       key == "routing.analysis_cache_size" || key == "routing.catalog_refresh_ms" ||
       starts("regions[")) {
     return "needs a restart (SIGUSR2 upgrades in place without refusing a connection)";
