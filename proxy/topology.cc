@@ -294,6 +294,16 @@ void Topology::retire(EndpointState& old_writer) {
 
 void Topology::record_writer_sample(SteadyTime at, uint64_t lsn) {
   std::lock_guard lock(mu_);
+  // The history stays ordered by time and by position (writer_lsn_since and lag_behind_writer
+  // search it): older news from a second prober around a writer change is dropped, and a
+  // position going back (not the writer the history describes) starts it again.
+  if (!writer_samples_.empty() && at < writer_samples_.back().last_at) {
+    return;
+  }
+  if (!writer_samples_.empty() && lsn < writer_samples_.back().lsn) {
+    writer_samples_.clear();
+    samples_dropped_ = true;
+  }
   last_sample_at_ = at;
   if (writer_samples_.empty() || writer_samples_.back().lsn != lsn) {
     writer_samples_.push_back(Sample{at, lsn, at});  // a new position, first seen now
