@@ -20,13 +20,13 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
       }
       routing::Analysis a = memo_.analyze_write(sql);
       routing::add_writes(*a.info, route_context(), written_);
-      if (type == 'P' && whole.size() > 5 && whole[5] == '\0') {
+      if (type == 'P' && whole.size() > p::kHeaderSize && whole[p::kHeaderSize] == '\0') {
         unnamed_parsed_ = true;  // the unnamed statement's Bind finds it noted
       }
       return;
     }
     case 'B': {  // portal, then the statement name: a named statement's analysis from its Parse
-      p::Reader r(whole.substr(std::min<size_t>(whole.size(), 5)));
+      p::Reader r(whole.substr(std::min(whole.size(), p::kHeaderSize)));
       r.cstring();
       const std::string_view stmt = r.cstring();
       if (stmt.empty()) {
@@ -43,9 +43,6 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
       routing::add_writes(*plan->analysis.info, route_context(), written_);
       return;
     }
-    case 'S':
-      unnamed_parsed_ = false;  // the unnamed statement may be replaced by the next unit
-      return;
     default:
       return;
   }
@@ -60,6 +57,11 @@ void TransactionPooling::on_client_forwarded(char type) {
     written_.unknown = true;
   }
   streamed_statement_ = false;
+  if (type == 'S') {
+    // (Sync is streamed, so it is seen here, not in note_writes.) The unnamed statement may be
+    // replaced by the next unit's.
+    unnamed_parsed_ = false;
+  }
 }
 
 void TransactionPooling::stamp_floors(bool settled) {
