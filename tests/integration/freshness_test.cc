@@ -70,15 +70,7 @@ class Freshness : public ::testing::Test {
             "$$ UPDATE fr_other SET v = v + 1 WHERE id = 1 RETURNING v $$;"
             "GRANT ALL ON fr_items, fr_other TO pglane_app;");
     // The replicas must have the tables before replay is paused.
-    for (const auto& port : replica_ports()) {
-      Conn r = connect_direct_port(port);
-      const auto deadline = Clock::now() + 10s;
-      while (Clock::now() < deadline &&
-             query_value(r.get(), "SELECT count(*) FROM pg_proc WHERE proname = 'fr_bump'") !=
-                 "1") {
-        std::this_thread::sleep_for(50ms);
-      }
-    }
+    wait_function_replicated("fr_bump");
   }
   void TearDown() override { on_every_replica("SELECT pg_wal_replay_resume()"); }
 };

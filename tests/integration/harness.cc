@@ -1043,4 +1043,16 @@ bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit) 
   return ok();
 }
 
+void wait_function_replicated(const std::string& name) {
+  for (const auto& port : replica_ports()) {
+    Conn c = connect_direct_port(port);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline &&
+           query_value(c.get(), "SELECT count(*) FROM pg_proc WHERE proname = '" + name + "'") !=
+               "1") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
 }  // namespace pglane::itest

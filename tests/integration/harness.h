@@ -36,6 +36,9 @@ std::vector<std::string> replica_ports();
 // Runs `sql` directly on every sandbox replica, or on the one at `port` (pg_wal_replay_pause()...).
 void on_every_replica(const std::string& sql);
 void on_replica(const std::string& port, const std::string& sql);
+// Waits (10 s at most per replica) until every replica has replayed the creation of function
+// `name`, the last object a test's setup creates.
+void wait_function_replicated(const std::string& name);
 // The sandbox directory (a mkdtemp directory under /tmp).
 const std::string& sandbox_dir();
 // True when the sandbox came up; tests skip otherwise (SetUp already reported why).

@@ -78,19 +78,6 @@ bool wait_reads_on_replicas(PGconn* c, std::chrono::milliseconds timeout = 15s) 
   return wait_reads_on(c, "", timeout);
 }
 
-// Waits until every replica has replayed the creation of function `name`.
-void wait_function_replicated(const std::string& name) {
-  for (const auto& port : replica_ports()) {
-    Conn c = connect_direct_port(port);
-    const auto deadline = Clock::now() + 10s;
-    while (Clock::now() < deadline &&
-           query_value(c.get(), "SELECT count(*) FROM pg_proc WHERE proname = '" + name + "'") !=
-               "1") {
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-}
-
 // pg_ctl on a replica's data directory, as the postgres user when we are root.
 int pg_ctl_replica(int index, const std::string& args) {
   std::string dir = env("PG_DATA_ROOT") + "/replica" + std::to_string(index);
