@@ -206,6 +206,21 @@ struct RedisSection {
   int floor_wait_ms = 50;
 };
 
+// The result cache (docs/internals.md, "Result cache"): hot SELECTs answered from Redis. Needs
+// [redis]; versions of the tables written are kept there so an entry is never older than a
+// committed write.
+struct CacheSection {
+  bool enabled = false;
+  // Reads of only these tables are cached ("name" matches any schema, "schema.name" one).
+  std::vector<std::string> tables;
+  bool hints = true;   // a /* pglane: cache ttl=30s */ comment caches its statement too
+  int ttl_ms = 30000;  // entries' lifetime (a hint's ttl overrides it, up to max_ttl_ms)
+  int max_ttl_ms = 3600000;
+  int max_entry_bytes = 1 << 20;  // larger results are not stored
+  std::string hmac_key;           // from hmac_key_file: entries are signed with it
+  std::string key_prefix = "pglane";
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   ProxySection proxy;
@@ -218,6 +233,7 @@ struct Config {
   HealthSection health;
   AdminSection admin;
   RedisSection redis;
+  CacheSection cache;
 
   // The writer of the gateway's own region (the first region if `proxy.region` is empty).
   const Region& home_region() const;

@@ -152,6 +152,16 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
     l.add("redis.floor_channel", c.redis.floor_channel);
     l.add("redis.floor_wait_ms", c.redis.floor_wait_ms);
   }
+  if (c.cache.enabled) {
+    l.add("cache.enabled", b(c.cache.enabled));
+    l.add("cache.tables", absl::StrJoin(c.cache.tables, ", "));
+    l.add("cache.hints", b(c.cache.hints));
+    l.add("cache.ttl_ms", c.cache.ttl_ms);
+    l.add("cache.max_ttl_ms", c.cache.max_ttl_ms);
+    l.add("cache.max_entry_bytes", c.cache.max_entry_bytes);
+    l.add("cache.hmac_key_file", secret(c.cache.hmac_key));
+    l.add("cache.key_prefix", c.cache.key_prefix);
+  }
   l.add("admin.database", c.admin.database);
   l.add("admin.users", absl::StrJoin(c.admin.users, ", "));
   l.add("admin.stats_users", absl::StrJoin(c.admin.stats_users, ", "));

@@ -63,7 +63,7 @@ class Loader : public TomlReader {
   absl::Status load(const toml::table& root, Config& config) {
     Table doc{root, ""};
     check_keys(doc, {"proxy", "tls", "backend", "pool", "regions", "analytics", "routing", "health",
-                     "admin", "redis"});
+                     "admin", "redis", "cache"});
     load_proxy(doc, config.proxy);
     if (const toml::table* tls = subtable(doc, "tls")) {
       load_client_tls(Table{*tls, "tls"}, config.tls);
@@ -94,6 +94,14 @@ class Loader : public TomlReader {
     }
     if (const toml::table* redis = subtable(doc, "redis")) {
       load_redis(Table{*redis, "redis"}, config.redis);
+    }
+    if (const toml::table* cache = subtable(doc, "cache")) {
+      Table t{*cache, "cache"};
+      load_cache(t, config.cache);
+      if (config.cache.enabled && !config.redis.enabled) {
+        fail(line(t, "enabled"), "cache.enabled",
+             "the result cache keeps its entries in Redis: add a [redis] table");
+      }
     }
     if (const toml::table* admin = subtable(doc, "admin")) {
       load_admin(Table{*admin, "admin"}, config.admin);
@@ -507,6 +515,40 @@ class Loader : public TomlReader {
     get_int(t, "command_timeout_ms", 1, 60000, redis.command_timeout_ms);
     get_nonempty_string(t, "floor_channel", redis.floor_channel);
     get_int(t, "floor_wait_ms", 0, 10000, redis.floor_wait_ms);
+  }
+
+  void load_cache(const Table& t, CacheSection& cache) {
+    check_keys(t, {"enabled", "tables", "hints", "ttl_ms", "max_ttl_ms", "max_entry_bytes",
+                   "hmac_key_file", "key_prefix"});
+    get_bool(t, "enabled", cache.enabled);
+    get_string_list(t, "tables", "table name", cache.tables);
+    get_bool(t, "hints", cache.hints);
+    get_int(t, "ttl_ms", 100, 86400000, cache.ttl_ms);
+    get_int(t, "max_ttl_ms", 100, 86400000, cache.max_ttl_ms);
+    get_int(t, "max_entry_bytes", 1024, 512 << 20, cache.max_entry_bytes);
+    get_nonempty_string(t, "key_prefix", cache.key_prefix);
+    std::string key_file;
+    if (get_path(t, "hmac_key_file", key_file) != Got::kOk) {
+      if (cache.enabled) {
+        missing(t, "hmac_key_file");
+      }
+      return;
+    }
+    std::string why;
+    std::optional<std::string> contents = read_file(key_file, &why);
+    if (!contents) {
+      fail(line(t, "hmac_key_file"), t.key("hmac_key_file"),
+           absl::StrCat("cannot read \"", key_file, "\": ", why));
+      return;
+    }
+    absl::string_view key = absl::StripAsciiWhitespace(*contents);
+    if (key.size() < 32) {
+      fail(line(t, "hmac_key_file"), t.key("hmac_key_file"),
+           absl::StrCat("\"", key_file, "\" holds ", key.size(),
+                        " bytes; the key must have at least 32 (openssl rand -hex 32)"));
+      return;
+    }
+    cache.hmac_key = std::string(key);
   }
 
   void load_admin(const Table& t, AdminSection& admin) {

@@ -24,6 +24,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
+#include "proxy/result_cache.h"
 #include "proxy/stats.h"
 #include "proxy/topology.h"
 
@@ -124,6 +125,7 @@ constexpr std::string_view kHelp[][2] = {
     {"SHOW SERVERS", "server connections: endpoint, state, client, backend pid"},
     {"SHOW STATS", "per database and user: transactions, queries, bytes, latency p50/p99"},
     {"SHOW ROUTES", "how units of work were routed: replicas, writer, retries, fallbacks"},
+    {"SHOW CACHE", "the result cache: hits, misses, stale and rejected entries, stores"},
     {"SHOW HEALTH", "per endpoint: role, up, lag, LSN, probe RTT, last error"},
     {"SHOW CACHE", "the result cache (not built yet: issue 12)"},
     {"RELOAD", "re-read the configuration file (admin.users only)"},
@@ -257,6 +259,9 @@ class Console {
     }
     if (what == "routes") {
       co_return show_routes();
+    }
+    if (what == "cache") {
+      co_return show_cache();
     }
     if (what == "health") {
       AdminReply r = table({"endpoint", "region", "role", "up", "lag_ms", "lsn", "rtt_ms", "in_use",
@@ -394,6 +399,34 @@ class Console {
       row("floor_propagation_max_us", static_cast<int64_t>(f.delay_max_us.load()));
       row("floor_propagation_le_1ms", static_cast<int64_t>(f.delay_le_1ms.load()));
     }
+    return r;
+  }
+
+  AdminReply show_cache() {
+    AdminReply r = table({"stat", "value"});
+    ResultCache* rc = result_cache();
+    r.rows.push_back({"enabled", rc != nullptr ? "1" : "0"});
+    if (rc == nullptr) {
+      return r;
+    }
+    const ResultCacheStats& c = rc->stats();
+    auto row = [&](const char* name, const std::atomic<uint64_t>& v) {
+      r.rows.push_back({name, absl::StrCat(v.load())});
+    };
+    row("lookups", c.lookups);
+    row("hits", c.hits);
+    row("misses", c.misses);
+    row("stale", c.stale);
+    row("rejected", c.rejected);
+    row("unavailable", c.unavailable);
+    row("stores", c.stores);
+    row("store_failures", c.store_failures);
+    row("not_stored", c.not_stored);
+    row("uncacheable", c.uncacheable);
+    const uint64_t hits = c.hits.load();
+    r.rows.push_back({"hit_avg_us", absl::StrCat(hits ? c.hit_us_sum.load() / hits : 0)});
+    row("hits_within_1ms", c.hit_le_1ms);
+    row("hits_within_5ms", c.hit_le_5ms);
     return r;
   }
 

@@ -9,6 +9,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "cache/entry.h"
 #include "proxy/freshness.h"
 #include "proxy/log.h"
 
@@ -23,6 +25,11 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 FloorSync* g_sync = nullptr;
 
+// KEYS: the version keys of what was written; ARGV: the new token, the channel, the message.
+constexpr std::string_view kPublishScript =
+    "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end "
+    "return redis.call('PUBLISH', ARGV[2], ARGV[3])";
+
 int64_t wall_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -36,6 +43,29 @@ void raise_max(std::atomic<uint64_t>& a, uint64_t v) {
 }
 
 }  // namespace
+
+absl::Status redis_setup(const conf::Config& cfg, redis::Options& opts,
+                         std::shared_ptr<asio::ssl::context>& tls) {
+  const conf::RedisSection& r = cfg.redis;
+  opts.host = r.endpoint.host;
+  opts.port = r.endpoint.port;
+  opts.tls = r.tls;
+  opts.server_name = r.server_name;
+  opts.user = r.credential.user;
+  opts.password = r.credential.password;
+  opts.connect_timeout = std::chrono::milliseconds(r.connect_timeout_ms);
+  opts.command_timeout = std::chrono::milliseconds(r.command_timeout_ms);
+  tls = nullptr;
+  if (r.tls) {
+    auto ctx = redis::make_tls_context(r.ca_file, r.cert_file, r.key_file);
+    if (!ctx.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.path, ": redis: ", ctx.status().message()));
+    }
+    tls = *ctx;
+  }
+  return absl::OkStatus();
+}
 
 FloorSync* floor_sync() {
   return g_sync;
@@ -53,25 +83,13 @@ absl::StatusOr<std::unique_ptr<FloorSync>> FloorSync::create(
   }
   const conf::RedisSection& r = cfg.redis;
   redis::Options opts;
-  opts.host = r.endpoint.host;
-  opts.port = r.endpoint.port;
-  opts.tls = r.tls;
-  opts.server_name = r.server_name;
-  opts.user = r.credential.user;
-  opts.password = r.credential.password;
-  opts.connect_timeout = std::chrono::milliseconds(r.connect_timeout_ms);
-  opts.command_timeout = std::chrono::milliseconds(r.command_timeout_ms);
   std::shared_ptr<asio::ssl::context> tls;
-  if (r.tls) {
-    auto ctx = redis::make_tls_context(r.ca_file, r.cert_file, r.key_file);
-    if (!ctx.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(cfg.path, ": redis: ", ctx.status().message()));
-    }
-    tls = *ctx;
+  if (absl::Status st = redis_setup(cfg, opts, tls); !st.ok()) {
+    return st;
   }
   std::unique_ptr<FloorSync> s(new FloorSync());
   s->channel_ = r.floor_channel;
+  s->key_prefix_ = cfg.cache.key_prefix;
   s->wait_ms_ = r.floor_wait_ms;
   s->control_ = control;
   std::random_device rd;
@@ -184,10 +202,33 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
   auto alive = alive_;
   redis::Client* client = clients_[static_cast<size_t>(worker)].get();
   std::string message = routing::encode_floor_message(gateway_, wall_us(), db, written);
+  // The written tables' versions (the result cache's invalidation; proxy/result_cache.h) change
+  // in the same script as the PUBLISH, before the commit is acknowledged.
+  std::vector<std::string> keys;
+  const std::string tag = cache::database_tag(key_prefix_, db);
+  keys.push_back(cache::database_version_key(tag));
+  if (!written.unknown) {
+    keys.clear();
+    for (uint64_t t : written.named()) {
+      keys.push_back(cache::version_key(tag, t));
+    }
+  }
+  std::string token =
+      absl::StrCat(absl::Hex(gateway_), ".", token_seq_.fetch_add(1, std::memory_order_relaxed));
   asio::co_spawn(
       ex,
-      [this, alive, client, done, message = std::move(message)]() -> asio::awaitable<void> {
-        std::string_view args[3] = {"PUBLISH", channel_, message};
+      [this, alive, client, done, message = std::move(message), keys = std::move(keys),
+       token = std::move(token)]() -> asio::awaitable<void> {
+        if (!*alive) {
+          co_return;
+        }
+        std::vector<std::string_view> args = {"EVAL", kPublishScript};
+        const std::string nkeys = std::to_string(keys.size());
+        args.push_back(nkeys);
+        args.insert(args.end(), keys.begin(), keys.end());
+        args.push_back(token);
+        args.push_back(channel_);
+        args.push_back(message);
         auto r = co_await client->call(args);
         if (r.ok() && r->is_error()) {
           r = absl::PermissionDeniedError("redis: " + r->str);  // -NOPERM and the like

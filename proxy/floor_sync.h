@@ -71,8 +71,10 @@ class FloorSync {
   boost::asio::awaitable<void> outage_ticks();
 
   std::string channel_;
+  std::string key_prefix_;  // cache.key_prefix: where the tables' versions live
   int wait_ms_ = 0;
-  uint64_t gateway_ = 0;  // random per process: our own messages are ignored
+  std::atomic<uint64_t> token_seq_{0};  // version tokens: gateway_ "." sequence
+  uint64_t gateway_ = 0;                // random per process: our own messages are ignored
   std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
   std::vector<boost::asio::any_io_executor> executors_;         // the workers
   std::unique_ptr<cache::redis::Subscriber> subscriber_;
@@ -81,6 +83,10 @@ class FloorSync {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   FloorSyncStats stats_;
 };
+
+// The Redis client options and TLS context [redis] describes (errors name the config file).
+absl::Status redis_setup(const conf::Config& cfg, cache::redis::Options& opts,
+                         std::shared_ptr<boost::asio::ssl::context>& tls);
 
 // The process's FloorSync, or null without [redis].
 FloorSync* floor_sync();

@@ -91,9 +91,9 @@ const char* how_applied(const std::string& key) {
   }
   if (key == "proxy.listen_addr" || key == "proxy.listen_port" || key == "proxy.workers" ||
       key == "proxy.region" || starts("admin.metrics_") || starts("health.") ||
-      starts("analytics.") || starts("redis.") || key == "routing.read_only_functions" ||
-      key == "routing.analysis_cache_size" || key == "routing.catalog_refresh_ms" ||
-      starts("regions[")) {
+      starts("analytics.") || starts("redis.") || starts("cache.") ||
+      key == "routing.read_only_functions" || key == "routing.analysis_cache_size" ||
+      key == "routing.catalog_refresh_ms" || starts("regions[")) {
     return "needs a restart (SIGUSR2 upgrades in place without refusing a connection)";
   }
   return "applied to sessions that start from now";  // backend, tls, pool.mode, admin users...

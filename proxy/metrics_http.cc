@@ -22,6 +22,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
+#include "proxy/result_cache.h"
 #include "proxy/sessions.h"
 #include "proxy/stats.h"
 #include "proxy/topology.h"
@@ -168,6 +169,39 @@ std::string prometheus_text() {
     x.sample("floor_propagation_seconds_count", "", d(f.received));
     x.one("floor_propagation_max_seconds", "gauge", "The longest propagation seen.",
           d(f.delay_max_us) / 1e6);
+  }
+
+  if (ResultCache* rc = result_cache()) {
+    const ResultCacheStats& c = rc->stats();
+    auto d = [](const std::atomic<uint64_t>& v) { return static_cast<double>(v.load()); };
+    struct K {
+      const char* name;
+      const std::atomic<uint64_t>& v;
+      const char* help;
+    };
+    for (const K& k : {K{"cache_lookups_total", c.lookups, "Reads looked up in the result cache."},
+                       K{"cache_hits_total", c.hits, "Reads answered from the result cache."},
+                       K{"cache_misses_total", c.misses, "Lookups that found no entry."},
+                       K{"cache_stale_total", c.stale,
+                         "Entries found whose tables were written since: not served."},
+                       K{"cache_rejected_total", c.rejected,
+                         "Entries not trusted: bad signature, or older than a Redis reconnect."},
+                       K{"cache_unavailable_total", c.unavailable,
+                         "Lookups Redis did not answer (down, slow, breaker open)."},
+                       K{"cache_stores_total", c.stores, "Answers stored."},
+                       K{"cache_store_failures_total", c.store_failures, "Stores Redis refused."},
+                       K{"cache_not_stored_total", c.not_stored,
+                         "Misses whose answer was not stored (error, too large, no version)."},
+                       K{"cache_uncacheable_total", c.uncacheable,
+                         "Reads no rule or test let into the cache."}}) {
+      x.one(k.name, "counter", k.help, d(k.v));
+    }
+    x.family("cache_hit_seconds", "histogram", "From lookup to the answer written, for hits.");
+    x.sample("cache_hit_seconds_bucket", "le=\"0.001\"", d(c.hit_le_1ms));
+    x.sample("cache_hit_seconds_bucket", "le=\"0.005\"", d(c.hit_le_5ms));
+    x.sample("cache_hit_seconds_bucket", "le=\"+Inf\"", d(c.hits));
+    x.sample("cache_hit_seconds_sum", "", d(c.hit_us_sum) / 1e6);
+    x.sample("cache_hit_seconds_count", "", d(c.hits));
   }
 
   Topology* t = topology();

@@ -33,6 +33,7 @@
 #include "proxy/metrics_http.h"
 #include "proxy/net.h"
 #include "proxy/pool.h"
+#include "proxy/result_cache.h"
 #include "proxy/session.h"
 #include "proxy/sessions.h"
 #include "proxy/stats.h"
@@ -250,6 +251,14 @@ int run_server(const std::string& config_path) {
     set_floor_sync(floors.get());
     floors->start();
   }
+  // The result cache ([cache]); it outlives the workers too.
+  auto made = ResultCache::create(cfg, worker_executors());
+  if (!made.ok()) {
+    PGLANE_LOG_ERROR("%s", made.status().message());
+    return 2;
+  }
+  std::unique_ptr<ResultCache> results = std::move(*made);
+  set_result_cache(results.get());
   life.start();
 
   for (auto& w : workers) {
@@ -282,6 +291,7 @@ int run_server(const std::string& config_path) {
   if (floors) {
     set_floor_sync(nullptr);  // nothing uses it now that the workers are gone
   }
+  set_result_cache(nullptr);
   process_control().reload = nullptr;
   process_control().shutdown = nullptr;
   pools().clear();

@@ -17,7 +17,8 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr const char* kCatalogSql =
-    "SELECT n.nspname, p.proname, pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.<>) 'v') "
+    "SELECT n.nspname, p.proname, pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.<>) 'v'), "
+    "pg_catalog.bool_and(p.provolatile OPERATOR(pg_catalog.=) 'i') "
     "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
     "GROUP BY 1, 2";
@@ -156,7 +157,8 @@ void Topology::catalog_loop() {
       }
       auto catalog = std::make_shared<routing::FunctionCatalog>();
       for (int i = 0; i < PQntuples(r); ++i) {
-        catalog->add(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't');
+        catalog->add(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
+                     PQgetvalue(r, i, 3)[0] == 't');
       }
       PQclear(r);
       PGLANE_LOG_DEBUG("loaded volatility of %zu functions of database %s", catalog->size(), db);

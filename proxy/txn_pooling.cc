@@ -245,6 +245,14 @@ asio::awaitable<End> TransactionPooling::route_unit(Target& target, bool& writes
     answered = true;
     co_return co_await answer_route_setting(unit);
   }
+  if (unit.state == routing::UnitState::kDecided && unit.d.route == routing::Route::kReader) {
+    bool hit = false;
+    End e = co_await try_cache(unit, hit);
+    if (hit || e != End::kRunning) {
+      answered = hit;
+      co_return e;
+    }
+  }
   End e = co_await place_and_acquire(unit, target, answered);
   // A unit with no work in it (a lone Sync, a Describe) does not count as a write.
   writes = target.route == routing::Route::kWriter && !target.placement.fallback &&
@@ -278,9 +286,11 @@ asio::awaitable<End> TransactionPooling::place_and_acquire(const routing::Unit& 
     decision = {routing::Route::kWriter, "too large to analyse"};
   }
   excluded_.clear();
-  const auto floor = decision.route == routing::Route::kWriter
-                         ? std::chrono::steady_clock::time_point{}
-                         : read_floor(unit);
+  auto floor = decision.route == routing::Route::kWriter ? std::chrono::steady_clock::time_point{}
+                                                         : read_floor(unit);
+  if (fill_.pending) {
+    floor = std::chrono::steady_clock::now();  // a cache fill must see every write before it
+  }
   for (;;) {
     target = choose_target(decision, floor);
     if (target.placement.where == routing::Placement::Where::kNowhere) {
@@ -372,6 +382,8 @@ void TransactionPooling::account_unit() {
 }
 
 asio::awaitable<void> TransactionPooling::detach() {
+  fill_.pending = false;
+  fill_.tap.stop();
   account_unit();
   leave_endpoint();
   conv_.detach();
@@ -393,6 +405,8 @@ asio::awaitable<End> TransactionPooling::survive_server_loss() {
     co_await before_client_write();
   }
   written_.clear();
+  fill_.pending = false;
+  fill_.tap.stop();
   lease_.discard();
   EndpointState* lost = attached_;
   if (lost != nullptr &&
@@ -494,6 +508,9 @@ End TransactionPooling::on_client_message(char type, std::string_view whole, std
   if (routing_ && attached_route_ == routing::Route::kWriter) {
     note_writes(type, whole);
   }
+  if (type == 'Q') {
+    tap_client_query();
+  }
   auto r = conv_.on_client_message(type, whole, out, lease_->status);
   note_pins();
   switch (r) {
@@ -518,13 +535,19 @@ bool TransactionPooling::after_reroute_wait(bool idle) {
   return false;
 }
 
-bool TransactionPooling::whole_from_server(char type, size_t) {
+bool TransactionPooling::whole_from_server(char type, size_t size) {
+  if (fill_.tap.wants_whole(type, size)) {
+    return true;  // a row the result cache keeps
+  }
   // Rows and COPY data stream; replies that complete a request are read whole so local replies
   // can follow them exactly.
   return type != 'D' && type != 'd' && type != 'A' && type != 'N';
 }
 
 void TransactionPooling::on_server_message(char type, std::string_view msg, txn::ClientSink& sink) {
+  if (fill_.tap.active()) {
+    tap_server_message(type, msg);
+  }
   if (type == 'E' && msg.size() > 5) {
     const std::string_view body = msg.substr(5);
     std::string_view severity = p::error_field(body, 'V');

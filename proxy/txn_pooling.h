@@ -12,9 +12,11 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "cache/tap.h"
 #include "proxy/client.h"
 #include "proxy/lease.h"
 #include "proxy/relay.h"
+#include "proxy/result_cache.h"
 #include "proxy/session_end.h"
 #include "proxy/sessions.h"
 #include "proxy/topology.h"
@@ -53,6 +55,9 @@ class TransactionPooling : public RelayPolicy {
   bool whole_from_server(char type, size_t size) override;
   void on_server_message(char type, std::string_view msg, txn::ClientSink& sink) override;
   void on_server_stream(char type, txn::ClientSink& sink) override {
+    if (fill_.tap.active()) {
+      fill_.tap.on_stream();  // too large to keep: not stored
+    }
     conv_.on_server_stream(type, sink);
   }
   bool owes_replies() const override { return conv_.owes_replies(); }
@@ -99,6 +104,13 @@ class TransactionPooling : public RelayPolicy {
   bool attached_fresh_for(const routing::Unit& u);
   void count_route(const Target& target, const routing::Decision& d);
 
+  // The result cache (proxy/txn_cache.cc). A read unit that is one cacheable Query is looked
+  // up before it is placed: a hit is answered here (`hit`); a miss runs on the writer (fresh
+  // as of the lookup) with its answer kept by a tap and stored once the client has it.
+  asio::awaitable<End> try_cache(const routing::Unit& unit, bool& hit);
+  void tap_client_query();
+  void tap_server_message(char type, std::string_view msg);
+
   Client& client_;
   const conf::Config& cfg_;
   ServerLease& lease_;
@@ -129,10 +141,17 @@ class TransactionPooling : public RelayPolicy {
   routing::TableSet written_;
   routing::TableSet to_publish_;  // stamped here, not yet shared with other gateways
   bool publish_due_ = false;
-  bool unnamed_parsed_ = false;
-  bool streamed_statement_ = false;  // the Query/Parse being forwarded was not held whole  // a
-                                     // Parse of the unnamed statement came since the last Sync
+  bool unnamed_parsed_ = false;      // a Parse of the unnamed statement came since the last Sync
+  bool streamed_statement_ = false;  // the Query/Parse being forwarded was not held whole
   uint64_t db_key_ = 0;              // routing::database_key of the session's database
+  // The result cache's miss being filled: looked up (fill_pending_ until its Query goes to
+  // the server), then kept by the tap until ReadyForQuery.
+  struct Fill {
+    bool pending = false;
+    int ttl_ms = 0;
+    ResultCache::Lookup miss;
+    cache::Tap tap;
+  } fill_;
   std::chrono::steady_clock::time_point catalog_at_;
 };
 

@@ -18,25 +18,37 @@ const char* route_name(Route r) {
   return "?";
 }
 
-void FunctionCatalog::add(std::string_view schema, std::string_view name, bool read_only) {
-  std::string q = std::string(schema) + "." + std::string(name);
-  auto [qi, qnew] = qualified_.emplace(q, read_only);
-  if (!qnew) {
-    qi->second = qi->second && read_only;
+void FunctionCatalog::add(std::string_view schema, std::string_view name, bool read_only,
+                          bool immutable) {
+  // Overloads share a name: the name is as safe as its least safe overload.
+  auto merge = [&](auto& map, std::string key) {
+    auto [it, fresh] = map.emplace(std::move(key), Volatility{read_only, immutable});
+    if (!fresh) {
+      it->second.read_only = it->second.read_only && read_only;
+      it->second.immutable = it->second.immutable && immutable;
+    }
+  };
+  merge(qualified_, std::string(schema) + "." + std::string(name));
+  merge(unqualified_, std::string(name));
+}
+
+const FunctionCatalog::Volatility* FunctionCatalog::find(const QualifiedName& fn) const {
+  if (fn.schema.empty()) {
+    auto it = unqualified_.find(fn.name);
+    return it == unqualified_.end() ? nullptr : &it->second;
   }
-  auto [ui, unew] = unqualified_.emplace(std::string(name), read_only);
-  if (!unew) {
-    ui->second = ui->second && read_only;
-  }
+  auto it = qualified_.find(fn.schema + "." + fn.name);
+  return it == qualified_.end() ? nullptr : &it->second;
 }
 
 std::optional<bool> FunctionCatalog::read_only(const QualifiedName& fn) const {
-  if (fn.schema.empty()) {
-    auto it = unqualified_.find(fn.name);
-    return it == unqualified_.end() ? std::nullopt : std::optional<bool>(it->second);
-  }
-  auto it = qualified_.find(fn.schema + "." + fn.name);
-  return it == qualified_.end() ? std::nullopt : std::optional<bool>(it->second);
+  const Volatility* v = find(fn);
+  return v == nullptr ? std::nullopt : std::optional<bool>(v->read_only);
+}
+
+std::optional<bool> FunctionCatalog::immutable(const QualifiedName& fn) const {
+  const Volatility* v = find(fn);
+  return v == nullptr ? std::nullopt : std::optional<bool>(v->immutable);
 }
 
 namespace {

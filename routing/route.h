@@ -28,14 +28,23 @@ const char* route_name(Route r);
 // they are in every schema that has them (search_path is not resolved).
 class FunctionCatalog {
  public:
-  void add(std::string_view schema, std::string_view name, bool read_only);
+  // `read_only`: no overload is volatile; `immutable`: every overload is immutable (the result
+  // cache's test).
+  void add(std::string_view schema, std::string_view name, bool read_only, bool immutable = false);
   // nullopt: no function of that name is known.
   std::optional<bool> read_only(const QualifiedName& fn) const;
+  std::optional<bool> immutable(const QualifiedName& fn) const;
   size_t size() const { return qualified_.size(); }
 
  private:
-  std::unordered_map<std::string, bool> qualified_;    // "schema.name"
-  std::unordered_map<std::string, bool> unqualified_;  // "name"
+  struct Volatility {
+    bool read_only = false;
+    bool immutable = false;
+  };
+  const Volatility* find(const QualifiedName& fn) const;
+
+  std::unordered_map<std::string, Volatility> qualified_;    // "schema.name"
+  std::unordered_map<std::string, Volatility> unqualified_;  // "name"
 };
 
 struct RouteContext {

@@ -154,12 +154,6 @@ TEST_F(Freshness, SessionScopeProtectsOnlyTheWritersOwnReads) {
   EXPECT_FALSE(on_primary(reader.get(), " FROM fr_items"));
 }
 
-// [redis] for the sandbox's TLS Redis, on a channel of the test's own.
-std::string redis_toml(const std::string& channel) {
-  return "[redis]\nendpoint = \"127.0.0.1:" + env("REDIS_TLS_PORT") + "\"\nca_file = \"" +
-         env("TLS_CA") + "\"\nfloor_channel = \"" + channel + "\"\n";
-}
-
 bool wait_log(const Proxy& p, const std::string& text, std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {

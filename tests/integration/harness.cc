@@ -221,6 +221,24 @@ int any_free_port() {
   return free_port();
 }
 
+void save_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::string shell_output(const std::string& command) {
+  std::string out;
+  if (FILE* f = popen(command.c_str(), "r")) {
+    char buf[4096];
+    size_t n = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+      out.append(buf, n);
+    }
+    pclose(f);
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -1053,6 +1071,11 @@ void wait_function_replicated(const std::string& name) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+}
+
+std::string redis_toml(const std::string& channel) {
+  return "[redis]\nendpoint = \"127.0.0.1:" + env("REDIS_TLS_PORT") + "\"\nca_file = \"" +
+         env("TLS_CA") + "\"\nfloor_channel = \"" + channel + "\"\n";
 }
 
 }  // namespace pglane::itest

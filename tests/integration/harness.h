@@ -139,6 +139,9 @@ bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit);
 
 // The whole file ("" when it cannot be read).
 std::string read_file(const std::string& path);
+void save_file(const std::string& path, const std::string& text);
+// What a shell command prints on stdout.
+std::string shell_output(const std::string& command);
 
 // Lines "NAME METHOD [SECRET]" appended to a copy of the sandbox users file; returns its path.
 std::string users_file_with(const std::vector<std::string>& extra_lines);
@@ -215,6 +218,8 @@ std::string sqlstate(const PGresult* r);
 
 // Runs a query that must succeed and returns the first column of the first row ("" if none).
 std::string query_value(PGconn* c, const std::string& sql);
+// [redis] for the sandbox's TLS Redis, on a floor channel of the caller's own.
+std::string redis_toml(const std::string& channel);
 // Runs a command that must succeed.
 void exec_ok(PGconn* c, const std::string& sql);
 Result exec(PGconn* c, const std::string& sql);

@@ -879,6 +879,36 @@ floor_wait_ms = 0
       StartsWith(at(9) + "redis.key_file:"));
 }
 
+TEST_F(ConfigTest, CacheSectionNeedsRedisAndAKey) {
+  dir_.write("cache.key", std::string(64, 'a') + "\n");
+  dir_.write("short.key", "abc\n");
+  const std::string redis = "[redis]\nendpoint = \"r:1\"\n";
+  ConfigPtr config = ok(std::string(kMinimal) + redis + R"(
+[cache]
+enabled = true
+tables = ["items", "Public.Orders"]
+ttl_ms = 5000
+hmac_key_file = "cache.key"
+)");
+  ASSERT_NE(config, nullptr);
+  EXPECT_TRUE(config->cache.enabled);
+  EXPECT_EQ(config->cache.tables.size(), 2u);
+  EXPECT_EQ(config->cache.ttl_ms, 5000);
+  EXPECT_EQ(config->cache.hmac_key, std::string(64, 'a'));
+  EXPECT_EQ(config->cache.key_prefix, "pglane");
+  EXPECT_FALSE(ok(kMinimal)->cache.enabled);
+  EXPECT_THAT(
+      error(std::string(kMinimal) + "[cache]\nenabled = true\nhmac_key_file = \"cache.key\"\n"),
+      StartsWith(at(8) + "cache.enabled: the result cache keeps its entries in Redis"));
+  EXPECT_THAT(error(std::string(kMinimal) + redis + "[cache]\nenabled = true\n"),
+              StartsWith(at(9) + "cache.hmac_key_file: missing required key"));
+  EXPECT_THAT(error(std::string(kMinimal) + redis +
+                    "[cache]\nenabled = true\nhmac_key_file = \"short.key\"\n"),
+              StartsWith(at(11) + "cache.hmac_key_file:"));
+  EXPECT_THAT(error(std::string(kMinimal) + redis + "[cache]\nttl = 5\n"),
+              StartsWith(at(10) + "cache.ttl: unknown key"));
+}
+
 TEST_F(ConfigTest, LogFormatAndSlowTransactionLog) {
   ConfigPtr config =
       ok("[proxy]\nusers_file = \"users.txt\"\nlog_format = \"json\"\n"

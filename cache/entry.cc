@@ -1,0 +1,167 @@
+#include "cache/entry.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace pglane::cache {
+
+namespace {
+
+constexpr std::string_view kMagic = "PGLC1";
+constexpr size_t kMac = 32;
+constexpr size_t kMaxVersions = 64;
+
+void put_u32(std::string& out, uint32_t v) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out.append(b, 4);
+}
+
+void put_bytes(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Length-prefixed, so that no two different inputs serialise alike.
+void put_pairs(std::string& out, const SettingPairs* pairs) {
+  put_u32(out, pairs == nullptr ? 0 : static_cast<uint32_t>(pairs->size()));
+  if (pairs != nullptr) {
+    for (const auto& [k, v] : *pairs) {
+      put_bytes(out, k);
+      put_bytes(out, v);
+    }
+  }
+}
+
+std::string mac(std::string_view secret, std::string_view a, std::string_view b) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  std::string msg;
+  msg.reserve(a.size() + b.size() + 4);
+  put_bytes(msg, a);
+  msg.append(b);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  bool u32(uint32_t& v) {
+    if (s_.size() < 4) {
+      return false;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(s_.data());
+    v = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+    s_.remove_prefix(4);
+    return true;
+  }
+  bool bytes(std::string_view& out) {
+    uint32_t n = 0;
+    if (!u32(n) || n > s_.size()) {
+      return false;
+    }
+    out = s_.substr(0, n);
+    s_.remove_prefix(n);
+    return true;
+  }
+  std::string_view rest() const { return s_; }
+
+ private:
+  std::string_view s_;
+};
+
+}  // namespace
+
+std::string result_key(const KeyParts& parts, std::string_view secret) {
+  std::string in;
+  in.reserve(parts.sql.size() + 256);
+  put_bytes(in, "key1");
+  put_bytes(in, parts.database);
+  put_bytes(in, parts.user);
+  put_pairs(in, parts.startup);
+  put_pairs(in, parts.settings);
+  put_bytes(in, parts.sql);
+  return absl::BytesToHexString(mac(secret, "result-key", in));
+}
+
+std::string seal(const Entry& e, std::string_view redis_key, std::string_view secret) {
+  std::string out;
+  out.reserve(e.payload.size() + 128);
+  out.append(kMagic);
+  put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms) >> 32));
+  put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms)));
+  put_u32(out, static_cast<uint32_t>(e.versions.size()));
+  for (const std::string& v : e.versions) {
+    put_bytes(out, v);
+  }
+  put_bytes(out, e.payload);
+  out.append(mac(secret, redis_key, out));
+  return out;
+}
+
+std::optional<Entry> open(std::string_view value, std::string_view redis_key,
+                          std::string_view secret) {
+  if (value.size() < kMagic.size() + kMac || value.substr(0, kMagic.size()) != kMagic) {
+    return std::nullopt;
+  }
+  const std::string_view body = value.substr(0, value.size() - kMac);
+  const std::string expect = mac(secret, redis_key, body);
+  if (CRYPTO_memcmp(expect.data(), value.data() + body.size(), kMac) != 0) {
+    return std::nullopt;
+  }
+  Reader r(body.substr(kMagic.size()));
+  Entry e;
+  uint32_t hi = 0;
+  uint32_t lo = 0;
+  uint32_t n = 0;
+  if (!r.u32(hi) || !r.u32(lo) || !r.u32(n) || n > kMaxVersions) {
+    return std::nullopt;
+  }
+  e.created_ms = static_cast<int64_t>((uint64_t{hi} << 32) | lo);
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view v;
+    if (!r.bytes(v)) {
+      return std::nullopt;
+    }
+    e.versions.emplace_back(v);
+  }
+  std::string_view payload;
+  if (!r.bytes(payload) || !r.rest().empty()) {
+    return std::nullopt;
+  }
+  e.payload.assign(payload);
+  return e;
+}
+
+namespace {
+// Debian's abseil has its own string_view.
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+}  // namespace
+
+std::string database_tag(std::string_view prefix, uint64_t db) {
+  return absl::StrCat(av(prefix), ":{db:", absl::Hex(db), "}");
+}
+
+std::string version_key(std::string_view tag, uint64_t table) {
+  return absl::StrCat(av(tag), ":v:", absl::Hex(table));
+}
+
+std::string database_version_key(std::string_view tag) {
+  return absl::StrCat(av(tag), ":v:*");
+}
+
+std::string entry_key(std::string_view tag, std::string_view result_key) {
+  return absl::StrCat(av(tag), ":c:", av(result_key));
+}
+
+}  // namespace pglane::cache

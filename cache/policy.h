@@ -1,0 +1,42 @@
+// Which reads the result cache may answer (docs/internals.md, "Result cache"). Pure: from a
+// statement's analysis, its text and the rules in [cache].
+//
+// A statement is cached only when its result depends on nothing but the rows of the tables it
+// names and the session's settings (which are in the key): one plain SELECT (or VALUES/TABLE)
+// of named tables, no locking clause, no TABLESAMPLE, no system catalog, no function that is not
+// known immutable, no CURRENT_* / LOCALTIME* / USER keyword and no 'now'-like literal.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "routing/route.h"
+#include "routing/statement.h"
+
+namespace pglane::cache {
+
+struct Rules {
+  std::vector<std::string> tables;  // "name" (any schema) or "schema.name", lower case
+  bool hints = true;                // honour /* pglane: cache ttl=... */
+  int ttl_ms = 30000;
+  int max_ttl_ms = 3600000;
+};
+
+struct Verdict {
+  bool cache = false;
+  int ttl_ms = 0;
+  const char* why = "";  // why not (for logs and SHOW CACHE)
+};
+
+// A leading /* pglane: cache */ or /* pglane: cache ttl=30s */ comment (ms, s or m; a bare
+// number is seconds). nullopt: no cache hint; 0: a hint without ttl.
+std::optional<int> cache_hint_ms(std::string_view sql);
+
+// Whether the statement's result may be cached. `functions`: the database's volatility catalog
+// (null: not loaded, so any function call is uncacheable).
+Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,
+               const routing::FunctionCatalog* functions);
+
+}  // namespace pglane::cache

@@ -1,0 +1,223 @@
+#include "proxy/result_cache.h"
+
+#include <chrono>
+#include <random>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "cache/entry.h"
+#include "proxy/floor_sync.h"
+#include "proxy/log.h"
+
+namespace pglane::proxy {
+
+namespace asio = boost::asio;
+namespace redis = cache::redis;
+
+namespace {
+
+ResultCache* g_cache = nullptr;
+
+// Another gateway's clock may run this far ahead of ours: an entry must have started this long
+// after our reconnection to be trusted.
+constexpr int64_t kClockSkewMs = 1000;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ResultCache* result_cache() {
+  return g_cache;
+}
+
+void set_result_cache(ResultCache* cache) {
+  g_cache = cache;
+}
+
+absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
+    const conf::Config& cfg, const std::vector<asio::any_io_executor>& workers) {
+  if (!cfg.cache.enabled) {
+    return nullptr;
+  }
+  redis::Options opts;
+  std::shared_ptr<asio::ssl::context> tls;
+  if (absl::Status s = redis_setup(cfg, opts, tls); !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<ResultCache> c(new ResultCache());
+  for (const std::string& t : cfg.cache.tables) {
+    std::string lower = t;
+    for (char& ch : lower) {
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    c->rules_.tables.push_back(std::move(lower));
+  }
+  c->rules_.hints = cfg.cache.hints;
+  c->rules_.ttl_ms = cfg.cache.ttl_ms;
+  c->rules_.max_ttl_ms = cfg.cache.max_ttl_ms;
+  c->secret_ = cfg.cache.hmac_key;
+  c->prefix_ = cfg.cache.key_prefix;
+  c->max_entry_bytes_ = static_cast<size_t>(cfg.cache.max_entry_bytes);
+  for (const auto& ex : workers) {
+    c->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
+  }
+  c->executors_ = workers;
+  std::random_device rd;
+  c->token_base_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  c->epoch_seen_.assign(workers.size(), 0);
+  c->reconnected_ms_.assign(workers.size(), 0);
+  return c;
+}
+
+ResultCache::~ResultCache() {
+  *alive_ = false;
+}
+
+bool ResultCache::healthy(int worker) const {
+  return worker >= 0 && static_cast<size_t>(worker) < clients_.size() &&
+         clients_[static_cast<size_t>(worker)]->healthy();
+}
+
+std::vector<std::string> ResultCache::version_keys(uint64_t db,
+                                                   const routing::TableSet& reads) const {
+  const std::string tag = cache::database_tag(prefix_, db);
+  std::vector<std::string> keys;
+  keys.reserve(reads.count + 2);
+  keys.push_back(cache::database_version_key(tag));
+  for (uint64_t t : reads.named()) {
+    keys.push_back(cache::version_key(tag, t));
+  }
+  return keys;
+}
+
+asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing::TableSet& reads,
+                                          const std::string& key, Lookup& out) {
+  auto alive = alive_;
+  out = Lookup{};
+  out.started_ms = wall_ms();
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+  const size_t w = static_cast<size_t>(worker);
+  if (worker < 0 || w >= clients_.size()) {
+    out.what = Lookup::What::kUnavailable;
+    co_return;
+  }
+  out.version_keys = version_keys(db, reads);
+  const std::vector<std::string>& keys = out.version_keys;
+  out.redis_key = cache::entry_key(cache::database_tag(prefix_, db), key);
+  std::vector<std::string_view> args;
+  args.reserve(keys.size() + 2);
+  args.push_back("MGET");
+  for (const std::string& k : keys) {
+    args.push_back(k);
+  }
+  args.push_back(out.redis_key);
+  redis::Client* client = clients_[w].get();
+  absl::StatusOr<redis::Reply> r = co_await client->call(args);
+  if (!*alive) {
+    out.what = Lookup::What::kUnavailable;
+    co_return;
+  }
+  if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != keys.size() + 1) {
+    out.what = Lookup::What::kUnavailable;
+    stats_.unavailable.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  if (client->epoch() != epoch_seen_[w]) {
+    if (epoch_seen_[w] != 0) {
+      reconnected_ms_[w] = wall_ms();  // a reconnection, not the first connection
+    }
+    epoch_seen_[w] = client->epoch();
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const redis::Reply& v = r->elements[i];
+    out.versions.push_back(v.type == redis::Reply::Type::kString ? v.str : std::string());
+  }
+  const redis::Reply& stored = r->elements.back();
+  if (stored.type != redis::Reply::Type::kString) {
+    stats_.misses.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  std::optional<cache::Entry> e = cache::open(stored.str, out.redis_key, secret_);
+  if (!e || e->created_ms <= reconnected_ms_[w] + (reconnected_ms_[w] ? kClockSkewMs : 0)) {
+    if (!e) {
+      PGLANE_LOG_WARN("result cache: rejected entry %s: its signature does not verify",
+                      out.redis_key);
+    }
+    stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+    co_return;  // a miss: the fill replaces it
+  }
+  bool current = e->versions.size() == out.versions.size();
+  for (size_t i = 0; current && i < out.versions.size(); ++i) {
+    current = !out.versions[i].empty() && e->versions[i] == out.versions[i];
+  }
+  if (!current) {
+    stats_.stale.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  out.what = Lookup::What::kHit;
+  out.payload = std::move(e->payload);
+}
+
+void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int ttl_ms) {
+  const size_t w = static_cast<size_t>(worker);
+  if (worker < 0 || w >= clients_.size()) {
+    return;
+  }
+  auto alive = alive_;
+  redis::Client* client = clients_[w].get();
+  // A table never written through a gateway has no version yet: give it one and store next
+  // time (an entry filled under "no version" would be current again if a version key were
+  // evicted).
+  bool unversioned = false;
+  for (size_t i = 0; i < miss.versions.size(); ++i) {
+    if (!miss.versions[i].empty()) {
+      continue;
+    }
+    unversioned = true;
+    std::string token = absl::StrCat(absl::Hex(token_base_), ".",
+                                     token_seq_.fetch_add(1, std::memory_order_relaxed));
+    asio::co_spawn(
+        executors_[w],
+        [alive, client, key = miss.version_keys[i],
+         token = std::move(token)]() -> asio::awaitable<void> {
+          if (!*alive) {
+            co_return;
+          }
+          std::string_view args[4] = {"SET", key, token, "NX"};
+          co_await client->call(args);
+        },
+        asio::detached);
+  }
+  if (unversioned) {
+    stats_.not_stored.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  cache::Entry e;
+  e.created_ms = miss.started_ms;
+  e.versions = miss.versions;
+  e.payload = std::move(payload);
+  std::string value = cache::seal(e, miss.redis_key, secret_);
+  asio::co_spawn(
+      executors_[w],
+      [this, alive, client, key = miss.redis_key, value = std::move(value),
+       ttl = std::to_string(ttl_ms)]() -> asio::awaitable<void> {
+        if (!*alive) {
+          co_return;
+        }
+        std::string_view args[5] = {"SET", key, value, "PX", ttl};
+        auto r = co_await client->call(args);
+        if (*alive) {
+          (r.ok() && !r->is_error() ? stats_.stores : stats_.store_failures)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
+      },
+      asio::detached);
+}
+
+}  // namespace pglane::proxy

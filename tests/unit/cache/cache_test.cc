@@ -1,0 +1,217 @@
+// The result cache's pure parts: what may be cached (policy), keys and signed values (entry),
+// and the tap that keeps an answer.
+#include <gtest/gtest.h>
+
+#include "cache/entry.h"
+#include "cache/policy.h"
+#include "cache/tap.h"
+#include "protocol/messages.h"
+#include "routing/statement.h"
+
+namespace pglane::cache {
+namespace {
+
+constexpr std::string_view kSecret = "0123456789abcdef0123456789abcdef";
+
+const routing::FunctionCatalog& catalog() {
+  static const routing::FunctionCatalog c = [] {
+    routing::FunctionCatalog f;
+    f.add("pg_catalog", "count", true, true);
+    f.add("pg_catalog", "sum", true, true);
+    f.add("pg_catalog", "lower", true, true);
+    f.add("pg_catalog", "now", true, false);
+    f.add("pg_catalog", "random", false, false);
+    return f;
+  }();
+  return c;
+}
+
+Verdict verdict(std::string_view sql, std::vector<std::string> tables = {"items", "s.orders"}) {
+  Rules rules;
+  rules.tables = std::move(tables);
+  return decide(routing::analyze_with_parser(sql), sql, rules, &catalog());
+}
+
+TEST(CachePolicy, PlainReadsOfListedTablesAreCached) {
+  EXPECT_TRUE(verdict("SELECT name FROM items WHERE id = 5").cache);
+  EXPECT_TRUE(verdict("SELECT count(*), sum(x) FROM items JOIN s.orders o USING (id)").cache);
+  EXPECT_TRUE(verdict("select lower(name) from public.items").cache);
+  EXPECT_EQ(verdict("SELECT 1 FROM items").ttl_ms, 30000);
+}
+
+TEST(CachePolicy, NeverCached) {
+  for (const char* sql : {
+           "SELECT now() FROM items",                           // stable function
+           "SELECT random() FROM items",                        // volatile
+           "SELECT my_fn(id) FROM items",                       // unknown function
+           "SELECT * FROM items WHERE d > current_date",        // SQLValueFunction
+           "SELECT current_user, id FROM items",                // identity
+           "SELECT * FROM items WHERE t > 'now'::timestamptz",  // clock literal
+           "SELECT * FROM items TABLESAMPLE SYSTEM (10)",
+           "SELECT * FROM items FOR UPDATE",
+           "SELECT * FROM items FOR SHARE",
+           "SELECT * FROM pg_catalog.pg_class",
+           "SELECT * FROM pg_stat_activity",
+           "SELECT * FROM items; SELECT 1",  // two statements
+           "SELECT 1",                       // no table
+           "INSERT INTO items VALUES (1)",
+           "WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d",
+           "SHOW search_path",
+           "EXPLAIN SELECT * FROM items",
+           "SELECT * FROM other",     // not listed
+           "SELECT * FROM t.orders",  // listed in another schema only
+       }) {
+    EXPECT_FALSE(verdict(sql).cache) << sql;
+  }
+  // Without the database's function catalog no function call is cached.
+  Rules rules{{"items"}};
+  const char* sql = "SELECT count(*) FROM items";
+  EXPECT_FALSE(decide(routing::analyze_with_parser(sql), sql, rules, nullptr).cache);
+}
+
+TEST(CachePolicy, HintsCacheUnlistedTables) {
+  EXPECT_EQ(cache_hint_ms("/* pglane: cache ttl=5s */ SELECT 1"), 5000);
+  EXPECT_EQ(cache_hint_ms("/* pglane: cache ttl=250ms */SELECT 1"), 250);
+  EXPECT_EQ(cache_hint_ms("/* pglane: cache ttl=2m */SELECT 1"), 120000);
+  EXPECT_EQ(cache_hint_ms("/* pglane: cache */SELECT 1"), 0);
+  EXPECT_EQ(cache_hint_ms("-- x\n/* other */ /* pglane: cache ttl=7 */ SELECT"), 7000);
+  EXPECT_EQ(cache_hint_ms("SELECT 1 /* pglane: cache */"), std::nullopt);
+  EXPECT_EQ(cache_hint_ms("/* pglane: cache ttl=soon */ SELECT 1"), std::nullopt);
+  EXPECT_EQ(cache_hint_ms("/* pglane: route=reader */ SELECT 1"), std::nullopt);
+  Verdict v = verdict("/* pglane: cache ttl=5s */ SELECT * FROM other", {});
+  EXPECT_TRUE(v.cache);
+  EXPECT_EQ(v.ttl_ms, 5000);
+  Rules rules;
+  rules.hints = false;
+  const char* sql = "/* pglane: cache */ SELECT * FROM other";
+  EXPECT_FALSE(decide(routing::analyze_with_parser(sql), sql, rules, &catalog()).cache);
+  // The hint never makes an uncacheable statement cacheable.
+  EXPECT_FALSE(verdict("/* pglane: cache */ SELECT now() FROM other", {}).cache);
+  // A hint's ttl is capped.
+  rules = Rules{};
+  rules.max_ttl_ms = 1000;
+  sql = "/* pglane: cache ttl=60s */ SELECT * FROM other";
+  EXPECT_EQ(decide(routing::analyze_with_parser(sql), sql, rules, &catalog()).ttl_ms, 1000);
+}
+
+TEST(CacheKey, EverythingThatChangesAResultChangesTheKey) {
+  SettingPairs startup = {{"search_path", "app"}};
+  SettingPairs settings = {{"TimeZone", "UTC"}};
+  KeyParts base{"db", "alice", &startup, &settings, "SELECT * FROM items"};
+  const std::string k = result_key(base, kSecret);
+  EXPECT_EQ(k.size(), 64u);
+  EXPECT_EQ(k, result_key(base, kSecret));
+  auto differs = [&](KeyParts p) { return result_key(p, kSecret) != k; };
+  KeyParts p = base;
+  p.database = "db2";
+  EXPECT_TRUE(differs(p));
+  p = base;
+  p.user = "bob";
+  EXPECT_TRUE(differs(p));
+  p = base;
+  p.sql = "SELECT * FROM items ";
+  EXPECT_TRUE(differs(p));
+  SettingPairs other = {{"TimeZone", "Europe/Paris"}};
+  p = base;
+  p.settings = &other;
+  EXPECT_TRUE(differs(p));
+  SettingPairs role = {{"TimeZone", "UTC"}, {"role", "reporting"}};
+  p = base;
+  p.settings = &role;
+  EXPECT_TRUE(differs(p));
+  // A setting moved between startup and SET is a different session state, and no
+  // concatenation of names and values collides.
+  SettingPairs a = {{"ab", "c"}};
+  SettingPairs b = {{"a", "bc"}};
+  p = base;
+  p.settings = &a;
+  KeyParts q = base;
+  q.settings = &b;
+  EXPECT_NE(result_key(p, kSecret), result_key(q, kSecret));
+  EXPECT_NE(result_key(base, kSecret), result_key(base, "another secret of 32 bytes......."));
+}
+
+TEST(CacheEntry, SealedValuesOpenOnlyUnchangedUnderTheirKey) {
+  Entry e;
+  e.created_ms = 1767225600123;
+  e.versions = {"a.1", "", "b.7"};
+  e.payload = std::string("T\0\0\0\6\0\0", 7);
+  const std::string v = seal(e, "pglane:{db:1}:c:ab", kSecret);
+  auto back = open(v, "pglane:{db:1}:c:ab", kSecret);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->created_ms, e.created_ms);
+  EXPECT_EQ(back->versions, e.versions);
+  EXPECT_EQ(back->payload, e.payload);
+  EXPECT_FALSE(open(v, "pglane:{db:1}:c:ac", kSecret));  // moved to another key
+  EXPECT_FALSE(open(v, "pglane:{db:1}:c:ab", "x" + std::string(kSecret)));
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string bad = v;
+    bad[i] ^= 1;
+    EXPECT_FALSE(open(bad, "pglane:{db:1}:c:ab", kSecret)) << i;
+  }
+  EXPECT_FALSE(open(v.substr(0, v.size() - 1), "pglane:{db:1}:c:ab", kSecret));
+  EXPECT_FALSE(open("", "k", kSecret));
+}
+
+TEST(CacheEntry, KeysShareTheirDatabasesHashTag) {
+  const std::string tag = database_tag("pglane", 0xabc);
+  EXPECT_EQ(tag, "pglane:{db:abc}");
+  EXPECT_EQ(version_key(tag, 0x12), "pglane:{db:abc}:v:12");
+  EXPECT_EQ(database_version_key(tag), "pglane:{db:abc}:v:*");
+  EXPECT_EQ(entry_key(tag, "ff"), "pglane:{db:abc}:c:ff");
+}
+
+std::string msg(char type, std::string_view body) {
+  std::string out(1, type);
+  const uint32_t len = static_cast<uint32_t>(body.size() + 4);
+  out.push_back(static_cast<char>(len >> 24));
+  out.push_back(static_cast<char>(len >> 16));
+  out.push_back(static_cast<char>(len >> 8));
+  out.push_back(static_cast<char>(len));
+  out.append(body);
+  return out;
+}
+
+TEST(CacheTap, KeepsRowDescriptionRowsAndCompletion) {
+  Tap t;
+  t.start(1 << 20);
+  const std::string T = msg('T', "xx"), D = msg('D', "row"),
+                    C = msg('C', std::string("SELECT 2\0", 9));
+  EXPECT_TRUE(t.wants_whole('D', 10));
+  t.on_message('T', T);
+  t.on_message('D', D);
+  t.on_message('D', D);
+  t.on_message('C', C);
+  t.on_message('Z', msg('Z', "I"));
+  ASSERT_TRUE(t.complete());
+  EXPECT_EQ(t.take(), T + D + D + C);
+  EXPECT_FALSE(t.active());
+}
+
+TEST(CacheTap, AnythingElseSpoilsIt) {
+  const std::string T = msg('T', "xx"), D = msg('D', "row"), C = msg('C', "SELECT 1");
+  auto run = [&](std::vector<std::pair<char, std::string>> seq, size_t cap = 1 << 20) {
+    Tap t;
+    t.start(cap);
+    for (auto& [type, m] : seq) {
+      t.on_message(type, m);
+    }
+    return t.complete();
+  };
+  EXPECT_FALSE(run({{'E', msg('E', "x")}, {'Z', msg('Z', "I")}}));
+  EXPECT_FALSE(run({{'T', T}, {'N', msg('N', "x")}, {'C', C}, {'Z', msg('Z', "I")}}));
+  EXPECT_FALSE(run({{'T', T}, {'C', C}, {'T', T}, {'C', C}, {'Z', msg('Z', "I")}}));
+  EXPECT_FALSE(run({{'T', T}, {'C', C}, {'Z', msg('Z', "T")}}));  // inside a transaction
+  EXPECT_FALSE(run({{'T', T}, {'D', D}, {'C', C}, {'Z', msg('Z', "I")}}, T.size() + 2));
+  EXPECT_FALSE(run({{'I', msg('I', "")}, {'Z', msg('Z', "I")}}));
+  Tap t;
+  t.start(100);
+  t.on_message('T', T);
+  t.on_stream();  // a row too large to read whole
+  t.on_message('C', C);
+  t.on_message('Z', msg('Z', "I"));
+  EXPECT_FALSE(t.complete());
+}
+
+}  // namespace
+}  // namespace pglane::cache
