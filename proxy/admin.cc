@@ -127,7 +127,6 @@ constexpr std::string_view kHelp[][2] = {
     {"SHOW ROUTES", "how units of work were routed: replicas, writer, retries, fallbacks"},
     {"SHOW CACHE", "the result cache: hits, misses, stale and rejected entries, stores"},
     {"SHOW HEALTH", "per endpoint: role, up, lag, LSN, probe RTT, last error"},
-    {"SHOW CACHE", "the result cache (not built yet: issue 12)"},
     {"RELOAD", "re-read the configuration file (admin.users only)"},
     {"PAUSE [db]", "hold new transactions (of db, or all) once those under way end"},
     {"RESUME [db]", "let held transactions go"},
@@ -275,9 +274,6 @@ class Console {
         }
       }
       co_return r;
-    }
-    if (what == "cache") {
-      co_return error("0A000", "the result cache is not built yet");
     }
     co_return error("42601",
                     absl::StrCat("unknown SHOW target \"", what, "\"; SHOW HELP lists them"));

@@ -23,6 +23,7 @@
 #   users.txt                                 pglane users file: "pglane_app scram-sha-256 <verifier>"
 #   app_password backend_password             pglane_app's password (same value in both)
 #   superuser_password replication_password   for the postgres and replicator roles
+#   cache.key                                 the result cache's HMAC key (64 hex digits)
 #   log/                                      primary.log replicaN.log redis.log
 # Ports start at SANDBOX_PORT_BASE (default 15432: primary, then one per replica; Redis at
 # base+947 = 16379); a port that is in use is replaced by the next free one, 5432 never used.
@@ -109,7 +110,7 @@ clean_dir() {
   if [ "$pg_root" != "$dir/pg" ]; then rm -rf "$pg_root"; fi
   rm -rf "$dir/pg" "$dir/tls" "$dir/log" "$dir/redis" "$dir/.pg_root" \
     "$dir/sandbox.env" "$dir/users.txt" "$dir/app_password" "$dir/backend_password" \
-    "$dir/superuser_password" "$dir/replication_password"
+    "$dir/superuser_password" "$dir/replication_password" "$dir/cache.key"
 }
 
 # write_secret FILE VALUE: a one-line file only its owner can read.
@@ -368,6 +369,7 @@ EOF
   write_secret "$dir/backend_password" "$app_pw"
   write_secret "$dir/superuser_password" "$su_pw"
   write_secret "$dir/replication_password" "$repl_pw"
+  write_secret "$dir/cache.key" "$(openssl rand -hex 32)"
 
   # Replicas, cloned in parallel. -R writes standby.signal and primary_conninfo (with the
   # password) into postgresql.auto.conf; the copied postgresql.conf only needs its own port.

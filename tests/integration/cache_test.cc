@@ -222,7 +222,10 @@ TEST_F(ResultCacheTest, EntriesAreKeyedBySessionSettings) {
 // An entry changed in Redis (forged, corrupted, or copied under another key) is rejected and
 // the database answers.
 TEST_F(ResultCacheTest, ForgedEntriesAreRejected) {
-  Proxy proxy(settings());
+  ProxySettings s = settings();
+  const int mport = any_free_port();
+  s.extra_toml += "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"\n";
+  Proxy proxy(s);
   START_PROXY(proxy);
   Conn c = connect_ok(proxy.conninfo());
   exec_ok(c.get(), "UPDATE ca_items SET v = 5 WHERE id = 1");
@@ -235,6 +238,21 @@ TEST_F(ResultCacheTest, ForgedEntriesAreRejected) {
   EXPECT_EQ(query_value(c.get(), kRead), "5");
   EXPECT_EQ(cache_stat(proxy, "rejected"), rejected + 1);
   EXPECT_TRUE(read_file(proxy.log_path()).find("signature does not verify") != std::string::npos);
+
+  // The counters are in /metrics, which promtool accepts.
+  const std::string metrics = sandbox_dir() + "/cache-metrics-" + prefix_ + ".txt";
+  shell_output(
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(mport) +
+      "; printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' | sed '1,/^\\r$/d' > " +
+      metrics);
+  const std::string body = read_file(metrics);
+  EXPECT_NE(body.find("pglane_cache_rejected_total 1"), std::string::npos) << body.substr(0, 2000);
+  EXPECT_NE(body.find("pglane_cache_hit_seconds_bucket{le=\"0.001\"}"), std::string::npos);
+  const std::string promtool = find_on_path("promtool");
+  if (!promtool.empty()) {
+    EXPECT_EQ(shell_output(promtool + " check metrics < " + metrics + " >/dev/null 2>&1; echo $?"),
+              "0\n");
+  }
 }
 
 }  // namespace

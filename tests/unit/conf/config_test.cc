@@ -197,6 +197,7 @@ TEST_F(ConfigTest, ShippedConfigLoadsAgainstASandboxLayout) {
   dir_.write("sandbox/tls/ca.crt", "ca");
   dir_.write("sandbox/tls/health.crt", "cert");
   dir_.write("sandbox/tls/health.key", "key");
+  dir_.write("sandbox/cache.key", std::string(64, 'f') + "\n");
   std::string path = dir_.write("conf/proxy.toml", text.str());
 
   absl::StatusOr<ConfigPtr> config = load_config(path);
@@ -213,6 +214,7 @@ TEST_F(ConfigTest, ShippedConfigLoadsAgainstASandboxLayout) {
   EXPECT_EQ(c.health.credential.user, "pglane_health");
   EXPECT_EQ(c.health.credential.password, "");
   EXPECT_EQ(c.health.cert_file, dir_.path("sandbox/tls/health.crt"));
+  EXPECT_TRUE(c.cache.enabled);
   EXPECT_EQ(c.backend.tls.mode, ServerTlsMode::kVerifyFull);
   EXPECT_EQ(c.backend.tls.ca_file, dir_.path("sandbox/tls/ca.crt"));
   EXPECT_EQ(c.pool.mode, PoolMode::kTransaction);
