@@ -158,7 +158,8 @@ class Topology : public routing::HealthView {
   // database is queued for loading on first ask).
   std::shared_ptr<const routing::FunctionCatalog> catalog(const std::string& database);
   const std::unordered_set<std::string>& read_only_allow() const { return allow_; }
-  // Re-reads every loaded catalog now (SIGHUP: after CREATE/ALTER FUNCTION, say).
+  // Re-reads every loaded catalog soon: now, or a second after the last time it was asked
+  // (SIGHUP after CREATE/ALTER FUNCTION; a session after an unattributed write, DDL among them).
   void reload_catalogs();
   // Reload: static regions' instances as `next` lists them (new ones added and probed, missing
   // ones removed: never routed to again, their idle pooled connections closed). Returns one
@@ -233,6 +234,7 @@ class Topology : public routing::HealthView {
   bool stopping_ = false;
   bool sample_wanted_ = false;
   bool catalogs_stale_ = false;        // reload_catalogs() was asked
+  SteadyTime catalogs_loaded_at_{};    // when reload_catalogs() was last served
   std::deque<Sample> writer_samples_;  // WAL positions with when each was first seen
   SteadyTime last_sample_at_{};        // the latest writer sample, whatever its position
   bool samples_dropped_ = false;       // the oldest positions were forgotten

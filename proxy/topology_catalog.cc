@@ -23,6 +23,41 @@ constexpr const char* kCatalogSql =
     "ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
     "GROUP BY 1, 2";
 
+// Tables whose writes may change other tables (kind 'c'), and views' base relations (kind 'v').
+// See routing::RelationCatalog.
+constexpr const char* kRelationsSql =
+    "SELECT c.relname, 'c', '' FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'f', 'm') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND ("
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid "
+    "AND NOT t.tgisinternal) "
+    "OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) "
+    "c.oid AND r.ev_type OPERATOR(pg_catalog.<>) '1') "
+    "OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype OPERATOR(pg_catalog.=) "
+    "'f' AND k.confrelid OPERATOR(pg_catalog.=) c.oid AND (k.confupdtype NOT IN ('a', 'r') OR "
+    "k.confdeltype NOT IN ('a', 'r'))) "
+    "OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) "
+    "c.oid OR i.inhparent OPERATOR(pg_catalog.=) c.oid)) "
+    "UNION ALL "
+    "SELECT DISTINCT v.relname, 'v', b.relname FROM pg_catalog.pg_class v "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) v.relnamespace "
+    "JOIN pg_catalog.pg_rewrite r ON r.ev_class OPERATOR(pg_catalog.=) v.oid "
+    "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) "
+    "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) r.oid "
+    "AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+    "JOIN pg_catalog.pg_class b ON b.oid OPERATOR(pg_catalog.=) d.refobjid "
+    "WHERE v.relkind OPERATOR(pg_catalog.=) 'v' AND b.oid OPERATOR(pg_catalog.<>) v.oid "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+std::string lower(const char* s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::shared_ptr<const routing::FunctionCatalog> Topology::catalog(const std::string& database) {
@@ -104,13 +139,19 @@ void Topology::catalog_loop() {
         }
         return false;
       };
+      // A reload asked for within a second of the last one waits for the second to pass
+      // (sessions ask after every unattributed write, DDL among them).
+      auto reload_due = [&] {
+        return catalogs_stale_ && Clock::now() - catalogs_loaded_at_ >= std::chrono::seconds(1);
+      };
       wake_.wait_for(lock, milliseconds(std::min(cfg_.routing.catalog_refresh_ms, 1000)),
-                     [&] { return stopping_ || catalogs_stale_ || due(); });
+                     [&] { return stopping_ || reload_due() || due(); });
       if (stopping_) {
         return;
       }
-      if (catalogs_stale_) {
+      if (reload_due()) {
         catalogs_stale_ = false;
+        catalogs_loaded_at_ = Clock::now();
         loaded_at.clear();  // everything is due now
       }
       const auto now = Clock::now();
@@ -159,6 +200,21 @@ void Topology::catalog_loop() {
       for (int i = 0; i < PQntuples(r); ++i) {
         catalog->add(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
                      PQgetvalue(r, i, 3)[0] == 't');
+      }
+      PQclear(r);
+      r = probe.query(kRelationsSql, deadline, error);
+      if (r == nullptr) {
+        // Without it, writes through triggers and reads of views are not connected to other
+        // tables' floors (as before it existed); try again at the next refresh.
+        PGLANE_LOG_WARN("cannot read the relations of database %s: %s", db, trim_newline(error));
+      }
+      for (int i = 0; r != nullptr && i < PQntuples(r); ++i) {
+        if (PQgetvalue(r, i, 1)[0] == 'c') {
+          catalog->relations().add_cascading(lower(PQgetvalue(r, i, 0)));
+        } else {
+          catalog->relations().add_view_base(lower(PQgetvalue(r, i, 0)),
+                                             lower(PQgetvalue(r, i, 2)));
+        }
       }
       PQclear(r);
       PGLANE_LOG_DEBUG("loaded volatility of %zu functions of database %s", catalog->size(), db);

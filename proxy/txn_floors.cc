@@ -3,6 +3,7 @@
 #include "protocol/messages.h"
 #include "proxy/floor_sync.h"
 #include "proxy/freshness.h"
+#include "proxy/topology.h"
 #include "proxy/txn_pooling.h"
 
 namespace pglane::proxy {
@@ -68,6 +69,11 @@ void TransactionPooling::stamp_floors(bool settled) {
   // Stamped after the server said idle and before the client hears it: any writer position
   // sampled from now on is at or past the commit.
   floor_board().wrote(db_key_, written_, floor_now());
+  if (written_.unknown) {
+    // DDL may have added a trigger, a rule or a view: the relation catalog is read again
+    // (at most once a second).
+    topology()->reload_catalogs();
+  }
   if (floor_sync() != nullptr) {
     to_publish_.merge(written_);
     publish_due_ = true;  // before_client_write() shares it before the client hears

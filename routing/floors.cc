@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 
+#include "routing/lexer.h"
 #include "routing/session_effects.h"
 
 namespace pglane::routing {
@@ -92,7 +93,18 @@ void add_writes(const StatementInfo& info, const RouteContext& ctx, TableSet& ou
       return;
     }
   }
+  const RelationCatalog* rel = ctx.catalog != nullptr ? &ctx.catalog->relations() : nullptr;
   for (const auto& t : info.tables_written) {
+    if (rel != nullptr && !rel->empty()) {
+      const std::string name = lex::lower(t.name);
+      bool is_view = false;
+      bool complete = true;
+      rel->bases(name, is_view, complete);
+      if (is_view || rel->cascades(name)) {
+        out.unknown = true;  // a trigger, rule, cascade or view may change other tables
+        return;
+      }
+    }
     out.add(table_key(t.name));
   }
   if (info.kind == K::kWrite && info.tables_written.empty() && !info.locks_rows) {
@@ -100,7 +112,7 @@ void add_writes(const StatementInfo& info, const RouteContext& ctx, TableSet& ou
   }
 }
 
-void add_reads(const StatementInfo& info, TableSet& out) {
+void add_reads(const StatementInfo& info, const RouteContext& ctx, TableSet& out) {
   if (info.begins_transaction) {
     out.unknown = true;  // a transaction's later statements run where it starts, unchecked
     return;
@@ -115,7 +127,23 @@ void add_reads(const StatementInfo& info, TableSet& out) {
       return;
     }
   }
+  const RelationCatalog* rel = ctx.catalog != nullptr ? &ctx.catalog->relations() : nullptr;
   for (const auto& t : info.tables_read) {
+    if (rel != nullptr && !rel->empty()) {
+      bool is_view = false;
+      bool complete = true;
+      std::vector<std::string> bases = rel->bases(lex::lower(t.name), is_view, complete);
+      if (is_view) {
+        if (!complete || bases.empty()) {
+          out.unknown = true;
+          return;
+        }
+        for (const std::string& b : bases) {
+          out.add(table_key(b));  // a view holds what its base tables hold
+        }
+        continue;
+      }
+    }
     out.add(table_key(t.name));
   }
 }

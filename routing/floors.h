@@ -56,13 +56,16 @@ struct TableSet {
 uint64_t table_key(std::string_view name);
 uint64_t database_key(std::string_view database);
 
-// What a statement writes, for floors. Tables written by INSERT/UPDATE/DELETE/MERGE/COPY FROM
+// What a statement writes, for floors. With the database's catalog (`ctx.catalog`), a write to
+// a table with triggers, rules, referencing foreign-key actions or inheritance, or to a view,
+// is `unknown` (it may change other tables). Tables written by INSERT/UPDATE/DELETE/MERGE/COPY FROM
 // (including writing CTEs) are named. Anything else that can change data is `unknown`: utility
 // statements (DDL, TRUNCATE, DO, CALL...), a statement the parser rejected, and calls of
 // functions not known to be read-only (`catalog`, `allow` as in RouteContext).
 void add_writes(const StatementInfo& info, const RouteContext& ctx, TableSet& out);
 // What a statement reads. A call of a function outside pg_catalog may read any table: `unknown`.
-void add_reads(const StatementInfo& info, TableSet& out);
+// A view reads its base tables (`ctx.catalog`'s relations).
+void add_reads(const StatementInfo& info, const RouteContext& ctx, TableSet& out);
 
 // What one gateway tells the others on the floor channel: tables of a database were written,
 // committed. Text: "1 GATEWAY SENT_US DB TABLES", GATEWAY/DB/table keys in hex, TABLES "*" (every

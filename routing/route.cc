@@ -18,6 +18,49 @@ const char* route_name(Route r) {
   return "?";
 }
 
+void RelationCatalog::add_cascading(std::string_view name) {
+  cascading_.emplace(name);
+}
+
+void RelationCatalog::add_view_base(std::string_view view, std::string_view base) {
+  views_[std::string(view)].emplace_back(base);
+}
+
+bool RelationCatalog::cascades(std::string_view name) const {
+  return cascading_.contains(std::string(name));
+}
+
+std::vector<std::string> RelationCatalog::bases(std::string_view name, bool& is_view,
+                                                bool& complete) const {
+  std::vector<std::string> out;
+  complete = true;
+  auto it = views_.find(std::string(name));
+  is_view = it != views_.end();
+  if (!is_view) {
+    return out;
+  }
+  std::vector<std::string> todo = it->second;
+  std::unordered_set<std::string> seen{std::string(name)};
+  while (!todo.empty()) {
+    std::string b = std::move(todo.back());
+    todo.pop_back();
+    if (!seen.insert(b).second) {
+      continue;
+    }
+    if (seen.size() > 64) {
+      complete = false;
+      break;
+    }
+    auto v = views_.find(b);
+    if (v == views_.end()) {
+      out.push_back(std::move(b));
+    } else {
+      todo.insert(todo.end(), v->second.begin(), v->second.end());
+    }
+  }
+  return out;
+}
+
 void FunctionCatalog::add(std::string_view schema, std::string_view name, bool read_only,
                           bool immutable) {
   // Overloads share a name: the name is as safe as its least safe overload.

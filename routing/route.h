@@ -26,6 +26,28 @@ const char* route_name(Route r);
 // Which functions cannot write: pg_proc.provolatile, read from the server. A name is read-only
 // when every overload of it is immutable or stable; unqualified names are read-only only when
 // they are in every schema that has them (search_path is not resolved).
+// What a database's catalog says about its tables, for freshness floors and the result cache
+// (names unqualified and lower-case, like floors: same-named tables in two schemas share).
+//  - cascading: a write to the table may change other tables, through a user trigger, a rule
+//    other than a view's SELECT, a foreign key with an action that references it, or
+//    inheritance/partitioning. Such a write counts for the whole database.
+//  - views: what a view reads is what its base relations hold (from pg_depend, one level; a
+//    view over a view is followed here).
+class RelationCatalog {
+ public:
+  void add_cascading(std::string_view name);
+  void add_view_base(std::string_view view, std::string_view base);
+  bool cascades(std::string_view name) const;
+  // The base relations of view `name` (recursively, at most 64), or null when it is not a view.
+  // `complete` is false when the expansion was cut short.
+  std::vector<std::string> bases(std::string_view name, bool& is_view, bool& complete) const;
+  bool empty() const { return cascading_.empty() && views_.empty(); }
+
+ private:
+  std::unordered_set<std::string> cascading_;
+  std::unordered_map<std::string, std::vector<std::string>> views_;
+};
+
 class FunctionCatalog {
  public:
   // `read_only`: no overload is volatile; `immutable`: every overload is immutable (the result
@@ -36,6 +58,10 @@ class FunctionCatalog {
   std::optional<bool> immutable(const QualifiedName& fn) const;
   size_t size() const { return qualified_.size(); }
 
+  // The same database's tables (loaded with the functions, so one catalog per database).
+  RelationCatalog& relations() { return relations_; }
+  const RelationCatalog& relations() const { return relations_; }
+
  private:
   struct Volatility {
     bool read_only = false;
@@ -45,6 +71,7 @@ class FunctionCatalog {
 
   std::unordered_map<std::string, Volatility> qualified_;    // "schema.name"
   std::unordered_map<std::string, Volatility> unqualified_;  // "name"
+  RelationCatalog relations_;
 };
 
 struct RouteContext {

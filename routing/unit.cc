@@ -107,7 +107,7 @@ Unit classify_unit(std::string_view data, StatementMemo& memo, const RouteContex
       merge({Route::kWriter, "pins the session"});
     } else {
       merge(decide(*a.info, a.hint, ctx));
-      add_reads(*a.info, u.reads);
+      add_reads(*a.info, ctx, u.reads);
     }
   };
   std::size_t pos = 0;
@@ -166,7 +166,7 @@ Unit classify_unit(std::string_view data, StatementMemo& memo, const RouteContex
               merge({Route::kWriter, "pins the session"});
             } else {
               merge(decide(*plan->analysis.info, plan->analysis.hint, ctx));
-              add_reads(*plan->analysis.info, u.reads);
+              add_reads(*plan->analysis.info, ctx, u.reads);
             }
           } else {
             merge({Route::kWriter, "unknown statement"});

@@ -30,11 +30,25 @@ class ResultCacheTest : public ::testing::Test {
     }
     Conn d = connect_direct();
     exec_ok(d.get(),
-            "DROP TABLE IF EXISTS ca_items, ca_other CASCADE;"
+            "DROP TABLE IF EXISTS ca_items, ca_other, ca_parent, ca_child, ca_src, ca_log CASCADE;"
             "CREATE TABLE ca_items (id int PRIMARY KEY, v int);"
             "CREATE TABLE ca_other (id int PRIMARY KEY, v int);"
             "INSERT INTO ca_items VALUES (1, 0), (2, 0); INSERT INTO ca_other VALUES (1, 0);"
-            "GRANT ALL ON ca_items, ca_other TO pglane_app;");
+            "CREATE VIEW ca_view AS SELECT id, v * 10 AS v10 FROM ca_items;"
+            // A cascading delete, and a trigger that writes another table.
+            "CREATE TABLE ca_parent (id int PRIMARY KEY);"
+            "CREATE TABLE ca_child (id int PRIMARY KEY, "
+            "parent int REFERENCES ca_parent ON DELETE CASCADE);"
+            "INSERT INTO ca_parent SELECT g FROM generate_series(1, 500) g;"
+            "INSERT INTO ca_child SELECT g, g FROM generate_series(1, 500) g;"
+            "CREATE TABLE ca_src (id serial PRIMARY KEY);"
+            "CREATE TABLE ca_log (id int);"
+            "CREATE FUNCTION ca_log_it() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO ca_log VALUES (NEW.id); RETURN NEW; END $$;"
+            "CREATE TRIGGER ca_src_log AFTER INSERT ON ca_src FOR EACH ROW EXECUTE FUNCTION "
+            "ca_log_it();"
+            "GRANT ALL ON ca_items, ca_other, ca_view, ca_parent, ca_child, ca_src, ca_log, "
+            "ca_src_id_seq TO pglane_app;");
     wait_function_replicated("pg_sleep");  // (any catalog read: the replicas are caught up)
   }
   void SetUp() override {
@@ -54,7 +68,8 @@ class ResultCacheTest : public ::testing::Test {
     }
     s.extra_toml = "[health]\ninterval_ms = 100\n[routing]\nmax_replica_lag_ms = 3600000\n" +
                    redis_toml("pglane:test:floors:" + prefix_) +
-                   "[cache]\nenabled = true\ntables = [\"ca_items\"]\nhmac_key_file = \"" +
+                   "[cache]\nenabled = true\ntables = [\"ca_items\", \"ca_view\", \"ca_child\", "
+                   "\"ca_log\"]\nhmac_key_file = \"" +
                    key_file_ + "\"\nkey_prefix = \"" + prefix_ + "\"\n" + "[admin]\nusers = [\"" +
                    env("APP_USER") + "\"]\n";
     return s;
@@ -169,6 +184,39 @@ TEST_F(ResultCacheTest, WriteThenReadIsNeverStale) {
   }
   EXPECT_EQ(stale, 0);
   EXPECT_GE(cache_stat(proxy, "hits"), 100) << proxy.log_tail();
+}
+
+// Writes that reach other tables through the catalog (a cascading delete, a trigger) and a
+// view over a written table: with replay paused and the cache on, every read sees the write.
+TEST_F(ResultCacheTest, CascadesTriggersAndViewsAreFollowed) {
+  Proxy proxy(settings());
+  START_PROXY(proxy);
+  ASSERT_TRUE(wait_log(proxy, "floor channel: subscribed", 5s)) << proxy.log_tail();
+  Conn w = connect_ok(proxy.conninfo());
+  const char* children = "SELECT count(*) FROM ca_child";
+  const char* logged = "SELECT count(*) FROM ca_log";
+  const char* view = "SELECT v10 FROM ca_view WHERE id = 2";
+  fill(proxy, w.get(), children);
+  fill(proxy, w.get(), logged);
+  fill(proxy, w.get(), view);
+  on_every_replica("SELECT pg_wal_replay_pause()");
+  int stale = 0;
+  for (int i = 1; i <= 50; ++i) {
+    Conn r = connect_ok(proxy.conninfo());
+    const int kids = std::stoi(query_value(r.get(), children));
+    exec_ok(w.get(), "DELETE FROM ca_parent WHERE id = " + std::to_string(i));
+    stale += std::stoi(query_value(r.get(), children)) != kids - 1;
+    stale += std::stoi(query_value(r.get(), children)) != kids - 1;  // maybe a hit
+    const int logs = std::stoi(query_value(r.get(), logged));
+    exec_ok(w.get(), "INSERT INTO ca_src DEFAULT VALUES");
+    stale += std::stoi(query_value(r.get(), logged)) != logs + 1;
+    stale += std::stoi(query_value(r.get(), logged)) != logs + 1;
+    exec_ok(w.get(), "UPDATE ca_items SET v = " + std::to_string(i) + " WHERE id = 2");
+    stale += query_value(r.get(), view) != std::to_string(i * 10);
+    stale += query_value(r.get(), view) != std::to_string(i * 10);
+  }
+  EXPECT_EQ(stale, 0);
+  EXPECT_GE(cache_stat(proxy, "hits"), 50) << proxy.log_tail();
 }
 
 // Two gateways share the cache: an entry stored by one is a hit on the other, and a write

@@ -24,10 +24,12 @@ TableSet writes_of(std::string_view sql, const FunctionCatalog* catalog = nullpt
   return out;
 }
 
-TableSet reads_of(std::string_view sql) {
+TableSet reads_of(std::string_view sql, const FunctionCatalog* catalog = nullptr) {
   StatementInfo info = analyze_with_parser(sql);
+  RouteContext ctx;
+  ctx.catalog = catalog;
   TableSet out;
-  add_reads(info, out);
+  add_reads(info, ctx, out);
   return out;
 }
 
@@ -220,6 +222,30 @@ TEST(Floors, MessagesRoundTripAndAnythingMalformedIsRefused) {
         "1 xyz 1 b c", "1 a 1 b ,", "1 a 1 b 12345678901234567"}) {
     EXPECT_FALSE(decode_floor_message(bad)) << bad;
   }
+}
+
+TEST(Floors, CatalogRelationsWidenWritesAndExpandViews) {
+  FunctionCatalog cat;
+  cat.relations().add_cascading("parents");  // ON DELETE CASCADE from children
+  cat.relations().add_cascading("audited");  // a user trigger
+  cat.relations().add_view_base("v_items", "items");
+  cat.relations().add_view_base("v_both", "v_items");
+  cat.relations().add_view_base("v_both", "other");
+  cat.relations().add_view_base("v_loop", "v_loop2");
+  cat.relations().add_view_base("v_loop2", "v_loop");
+  EXPECT_TRUE(writes_of("DELETE FROM parents WHERE id = 1", &cat).unknown);
+  EXPECT_TRUE(writes_of("UPDATE Audited SET x = 1", &cat).unknown);
+  EXPECT_TRUE(writes_of("UPDATE v_items SET x = 1", &cat).unknown);
+  TableSet plain = writes_of("UPDATE items SET x = 1", &cat);
+  EXPECT_FALSE(plain.unknown);
+  EXPECT_TRUE(names(plain, "items"));
+  TableSet r = reads_of("SELECT * FROM v_both", &cat);
+  EXPECT_FALSE(r.unknown);
+  EXPECT_TRUE(names(r, "items"));
+  EXPECT_TRUE(names(r, "other"));
+  EXPECT_FALSE(names(r, "v_both"));
+  EXPECT_TRUE(reads_of("SELECT * FROM v_loop", &cat).unknown);  // no base table found
+  EXPECT_TRUE(names(reads_of("SELECT * FROM parents", &cat), "parents"));
 }
 
 }  // namespace
