@@ -4,6 +4,8 @@
 #include <array>
 #include <charconv>
 
+#include "protocol/frame.h"
+#include "protocol/messages.h"
 #include "routing/lexer.h"
 
 namespace pglane::cache {
@@ -107,6 +109,63 @@ bool listed(const routing::QualifiedName& t, const std::vector<std::string>& tab
 }
 
 }  // namespace
+
+std::optional<std::string_view> cacheable_unit(std::string_view unit) {
+  namespace p = protocol;
+  std::optional<std::string_view> sql;
+  int parses = 0;
+  int binds = 0;
+  int executes = 0;
+  size_t pos = 0;
+  while (pos < unit.size()) {
+    auto h = p::decode_header(unit.substr(pos));
+    if (h.status != p::DecodeStatus::kMessage || unit.size() - pos < h.frame.size) {
+      return std::nullopt;
+    }
+    const std::string_view msg = unit.substr(pos, h.frame.size);
+    pos += h.frame.size;
+    p::Reader r(msg.substr(p::kHeaderSize));
+    const bool last = pos == unit.size();
+    switch (h.frame.type) {
+      case 'Q':
+        if (pos != h.frame.size || !last) {
+          return std::nullopt;  // a Query alone, or nothing
+        }
+        return p::statement_text('Q', msg);
+      case 'P':
+        if (!r.cstring().empty() || !r.ok() || ++parses > 1 || binds > 0) {
+          return std::nullopt;  // a named statement, or a second Parse
+        }
+        sql = p::statement_text('P', msg);
+        break;
+      case 'B':
+        if (!r.cstring().empty() || !r.cstring().empty() || !r.ok() || ++binds > 1 || parses == 0) {
+          return std::nullopt;  // named portal or statement, or a statement of an earlier unit
+        }
+        break;
+      case 'D': {
+        const uint8_t kind = r.u8();
+        if (!r.cstring().empty() || !r.ok() || (kind != 'S' && kind != 'P')) {
+          return std::nullopt;
+        }
+        break;
+      }
+      case 'E':
+        if (!r.cstring().empty() || r.i32() != 0 || !r.ok() || binds == 0 || ++executes > 1) {
+          return std::nullopt;  // a named portal, or a row limit (a partial result)
+        }
+        break;
+      case 'S':
+        if (!last || executes != 1) {
+          return std::nullopt;
+        }
+        return sql;
+      default:
+        return std::nullopt;  // Close, Flush, FunctionCall, COPY...
+    }
+  }
+  return std::nullopt;  // no Sync
+}
 
 std::optional<int> cache_hint_ms(std::string_view sql) {
   size_t i = 0;

@@ -34,6 +34,13 @@ struct Verdict {
 // number is seconds). nullopt: no cache hint; 0: a hint without ttl.
 std::optional<int> cache_hint_ms(std::string_view sql);
 
+// The statement text of a unit of work the cache can answer whole, or nullopt: one simple Query;
+// or, in the extended protocol, one Parse of the unnamed statement, one Bind of it to the
+// unnamed portal, Describes of either, one Execute of the unnamed portal with no row limit (a
+// partial fetch is never stored or served), and a Sync that ends the unit, nothing else.
+// `unit`: the unit's bytes (whole messages).
+std::optional<std::string_view> cacheable_unit(std::string_view unit);
+
 // Whether the statement's result may be cached. `functions`: the database's volatility catalog
 // (null: not loaded, so any function call is uncacheable).
 Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,

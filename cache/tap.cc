@@ -11,12 +11,15 @@ void Tap::on_message(char type, std::string_view msg) {
     return;
   }
   switch (state_) {
-    case State::kWantRowDescription:
-      if (type != 'T') {
+    case State::kHead:
+      if (type == 'D') {
+        state_ = State::kRows;
+      } else if (type == 'C') {
+        state_ = State::kWantReady;
+      } else if (type != '1' && type != '2' && type != 't' && type != 'T' && type != 'n') {
         stop();
         return;
       }
-      state_ = State::kRows;
       break;
     case State::kRows:
       if (type == 'C') {

@@ -1,7 +1,9 @@
-// A relay tap that keeps one simple Query's answer for the result cache: RowDescription, any
-// DataRows and CommandComplete, then ReadyForQuery reporting idle. Anything else on the way (an
-// error, a notice, a ParameterStatus, a second result, a message that streamed because it was
-// too large, more than the size cap) spoils it, and nothing is stored. Pure.
+// A relay tap that keeps one unit's answer for the result cache (cache::cacheable_unit): the
+// head (ParseComplete, BindComplete, ParameterDescription, RowDescription, NoData, as the
+// extended protocol answers them; a simple Query has just its RowDescription), any DataRows,
+// one CommandComplete, then ReadyForQuery reporting idle. Anything else on the way (an error, a
+// notice, a ParameterStatus, a second result, a message that streamed because it was too large,
+// more than the size cap) spoils it, and nothing is stored. Pure.
 #pragma once
 
 #include <cstddef>
@@ -12,9 +14,9 @@ namespace pglane::cache {
 
 class Tap {
  public:
-  // Starts keeping the answer of the Query just sent.
+  // Starts keeping the answer of the unit just sent.
   void start(size_t cap) {
-    state_ = State::kWantRowDescription;
+    state_ = State::kHead;
     cap_ = cap;
     bytes_.clear();
   }
@@ -39,7 +41,7 @@ class Tap {
   }
 
  private:
-  enum class State { kOff, kWantRowDescription, kRows, kWantReady, kComplete };
+  enum class State { kOff, kHead, kRows, kWantReady, kComplete };
   State state_ = State::kOff;
   size_t cap_ = 0;
   std::string bytes_;

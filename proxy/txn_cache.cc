@@ -2,12 +2,9 @@
 // "Result cache"): look a read up before it is placed, answer a hit without a server, and keep
 // a miss's answer for the store.
 #include "cache/entry.h"
-#include "protocol/messages.h"
 #include "proxy/txn_pooling.h"
 
 namespace pglane::proxy {
-
-namespace p = protocol;
 
 asio::awaitable<End> TransactionPooling::try_cache(const routing::Unit& unit, bool& hit) {
   hit = false;
@@ -18,13 +15,17 @@ asio::awaitable<End> TransactionPooling::try_cache(const routing::Unit& unit, bo
       conv_.settings().dirty() || conv_.settings().tainted()) {
     co_return End::kRunning;
   }
-  // One simple Query, the whole unit. (Extended-protocol reads are not cached yet.)
+  // One simple Query, or Parse/Bind/Describe/Execute/Sync of the unnamed statement and portal.
   const std::string_view data = client_.in.data();
-  auto h = p::decode_header(data, cfg_.proxy.max_message_size);
-  if (h.status != p::DecodeStatus::kMessage || h.frame.type != 'Q' || h.frame.size != unit.size) {
+  if (data.size() < unit.size) {
     co_return End::kRunning;
   }
-  const std::string_view sql = p::statement_text('Q', data.substr(0, unit.size));
+  const std::string_view unit_bytes = data.substr(0, unit.size);
+  const std::optional<std::string_view> text = cache::cacheable_unit(unit_bytes);
+  if (!text) {
+    co_return End::kRunning;
+  }
+  const std::string_view sql = *text;
   routing::Analysis a = memo_.analyze(sql);
   if (!a.info) {
     co_return End::kRunning;
@@ -39,7 +40,7 @@ asio::awaitable<End> TransactionPooling::try_cache(const routing::Unit& unit, bo
   kp.user = lease_.identity().user;
   kp.startup = &conv_.settings().startup();
   kp.settings = &conv_.settings().values();
-  kp.sql = sql;
+  kp.sql = unit_bytes;  // the text, and for the extended protocol parameters and formats too
   const std::string key = cache::result_key(kp, rc->secret());
   const auto asked = std::chrono::steady_clock::now();
   co_await rc->lookup(entry_.worker, db_key_, unit.reads, key, fill_.miss);
@@ -75,8 +76,8 @@ asio::awaitable<End> TransactionPooling::try_cache(const routing::Unit& unit, bo
   co_return End::kRunning;
 }
 
-// The fill's Query is going to the server with nothing owed before it: what comes back until
-// ReadyForQuery is its answer.
+// The fill's unit (its Query or Parse first) is going to the server with nothing owed before it:
+// what comes back until ReadyForQuery is its answer.
 void TransactionPooling::tap_client_query() {
   if (!fill_.pending) {
     return;

@@ -508,7 +508,7 @@ End TransactionPooling::on_client_message(char type, std::string_view whole, std
   if (routing_ && attached_route_ == routing::Route::kWriter) {
     note_writes(type, whole);
   }
-  if (type == 'Q') {
+  if (type == 'Q' || type == 'P') {
     tap_client_query();
   }
   auto r = conv_.on_client_message(type, whole, out, lease_->status);

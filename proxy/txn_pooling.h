@@ -104,9 +104,10 @@ class TransactionPooling : public RelayPolicy {
   bool attached_fresh_for(const routing::Unit& u);
   void count_route(const Target& target, const routing::Decision& d);
 
-  // The result cache (proxy/txn_cache.cc). A read unit that is one cacheable Query is looked
-  // up before it is placed: a hit is answered here (`hit`); a miss runs on the writer (fresh
-  // as of the lookup) with its answer kept by a tap and stored once the client has it.
+  // The result cache (proxy/txn_cache.cc). A read unit the cache can answer whole (a Query, or
+  // an unnamed Parse/Bind/Execute/Sync) is looked up before it is placed: a hit is answered here
+  // (`hit`); a miss runs on the writer (fresh as of the lookup) with its answer kept by a tap and
+  // stored once the client has it.
   asio::awaitable<End> try_cache(const routing::Unit& unit, bool& hit);
   void tap_client_query();
   void tap_server_message(char type, std::string_view msg);

@@ -248,6 +248,44 @@ TEST_F(ResultCacheTest, GatewaysShareEntriesAndInvalidations) {
   EXPECT_GE(cache_stat(a, "hits"), 20);
 }
 
+// Drivers' parameterised reads (libpq's PQexecParams: Parse, Bind, Describe, Execute, Sync of
+// the unnamed statement) are cached per parameter value and format; a row-limited fetch is not.
+TEST_F(ResultCacheTest, ExtendedProtocolReadsAreCachedPerParameters) {
+  Proxy proxy(settings());
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  exec_ok(c.get(), "UPDATE ca_items SET v = 31 WHERE id = 1");
+  exec_ok(c.get(), "UPDATE ca_items SET v = 32 WHERE id = 2");
+  auto read = [&](const char* id, int result_format = 0) {
+    const char* values[] = {id};
+    Result r(PQexecParams(c.get(), "SELECT v FROM ca_items WHERE id = $1::int", 1, nullptr, values,
+                          nullptr, nullptr, result_format));
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(c.get());
+    if (result_format == 1) {
+      return std::string(PQgetvalue(r.get(), 0, 0), 4) == std::string("\0\0\0\x1f", 4)
+                 ? std::string("31")
+                 : std::string("?");
+    }
+    return std::string(PQgetvalue(r.get(), 0, 0));
+  };
+  int64_t stores = cache_stat(proxy, "stores");
+  for (int i = 0; i < 3 && cache_stat(proxy, "stores") == stores; ++i) {
+    EXPECT_EQ(read("1"), "31");
+    wait_stat(proxy, "stores", stores + 1, 500ms);
+  }
+  ASSERT_GT(cache_stat(proxy, "stores"), stores) << proxy.log_tail();
+  int64_t hits = cache_stat(proxy, "hits");
+  EXPECT_EQ(read("1"), "31");
+  EXPECT_EQ(cache_stat(proxy, "hits"), hits + 1);
+  EXPECT_EQ(read("2"), "32");  // another value: another entry
+  EXPECT_EQ(cache_stat(proxy, "hits"), hits + 1);
+  EXPECT_EQ(read("1", 1), "31");  // binary results: another entry
+  EXPECT_EQ(cache_stat(proxy, "hits"), hits + 1);
+  exec_ok(c.get(), "UPDATE ca_items SET v = 33 WHERE id = 1");
+  EXPECT_EQ(read("1"), "33");
+  EXPECT_EQ(cache_stat(proxy, "hits"), hits + 1);
+}
+
 // Sessions whose settings differ never share an entry, and the role is one of the settings.
 TEST_F(ResultCacheTest, EntriesAreKeyedBySessionSettings) {
   Proxy proxy(settings());

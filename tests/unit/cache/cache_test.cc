@@ -188,6 +188,71 @@ TEST(CacheTap, KeepsRowDescriptionRowsAndCompletion) {
   EXPECT_FALSE(t.active());
 }
 
+std::string cstr(std::string_view s) {
+  return std::string(s) + '\0';
+}
+
+std::string parse(std::string_view name, std::string_view sql) {
+  return msg('P', cstr(name) + cstr(sql) + std::string("\0\0", 2));
+}
+std::string bind(std::string_view portal, std::string_view stmt) {
+  // no parameter formats, no parameters, no result formats
+  return msg('B', cstr(portal) + cstr(stmt) + std::string(6, '\0'));
+}
+std::string describe(char kind, std::string_view name) {
+  return msg('D', std::string(1, kind) + cstr(name));
+}
+std::string execute(std::string_view portal, uint32_t max_rows) {
+  std::string b = cstr(portal);
+  for (int i = 3; i >= 0; --i) {
+    b.push_back(static_cast<char>(max_rows >> (8 * i)));
+  }
+  return msg('E', b);
+}
+const std::string kSync = msg('S', "");
+
+TEST(CacheUnit, SimpleQueriesAndUnnamedExtendedUnits) {
+  const std::string q = msg('Q', cstr("SELECT 1 FROM items"));
+  EXPECT_EQ(cacheable_unit(q), "SELECT 1 FROM items");
+  const std::string sql = "SELECT v FROM items WHERE id = $1";
+  const std::string libpq =
+      parse("", sql) + bind("", "") + describe('P', "") + execute("", 0) + kSync;
+  EXPECT_EQ(cacheable_unit(libpq), sql);
+  EXPECT_EQ(
+      cacheable_unit(parse("", sql) + describe('S', "") + bind("", "") + execute("", 0) + kSync),
+      sql);
+  for (const std::string& bad : {
+           q + q,                                                       // two units
+           parse("s1", sql) + bind("", "s1") + execute("", 0) + kSync,  // named statement
+           parse("", sql) + bind("p", "") + execute("p", 0) + kSync,    // named portal
+           parse("", sql) + bind("", "") + execute("", 10) + kSync,     // a row limit
+           bind("", "") + execute("", 0) + kSync,                       // parsed earlier
+           parse("", sql) + bind("", "") + execute("", 0),              // no Sync
+           parse("", sql) + bind("", "") + execute("", 0) + execute("", 0) + kSync,
+           parse("", sql) + parse("", sql) + bind("", "") + execute("", 0) + kSync,
+           parse("", sql) + bind("", "") + msg('H', "") + execute("", 0) + kSync,  // Flush
+           parse("", sql) + bind("", "") + execute("", 0) + kSync + q,
+           parse("", sql).substr(0, 7),
+       }) {
+    EXPECT_FALSE(cacheable_unit(bad)) << bad.size();
+  }
+}
+
+TEST(CacheTap, KeepsAnExtendedUnitsAnswer) {
+  Tap t;
+  t.start(1 << 20);
+  const std::string answer =
+      msg('1', "") + msg('2', "") + msg('T', "xx") + msg('D', "r") + msg('C', cstr("SELECT 1"));
+  for (size_t pos = 0; pos < answer.size();) {
+    const uint32_t len = (uint8_t(answer[pos + 3]) << 8) | uint8_t(answer[pos + 4]);
+    t.on_message(answer[pos], answer.substr(pos, len + 1));
+    pos += len + 1;
+  }
+  t.on_message('Z', msg('Z', "I"));
+  ASSERT_TRUE(t.complete());
+  EXPECT_EQ(t.take(), answer);
+}
+
 TEST(CacheTap, AnythingElseSpoilsIt) {
   const std::string T = msg('T', "xx"), D = msg('D', "row"), C = msg('C', "SELECT 1");
   auto run = [&](std::vector<std::pair<char, std::string>> seq, size_t cap = 1 << 20) {
@@ -199,6 +264,10 @@ TEST(CacheTap, AnythingElseSpoilsIt) {
     return t.complete();
   };
   EXPECT_FALSE(run({{'E', msg('E', "x")}, {'Z', msg('Z', "I")}}));
+  EXPECT_FALSE(run({{'1', msg('1', "")},
+                    {'2', msg('2', "")},
+                    {'s', msg('s', "")},
+                    {'Z', msg('Z', "I")}}));  // PortalSuspended: a partial result
   EXPECT_FALSE(run({{'T', T}, {'N', msg('N', "x")}, {'C', C}, {'Z', msg('Z', "I")}}));
   EXPECT_FALSE(run({{'T', T}, {'C', C}, {'T', T}, {'C', C}, {'Z', msg('Z', "I")}}));
   EXPECT_FALSE(run({{'T', T}, {'C', C}, {'Z', msg('Z', "T")}}));  // inside a transaction
