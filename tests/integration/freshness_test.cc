@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/own_redis.h"
 
 namespace pglane::itest {
 namespace {
@@ -223,50 +224,6 @@ TEST_F(Freshness, FloorsCrossGatewaysThroughRedis) {
 }
 
 // A TLS Redis of the test's own (the sandbox's is shared), to kill and restart.
-class OwnRedis {
- public:
-  OwnRedis() : port_(any_free_port()) {
-    dir_ = sandbox_dir() + "/redis-own-" + std::to_string(getpid()) + "-" + std::to_string(port_);
-    std::system(("mkdir -p " + dir_).c_str());
-    std::ofstream(dir_ + "/redis.conf")
-        << "bind 127.0.0.1\nport 0\ntls-port " << port_ << "\ntls-cert-file " << env("TLS_CERT")
-        << "\ntls-key-file " << env("TLS_KEY") << "\ntls-ca-cert-file " << env("TLS_CA")
-        << "\ntls-auth-clients no\ndaemonize yes\npidfile " << dir_ << "/redis.pid\nlogfile "
-        << dir_ << "/redis.log\ndir " << dir_ << "\nsave \"\"\nappendonly no\n";
-  }
-  ~OwnRedis() { stop(); }
-  bool start() {
-    if (std::system(("redis-server " + dir_ + "/redis.conf").c_str()) != 0) {
-      return false;
-    }
-    const auto deadline = Clock::now() + 5s;
-    while (Clock::now() < deadline) {
-      if (pid() > 0) {
-        return true;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-  void stop() {
-    const pid_t p = pid();
-    if (p > 0) {
-      kill(p, SIGKILL);
-      std::remove((dir_ + "/redis.pid").c_str());
-      std::this_thread::sleep_for(100ms);
-    }
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid() const {
-    const std::string text = read_file(dir_ + "/redis.pid");
-    return text.empty() ? 0 : static_cast<pid_t>(std::stol(text));
-  }
-  int port_;
-  std::string dir_;
-};
-
 int count_of(const std::string& text, const std::string& what) {
   int n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
