@@ -207,6 +207,20 @@ Verdict decide(const routing::StatementInfo& info, std::string_view sql, const R
     v.why = "reads no table";
     return v;
   }
+  // The rules first: most reads are not cached, and this costs no lexing.
+  bool all_listed = true;
+  for (const routing::QualifiedName& t : info.tables_read) {
+    if (system_relation(t)) {
+      v.why = "reads a system catalog";
+      return v;
+    }
+    all_listed = all_listed && listed(t, rules.tables);
+  }
+  const std::optional<int> hint = rules.hints ? cache_hint_ms(sql) : std::nullopt;
+  if (!all_listed && !hint) {
+    v.why = "no rule caches it";
+    return v;
+  }
   lex::Lexed lexed;
   lex::tokenize(sql, lexed);
   if (!lexed.ok) {
@@ -247,19 +261,6 @@ Verdict decide(const routing::StatementInfo& info, std::string_view sql, const R
       v.why = "calls a function not known to be immutable";
       return v;
     }
-  }
-  bool all_listed = true;
-  for (const routing::QualifiedName& t : info.tables_read) {
-    if (system_relation(t)) {
-      v.why = "reads a system catalog";
-      return v;
-    }
-    all_listed = all_listed && listed(t, rules.tables);
-  }
-  const std::optional<int> hint = rules.hints ? cache_hint_ms(sql) : std::nullopt;
-  if (!all_listed && !hint) {
-    v.why = "no rule caches it";
-    return v;
   }
   v.cache = true;
   v.ttl_ms = std::min(hint && *hint > 0 ? *hint : rules.ttl_ms, rules.max_ttl_ms);

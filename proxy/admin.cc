@@ -393,7 +393,8 @@ class Console {
       row("floor_propagation_avg_us",
           received ? static_cast<int64_t>(f.delay_sum_us.load()) / received : 0);
       row("floor_propagation_max_us", static_cast<int64_t>(f.delay_max_us.load()));
-      row("floor_propagation_le_1ms", static_cast<int64_t>(f.delay_le_1ms.load()));
+      row("floor_propagation_p50_us", static_cast<int64_t>(f.delay_quantile_us(0.5)));
+      row("floor_propagation_p99_us", static_cast<int64_t>(f.delay_quantile_us(0.99)));
     }
     return r;
   }

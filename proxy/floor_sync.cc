@@ -67,6 +67,26 @@ absl::Status redis_setup(const conf::Config& cfg, redis::Options& opts,
   return absl::OkStatus();
 }
 
+uint64_t FloorSyncStats::delay_quantile_us(double q) const {
+  uint64_t total = 0;
+  for (const auto& b : delay_buckets) {
+    total += b.load(std::memory_order_relaxed);
+  }
+  if (total == 0) {
+    return 0;
+  }
+  const auto want = static_cast<uint64_t>(q * static_cast<double>(total) + 0.999999);
+  uint64_t seen = 0;
+  for (size_t i = 0; i < delay_buckets.size(); ++i) {
+    seen += delay_buckets[i].load(std::memory_order_relaxed);
+    if (seen >= want) {
+      return i < kDelayBoundsUs.size() ? kDelayBoundsUs[i]
+                                       : delay_max_us.load(std::memory_order_relaxed);
+    }
+  }
+  return delay_max_us.load(std::memory_order_relaxed);
+}
+
 FloorSync* floor_sync() {
   return g_sync;
 }
@@ -176,12 +196,12 @@ void FloorSync::on_message(std::string_view payload) {
   const int64_t delay = std::max<int64_t>(0, wall_us() - d->sent_us);
   stats_.delay_sum_us.fetch_add(static_cast<uint64_t>(delay), std::memory_order_relaxed);
   raise_max(stats_.delay_max_us, static_cast<uint64_t>(delay));
-  if (delay <= 1000) {
-    stats_.delay_le_1ms.fetch_add(1, std::memory_order_relaxed);
+  size_t b = 0;
+  while (b < FloorSyncStats::kDelayBoundsUs.size() &&
+         static_cast<uint64_t>(delay) > FloorSyncStats::kDelayBoundsUs[b]) {
+    ++b;
   }
-  if (delay <= 10000) {
-    stats_.delay_le_10ms.fetch_add(1, std::memory_order_relaxed);
-  }
+  stats_.delay_buckets[b].fetch_add(1, std::memory_order_relaxed);
 }
 
 asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,

@@ -11,6 +11,7 @@
 // price of more reads on the writer during a Redis outage.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -37,8 +38,13 @@ struct FloorSyncStats {
   // Propagation delay of received messages (sender's wall clock to ours), microseconds.
   std::atomic<uint64_t> delay_sum_us{0};
   std::atomic<uint64_t> delay_max_us{0};
-  std::atomic<uint64_t> delay_le_1ms{0};   // how many arrived within 1 ms
-  std::atomic<uint64_t> delay_le_10ms{0};  // ... within 10 ms
+  // How many arrived within each bound (not cumulative; the last bucket is everything later).
+  static constexpr std::array<uint64_t, 10> kDelayBoundsUs = {100,  250,   500,   1000,  2500,
+                                                              5000, 10000, 25000, 50000, 100000};
+  std::array<std::atomic<uint64_t>, kDelayBoundsUs.size() + 1> delay_buckets{};
+  // The bound (µs) under which a fraction `q` of the messages arrived (nearest bucket bound;
+  // the maximum for the last bucket), 0 with none.
+  uint64_t delay_quantile_us(double q) const;
 };
 
 class FloorSync {

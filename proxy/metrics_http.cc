@@ -162,8 +162,14 @@ std::string prometheus_text() {
           "Times every floor was raised because messages may have been missed.", d(f.resyncs));
     x.family("floor_propagation_seconds", "histogram",
              "From another gateway's publish to its floor applied here (wall clocks).");
-    x.sample("floor_propagation_seconds_bucket", "le=\"0.001\"", d(f.delay_le_1ms));
-    x.sample("floor_propagation_seconds_bucket", "le=\"0.01\"", d(f.delay_le_10ms));
+    double cumulative = 0;
+    for (size_t i = 0; i < FloorSyncStats::kDelayBoundsUs.size(); ++i) {
+      cumulative += d(f.delay_buckets[i]);
+      x.sample(
+          "floor_propagation_seconds_bucket",
+          absl::StrCat("le=\"", static_cast<double>(FloorSyncStats::kDelayBoundsUs[i]) / 1e6, "\""),
+          cumulative);
+    }
     x.sample("floor_propagation_seconds_bucket", "le=\"+Inf\"", d(f.received));
     x.sample("floor_propagation_seconds_sum", "", d(f.delay_sum_us) / 1e6);
     x.sample("floor_propagation_seconds_count", "", d(f.received));
