@@ -14,8 +14,9 @@
 #     then through cache-on (all hits once the first has filled it);
 #   - latency, one client for LAT_DURATION s: the cached report through cache-on, and a
 #     primary-key lookup (pgbench -S's statement) direct; p50 and p99 from pgbench's logs;
-#   - pgbench -S (CLIENTS_S clients): cache-off, then cache-on with pgbench_accounts not listed
-#     (the cost of looking at every read), CPU seconds per 1,000 transactions from /proc.
+#   - pgbench -S (CLIENTS_S clients): cache-off, redis-only ([redis] for floors, no cache), then
+#     cache-on with pgbench_accounts not listed (the cost of looking at every read), CPU seconds
+#     per 1,000 transactions from /proc. SELECT_ONLY=1 runs only these.
 # Medians over rounds go to stdout (markdown), progress to stderr.
 #
 # Environment (defaults): ROUNDS=3 DURATION=10 LAT_DURATION=5 CLIENTS=8 CLIENTS_S=32 SCALE=10
@@ -77,7 +78,8 @@ declare -A port pid
 # start_pglane NAME EXTRA_TOML
 start_pglane() {
   local name=$1 extra=$2 lport
-  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[cache-on]:-}" "${port[cache-off]:-}")
+  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[cache-on]:-}" "${port[cache-off]:-}" \
+    "${port[redis-only]:-}")
   cat >"$tmp/$name.toml" <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
@@ -111,6 +113,13 @@ EOF
 }
 
 start_pglane cache-off ""
+start_pglane redis-only "$(
+  cat <<EOF
+[redis]
+endpoint = "127.0.0.1:$REDIS_TLS_PORT"
+ca_file = "$TLS_CA"
+EOF
+)"
 start_pglane cache-on "$(
   cat <<EOF
 [redis]
@@ -178,12 +187,15 @@ run() {
 pgbench -n -f "$tmp/report.sql" -t 2 -h 127.0.0.1 -p "${port[cache-on]}" -U "$APP_USER" "$APP_DB" >/dev/null
 for ((round = 1; round <= ROUNDS; round++)); do
   note "round $round of $ROUNDS"
-  run report-direct direct "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
-  run report-cached cache-on "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
-  run lat-report-cached cache-on 1 "$LAT_DURATION" -f "$tmp/report.sql"
-  run lat-pk-direct direct 1 "$LAT_DURATION" -f "$tmp/pk.sql"
-  run lat-pk-cache-off cache-off 1 "$LAT_DURATION" -f "$tmp/pk.sql"
+  if [ "${SELECT_ONLY:-0}" != 1 ]; then
+    run report-direct direct "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
+    run report-cached cache-on "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
+    run lat-report-cached cache-on 1 "$LAT_DURATION" -f "$tmp/report.sql"
+    run lat-pk-direct direct 1 "$LAT_DURATION" -f "$tmp/pk.sql"
+    run lat-pk-cache-off cache-off 1 "$LAT_DURATION" -f "$tmp/pk.sql"
+  fi
   run select-cache-off cache-off "$CLIENTS_S" "$DURATION" -S
+  run select-redis-only redis-only "$CLIENTS_S" "$DURATION" -S
   run select-cache-on cache-on "$CLIENTS_S" "$DURATION" -S
 done
 
@@ -212,5 +224,6 @@ echo
 echo "| pgbench -S, $CLIENTS_S clients (pgbench_accounts not cached) | tps | CPU s / 1k tx |"
 echo "|---|---|---|"
 echo "| cache off | $(median select-cache-off 1) | $(median select-cache-off 2) |"
+echo "| [redis] only (floors shared, no cache) | $(median select-redis-only 1) | $(median select-redis-only 2) |"
 echo "| cache on | $(median select-cache-on 1) | $(median select-cache-on 2) |"
 echo "| ratio on / off | $(ratio "$(median select-cache-on 1)" "$(median select-cache-off 1)") | $(ratio "$(median select-cache-on 2)" "$(median select-cache-off 2)") |"

@@ -13,7 +13,7 @@ namespace pglane::cache {
 
 namespace {
 
-constexpr std::string_view kMagic = "PGLC1";
+constexpr std::string_view kMagic = "PGLC2";
 constexpr size_t kMac = 32;
 constexpr size_t kMaxVersions = 64;
 
@@ -98,6 +98,7 @@ std::string seal(const Entry& e, std::string_view redis_key, std::string_view se
   out.append(kMagic);
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms) >> 32));
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms)));
+  put_u32(out, static_cast<uint32_t>(e.ttl_ms));
   put_u32(out, static_cast<uint32_t>(e.versions.size()));
   for (const std::string& v : e.versions) {
     put_bytes(out, v);
@@ -121,11 +122,14 @@ std::optional<Entry> open(std::string_view value, std::string_view redis_key,
   Entry e;
   uint32_t hi = 0;
   uint32_t lo = 0;
+  uint32_t ttl = 0;
   uint32_t n = 0;
-  if (!r.u32(hi) || !r.u32(lo) || !r.u32(n) || n > kMaxVersions) {
+  if (!r.u32(hi) || !r.u32(lo) || !r.u32(ttl) || !r.u32(n) || n > kMaxVersions ||
+      ttl > 0x7fffffff) {
     return std::nullopt;
   }
   e.created_ms = static_cast<int64_t>((uint64_t{hi} << 32) | lo);
+  e.ttl_ms = static_cast<int32_t>(ttl);
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view v;
     if (!r.bytes(v)) {

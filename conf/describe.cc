@@ -161,6 +161,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
     l.add("cache.max_entry_bytes", c.cache.max_entry_bytes);
     l.add("cache.hmac_key_file", secret(c.cache.hmac_key));
     l.add("cache.key_prefix", c.cache.key_prefix);
+    l.add("cache.local_bytes", c.cache.local_bytes);
   }
   l.add("admin.database", c.admin.database);
   l.add("admin.users", absl::StrJoin(c.admin.users, ", "));

@@ -412,6 +412,7 @@ class Console {
     };
     row("lookups", c.lookups);
     row("hits", c.hits);
+    row("local_hits", c.local_hits);
     row("misses", c.misses);
     row("stale", c.stale);
     row("rejected", c.rejected);

@@ -187,6 +187,8 @@ std::string prometheus_text() {
     };
     for (const K& k : {K{"cache_lookups_total", c.lookups, "Reads looked up in the result cache."},
                        K{"cache_hits_total", c.hits, "Reads answered from the result cache."},
+                       K{"cache_local_hits_total", c.local_hits,
+                         "Hits answered from the in-process layer, without Redis."},
                        K{"cache_misses_total", c.misses, "Lookups that found no entry."},
                        K{"cache_stale_total", c.stale,
                          "Entries found whose tables were written since: not served."},

@@ -68,6 +68,12 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
     c->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
   }
   c->executors_ = workers;
+  if (cfg.cache.local_bytes > 0 && !workers.empty()) {
+    for (size_t i = 0; i < workers.size(); ++i) {
+      c->local_.push_back(std::make_unique<cache::LocalCache>(
+          static_cast<size_t>(cfg.cache.local_bytes) / workers.size()));
+    }
+  }
   std::random_device rd;
   c->token_base_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   c->epoch_seen_.assign(workers.size(), 0);
@@ -107,6 +113,7 @@ asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing
     out.what = Lookup::What::kUnavailable;
     co_return;
   }
+  out.reads = reads;
   out.version_keys = version_keys(db, reads);
   const std::vector<std::string>& keys = out.version_keys;
   out.redis_key = cache::entry_key(cache::database_tag(prefix_, db), key);
@@ -162,6 +169,7 @@ asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing
   }
   out.what = Lookup::What::kHit;
   out.payload = std::move(e->payload);
+  out.expires_ms = e->created_ms + e->ttl_ms;
 }
 
 void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int ttl_ms) {
@@ -169,44 +177,49 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
   if (worker < 0 || w >= clients_.size()) {
     return;
   }
-  auto alive = alive_;
-  redis::Client* client = clients_[w].get();
-  // A table never written through a gateway has no version yet: give it one and store next
-  // time (an entry filled under "no version" would be current again if a version key were
-  // evicted).
-  bool unversioned = false;
+  // A table never written through a gateway has no version yet. It gets a fresh token (SET NX)
+  // first, and the entry is stored under it only if every such SET won: a write that set the
+  // key first, after the lookup, makes this answer possibly older than it (not stored); one
+  // that sets it later retires the entry like any other. (An entry trusting "no version" would
+  // be current again if a version key were evicted.)
+  std::vector<std::pair<std::string, std::string>> inits;  // version key, token
+  std::vector<size_t> init_at;
   for (size_t i = 0; i < miss.versions.size(); ++i) {
-    if (!miss.versions[i].empty()) {
-      continue;
+    if (miss.versions[i].empty()) {
+      inits.emplace_back(miss.version_keys[i],
+                         absl::StrCat(absl::Hex(token_base_), ".",
+                                      token_seq_.fetch_add(1, std::memory_order_relaxed)));
+      init_at.push_back(i);
     }
-    unversioned = true;
-    std::string token = absl::StrCat(absl::Hex(token_base_), ".",
-                                     token_seq_.fetch_add(1, std::memory_order_relaxed));
-    asio::co_spawn(
-        executors_[w],
-        [alive, client, key = miss.version_keys[i],
-         token = std::move(token)]() -> asio::awaitable<void> {
-          if (!*alive) {
-            co_return;
-          }
-          std::string_view args[4] = {"SET", key, token, "NX"};
-          co_await client->call(args);
-        },
-        asio::detached);
-  }
-  if (unversioned) {
-    stats_.not_stored.fetch_add(1, std::memory_order_relaxed);
-    return;
   }
   cache::Entry e;
   e.created_ms = miss.started_ms;
+  e.ttl_ms = ttl_ms;
   e.versions = miss.versions;
+  for (size_t j = 0; j < inits.size(); ++j) {
+    e.versions[init_at[j]] = inits[j].second;
+  }
   e.payload = std::move(payload);
-  std::string value = cache::seal(e, miss.redis_key, secret_);
+  auto alive = alive_;
+  redis::Client* client = clients_[w].get();
   asio::co_spawn(
       executors_[w],
-      [this, alive, client, key = miss.redis_key, value = std::move(value),
-       ttl = std::to_string(ttl_ms)]() -> asio::awaitable<void> {
+      [this, alive, client, key = miss.redis_key, value = cache::seal(e, miss.redis_key, secret_),
+       inits = std::move(inits), ttl = std::to_string(ttl_ms)]() -> asio::awaitable<void> {
+        for (const auto& [vkey, token] : inits) {
+          if (!*alive) {
+            co_return;
+          }
+          std::string_view nx[4] = {"SET", vkey, token, "NX"};
+          auto r = co_await client->call(nx);
+          if (!*alive) {
+            co_return;
+          }
+          if (!r.ok() || r->type != redis::Reply::Type::kStatus) {
+            stats_.not_stored.fetch_add(1, std::memory_order_relaxed);  // lost the race
+            co_return;
+          }
+        }
         if (!*alive) {
           co_return;
         }

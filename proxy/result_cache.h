@@ -20,6 +20,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "absl/status/statusor.h"
+#include "cache/local.h"
 #include "cache/policy.h"
 #include "cache/redis/client.h"
 #include "conf/config.h"
@@ -30,6 +31,7 @@ namespace pglane::proxy {
 struct ResultCacheStats {
   std::atomic<uint64_t> lookups{0};
   std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> local_hits{0};   // of which from the in-process layer
   std::atomic<uint64_t> misses{0};       // no entry
   std::atomic<uint64_t> stale{0};        // an entry whose tables were written since
   std::atomic<uint64_t> rejected{0};     // bad signature, or older than a Redis reconnect
@@ -60,13 +62,21 @@ class ResultCache {
     std::string payload;                    // kHit: the answer's bytes
     std::vector<std::string> version_keys;  // the database's, then each table's
     std::vector<std::string> versions;      // their values ("" = none yet)
+    routing::TableSet reads;                // the tables the read reads
     int64_t started_ms = 0;                 // wall clock before the lookup
+    int64_t expires_ms = 0;                 // kHit: wall clock when its TTL ends
   };
   // `key`: cache::result_key of the statement. On a miss, `out` has what fill() needs.
   boost::asio::awaitable<void> lookup(int worker, uint64_t db, const routing::TableSet& reads,
                                       const std::string& key, Lookup& out);
   // Stores an answer kept for a miss (detached: the client already has it).
   void fill(int worker, const Lookup& miss, std::string payload, int ttl_ms);
+  // The worker's in-process layer, or null when cache.local_bytes is 0.
+  cache::LocalCache* local(int worker) {
+    return worker >= 0 && static_cast<size_t>(worker) < local_.size()
+               ? local_[static_cast<size_t>(worker)].get()
+               : nullptr;
+  }
 
   ResultCacheStats& stats() { return stats_; }
   bool healthy(int worker) const;
@@ -80,6 +90,7 @@ class ResultCache {
   std::string prefix_;
   size_t max_entry_bytes_ = 0;
   std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
+  std::vector<std::unique_ptr<cache::LocalCache>> local_;       // per worker
   std::vector<boost::asio::any_io_executor> executors_;
   // Per worker: the client's connection epoch last seen, and the wall clock (ms) of its last
   // reconnection (0: still on its first connection). Entries started before a reconnection are

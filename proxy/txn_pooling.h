@@ -109,6 +109,7 @@ class TransactionPooling : public RelayPolicy {
   // (`hit`); a miss runs on the writer (fresh as of the lookup) with its answer kept by a tap and
   // stored once the client has it.
   asio::awaitable<End> try_cache(const routing::Unit& unit, bool& hit);
+  asio::awaitable<End> answer_cached(size_t unit_size, int64_t started, bool local);
   void tap_client_query();
   void tap_server_message(char type, std::string_view msg);
 
@@ -150,6 +151,8 @@ class TransactionPooling : public RelayPolicy {
   struct Fill {
     bool pending = false;
     int ttl_ms = 0;
+    std::string key;      // cache::result_key
+    int64_t started = 0;  // floor_now() at the lookup
     ResultCache::Lookup miss;
     cache::Tap tap;
   } fill_;

@@ -59,8 +59,9 @@ class ResultCacheTest : public ::testing::Test {
   }
   void TearDown() override { on_every_replica("SELECT pg_wal_replay_resume()"); }
 
-  // `redis_port`: a Redis of the test's own instead of the sandbox's.
-  ProxySettings settings(int redis_port = 0) const {
+  // `redis_port`: a Redis of the test's own instead of the sandbox's; `local_bytes`: the
+  // in-process layer (0: every lookup goes to Redis).
+  ProxySettings settings(int redis_port = 0, int local_bytes = 1 << 20) const {
     ProxySettings s;
     s.pool_mode = "transaction";
     s.pool_size = 10;
@@ -75,7 +76,8 @@ class ResultCacheTest : public ::testing::Test {
                                "\"\nca_file = \"" + env("TLS_CA") + "\"\n") +
         "[cache]\nenabled = true\ntables = [\"ca_items\", \"ca_view\", \"ca_child\", "
         "\"ca_log\"]\nhmac_key_file = \"" +
-        key_file_ + "\"\nkey_prefix = \"" + prefix_ + "\"\n" + "[admin]\nusers = [\"" +
+        key_file_ + "\"\nkey_prefix = \"" + prefix_ +
+        "\"\nlocal_bytes = " + std::to_string(local_bytes) + "\n" + "[admin]\nusers = [\"" +
         env("APP_USER") + "\"]\n";
     return s;
   }
@@ -360,7 +362,7 @@ TEST_F(ResultCacheTest, EntriesAreKeyedBySessionSettings) {
 // An entry changed in Redis (forged, corrupted, or copied under another key) is rejected and
 // the database answers.
 TEST_F(ResultCacheTest, ForgedEntriesAreRejected) {
-  ProxySettings s = settings();
+  ProxySettings s = settings(0, 0);  // (the in-process layer would answer from memory)
   const int mport = any_free_port();
   s.extra_toml += "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"\n";
   Proxy proxy(s);
@@ -371,7 +373,7 @@ TEST_F(ResultCacheTest, ForgedEntriesAreRejected) {
   const std::string keys = redis("--scan --pattern '" + prefix_ + ":*:c:*'");
   ASSERT_NE(keys.find(":c:"), std::string::npos) << keys;
   const std::string key = keys.substr(0, keys.find('\n'));
-  redis("SET '" + key + "' 'PGLC1 forged rows' PX 60000");
+  redis("SET '" + key + "' 'PGLC2 forged rows' PX 60000");
   const int64_t rejected = cache_stat(proxy, "rejected");
   EXPECT_EQ(query_value(c.get(), kRead), "5");
   EXPECT_EQ(cache_stat(proxy, "rejected"), rejected + 1);

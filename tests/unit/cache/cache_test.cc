@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cache/entry.h"
+#include "cache/local.h"
 #include "cache/policy.h"
 #include "cache/tap.h"
 #include "protocol/messages.h"
@@ -134,12 +135,14 @@ TEST(CacheKey, EverythingThatChangesAResultChangesTheKey) {
 TEST(CacheEntry, SealedValuesOpenOnlyUnchangedUnderTheirKey) {
   Entry e;
   e.created_ms = 1767225600123;
+  e.ttl_ms = 30000;
   e.versions = {"a.1", "", "b.7"};
   e.payload = std::string("T\0\0\0\6\0\0", 7);
   const std::string v = seal(e, "pglane:{db:1}:c:ab", kSecret);
   auto back = open(v, "pglane:{db:1}:c:ab", kSecret);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->created_ms, e.created_ms);
+  EXPECT_EQ(back->ttl_ms, e.ttl_ms);
   EXPECT_EQ(back->versions, e.versions);
   EXPECT_EQ(back->payload, e.payload);
   EXPECT_FALSE(open(v, "pglane:{db:1}:c:ac", kSecret));  // moved to another key
@@ -280,6 +283,32 @@ TEST(CacheTap, AnythingElseSpoilsIt) {
   t.on_message('C', C);
   t.on_message('Z', msg('Z', "I"));
   EXPECT_FALSE(t.complete());
+}
+
+TEST(CacheLocal, ExpiresAndEvictsLeastRecentlyUsedWithinItsBudget) {
+  LocalCache c(4096);
+  auto entry = [](size_t n, int64_t expires) {
+    LocalEntry e;
+    e.payload.assign(n, 'x');
+    e.fresh_as_of = 1;
+    e.expires = expires;
+    return e;
+  };
+  c.put("a", entry(900, 100));
+  c.put("b", entry(900, 100));
+  c.put("c", entry(900, 100));
+  ASSERT_NE(c.find("a", 10), nullptr);  // a is now the most recently used
+  c.put("d", entry(900, 100));          // over budget: b goes
+  EXPECT_EQ(c.find("b", 10), nullptr);
+  EXPECT_NE(c.find("a", 10), nullptr);
+  EXPECT_NE(c.find("d", 10), nullptr);
+  EXPECT_LE(c.bytes(), 4096u);
+  EXPECT_EQ(c.find("a", 100), nullptr);  // expired
+  EXPECT_EQ(c.size(), 2u);
+  c.put("huge", entry(2000, 100));  // more than a quarter of the budget: not kept
+  EXPECT_EQ(c.find("huge", 10), nullptr);
+  c.put("d", entry(10, 200));  // replaced
+  EXPECT_EQ(c.find("d", 10)->payload.size(), 10u);
 }
 
 }  // namespace
