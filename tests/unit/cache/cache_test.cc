@@ -294,11 +294,11 @@ TEST(CacheLocal, ExpiresAndEvictsLeastRecentlyUsedWithinItsBudget) {
     e.expires = expires;
     return e;
   };
-  c.put("a", entry(900, 100));
-  c.put("b", entry(900, 100));
-  c.put("c", entry(900, 100));
+  c.put("a", entry(1000, 100));
+  c.put("b", entry(1000, 100));
+  c.put("c", entry(1000, 100));
   ASSERT_NE(c.find("a", 10), nullptr);  // a is now the most recently used
-  c.put("d", entry(900, 100));          // over budget: b goes
+  c.put("d", entry(1000, 100));         // over budget: b goes
   EXPECT_EQ(c.find("b", 10), nullptr);
   EXPECT_NE(c.find("a", 10), nullptr);
   EXPECT_NE(c.find("d", 10), nullptr);
