@@ -294,17 +294,17 @@ TEST(CacheLocal, ExpiresAndEvictsLeastRecentlyUsedWithinItsBudget) {
     e.expires = expires;
     return e;
   };
-  c.put("a", entry(1000, 100));
-  c.put("b", entry(1000, 100));
-  c.put("c", entry(1000, 100));
+  for (const char* k : {"a", "b", "c", "d"}) {
+    c.put(k, entry(900, 100));  // 997 bytes each with the key and bookkeeping
+  }
   ASSERT_NE(c.find("a", 10), nullptr);  // a is now the most recently used
-  c.put("d", entry(1000, 100));         // over budget: b goes
+  c.put("e", entry(900, 100));          // over budget: b, the least recently used, goes
   EXPECT_EQ(c.find("b", 10), nullptr);
   EXPECT_NE(c.find("a", 10), nullptr);
-  EXPECT_NE(c.find("d", 10), nullptr);
+  EXPECT_NE(c.find("e", 10), nullptr);
   EXPECT_LE(c.bytes(), 4096u);
   EXPECT_EQ(c.find("a", 100), nullptr);  // expired
-  EXPECT_EQ(c.size(), 2u);
+  EXPECT_EQ(c.size(), 3u);
   c.put("huge", entry(2000, 100));  // more than a quarter of the budget: not kept
   EXPECT_EQ(c.find("huge", 10), nullptr);
   c.put("d", entry(10, 200));  // replaced
