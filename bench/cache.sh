@@ -12,7 +12,8 @@
 #   - report query (a join of pgbench_accounts and pgbench_branches with an aggregate, with a
 #     /* pglane: cache ttl=600s */ hint): CLIENTS clients for DURATION s direct to the primary,
 #     then through cache-on (all hits once the first has filled it);
-#   - latency, one client for LAT_DURATION s: the cached report through cache-on, and a
+#   - latency, one client for LAT_DURATION s: the cached report through cache-on (in-process
+#     hits) and cache-redis (the same with local_bytes = 0: every hit from Redis), and a
 #     primary-key lookup (pgbench -S's statement) direct; p50 and p99 from pgbench's logs;
 #   - pgbench -S (CLIENTS_S clients): cache-off, redis-only ([redis] for floors, no cache), then
 #     cache-on with pgbench_accounts not listed (the cost of looking at every read), CPU seconds
@@ -79,7 +80,7 @@ declare -A port pid
 start_pglane() {
   local name=$1 extra=$2 lport
   lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[cache-on]:-}" "${port[cache-off]:-}" \
-    "${port[redis-only]:-}")
+    "${port[redis-only]:-}" "${port[cache-redis]:-}")
   cat >"$tmp/$name.toml" <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
@@ -120,7 +121,8 @@ endpoint = "127.0.0.1:$REDIS_TLS_PORT"
 ca_file = "$TLS_CA"
 EOF
 )"
-start_pglane cache-on "$(
+# cache_toml LOCAL_BYTES
+cache_toml() {
   cat <<EOF
 [redis]
 endpoint = "127.0.0.1:$REDIS_TLS_PORT"
@@ -129,8 +131,11 @@ ca_file = "$TLS_CA"
 enabled = true
 tables = ["pgbench_branches"]
 hmac_key_file = "$SANDBOX_DIR/cache.key"
+local_bytes = $1
 EOF
-)"
+}
+start_pglane cache-on "$(cache_toml 16777216)"
+start_pglane cache-redis "$(cache_toml 0)"
 port[direct]=$PG_PRIMARY_PORT
 sleep 1  # the health checker has seen the replicas
 
@@ -183,20 +188,26 @@ run() {
   note "$name: tps $tps, cpu/1k $cpu, p50 $p50 ms, p99 $p99 ms"
 }
 
-# Fill the report's entry once.
-pgbench -n -f "$tmp/report.sql" -t 2 -h 127.0.0.1 -p "${port[cache-on]}" -U "$APP_USER" "$APP_DB" >/dev/null
+# Fill the report's entry once (Redis, and each instance's in-process layer).
+for t in cache-on cache-redis; do
+  pgbench -n -f "$tmp/report.sql" -t 3 -h 127.0.0.1 -p "${port[$t]}" -U "$APP_USER" "$APP_DB" >/dev/null
+done
 for ((round = 1; round <= ROUNDS; round++)); do
   note "round $round of $ROUNDS"
   if [ "${SELECT_ONLY:-0}" != 1 ]; then
     run report-direct direct "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
     run report-cached cache-on "$CLIENTS" "$DURATION" -f "$tmp/report.sql"
     run lat-report-cached cache-on 1 "$LAT_DURATION" -f "$tmp/report.sql"
+    run lat-report-redis cache-redis 1 "$LAT_DURATION" -f "$tmp/report.sql"
     run lat-pk-direct direct 1 "$LAT_DURATION" -f "$tmp/pk.sql"
     run lat-pk-cache-off cache-off 1 "$LAT_DURATION" -f "$tmp/pk.sql"
   fi
-  run select-cache-off cache-off "$CLIENTS_S" "$DURATION" -S
-  run select-redis-only redis-only "$CLIENTS_S" "$DURATION" -S
-  run select-cache-on cache-on "$CLIENTS_S" "$DURATION" -S
+  # Interleaved in a rotating order, so that no target always runs first.
+  selects=(cache-off redis-only cache-on)
+  for ((k = 0; k < 3; k++)); do
+    t=${selects[$(((k + round) % 3))]}
+    run "select-$t" "$t" "$CLIENTS_S" "$DURATION" -S
+  done
 done
 
 # median NAME COLUMN
@@ -218,6 +229,7 @@ echo "|---|---|---|---|"
 echo "| report query tps, $CLIENTS clients | $(median report-direct 1) | $(median report-cached 1) | $(ratio "$(median report-cached 1)" "$(median report-direct 1)")x |"
 echo "| 1 client p50 ms: cached report vs direct primary-key lookup | $(median lat-pk-direct 3) | $(median lat-report-cached 3) | $(ratio "$(median lat-report-cached 3)" "$(median lat-pk-direct 3)")x |"
 echo "| 1 client p99 ms: the same | $(median lat-pk-direct 4) | $(median lat-report-cached 4) | $(ratio "$(median lat-report-cached 4)" "$(median lat-pk-direct 4)")x |"
+echo "| 1 client p50 ms, in-process layer off (every hit from Redis) | $(median lat-pk-direct 3) | $(median lat-report-redis 3) | $(ratio "$(median lat-report-redis 3)" "$(median lat-pk-direct 3)")x |"
 echo
 echo "A primary-key lookup through pglane without the cache: p50 $(median lat-pk-cache-off 3) ms."
 echo

@@ -99,6 +99,8 @@ std::string seal(const Entry& e, std::string_view redis_key, std::string_view se
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms) >> 32));
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms)));
   put_u32(out, static_cast<uint32_t>(e.ttl_ms));
+  put_u32(out, static_cast<uint32_t>(e.creator >> 32));
+  put_u32(out, static_cast<uint32_t>(e.creator));
   put_u32(out, static_cast<uint32_t>(e.versions.size()));
   for (const std::string& v : e.versions) {
     put_bytes(out, v);
@@ -123,11 +125,14 @@ std::optional<Entry> open(std::string_view value, std::string_view redis_key,
   uint32_t hi = 0;
   uint32_t lo = 0;
   uint32_t ttl = 0;
+  uint32_t chi = 0;
+  uint32_t clo = 0;
   uint32_t n = 0;
-  if (!r.u32(hi) || !r.u32(lo) || !r.u32(ttl) || !r.u32(n) || n > kMaxVersions ||
-      ttl > 0x7fffffff) {
+  if (!r.u32(hi) || !r.u32(lo) || !r.u32(ttl) || !r.u32(chi) || !r.u32(clo) || !r.u32(n) ||
+      n > kMaxVersions || ttl > 0x7fffffff) {
     return std::nullopt;
   }
+  e.creator = (uint64_t{chi} << 32) | clo;
   e.created_ms = static_cast<int64_t>((uint64_t{hi} << 32) | lo);
   e.ttl_ms = static_cast<int32_t>(ttl);
   for (uint32_t i = 0; i < n; ++i) {

@@ -36,6 +36,7 @@ std::string result_key(const KeyParts& parts, std::string_view secret);
 struct Entry {
   int64_t created_ms = 0;             // wall clock when the query that filled it started
   int32_t ttl_ms = 0;                 // its lifetime from then
+  uint64_t creator = 0;               // the gateway process that filled it (random id)
   std::vector<std::string> versions;  // of its tables, as looked up before it ran ("" = none)
   std::string payload;                // T, D..., C as the server sent them
 };

@@ -12,13 +12,10 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "routing/floors.h"
-
 namespace pglane::cache {
 
 struct LocalEntry {
   std::string payload;
-  routing::TableSet reads;  // the tables whose floors it must be fresher than
   int64_t fresh_as_of = 0;  // steady_clock ns: every write acknowledged before is in it
   int64_t expires = 0;      // steady_clock ns: its TTL ends
 };
@@ -43,7 +40,8 @@ class LocalCache {
     Order::iterator at;
   };
   static size_t cost(const std::string& key, const LocalEntry& e) {
-    return key.size() + e.payload.size() + 96;
+    // The key is held twice (map and order list), plus nodes and bookkeeping.
+    return 2 * key.size() + e.payload.size() + 256;
   }
 
   size_t budget_;

@@ -144,8 +144,11 @@ std::optional<std::string_view> cacheable_unit(std::string_view unit) {
         }
         break;
       case 'D': {
+        // Of this unit's statement or portal only: before them, the unnamed ones are whatever
+        // an earlier unit left on some server.
         const uint8_t kind = r.u8();
-        if (!r.cstring().empty() || !r.ok() || (kind != 'S' && kind != 'P')) {
+        if (!r.cstring().empty() || !r.ok() ||
+            !((kind == 'S' && parses > 0) || (kind == 'P' && binds > 0))) {
           return std::nullopt;
         }
         break;
@@ -165,6 +168,16 @@ std::optional<std::string_view> cacheable_unit(std::string_view unit) {
     }
   }
   return std::nullopt;  // no Sync
+}
+
+bool mentions_clock(std::string_view bytes) {
+  const std::string s = lex::lower(bytes);
+  for (std::string_view w : kClockLiterals) {
+    if (s.find(w) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::optional<int> cache_hint_ms(std::string_view sql) {
@@ -214,6 +227,10 @@ Verdict decide(const routing::StatementInfo& info, std::string_view sql, const R
       v.why = "reads a system catalog";
       return v;
     }
+    if (functions != nullptr && functions->relations().uncacheable(lex::lower(t.name))) {
+      v.why = "reads a sequence, or a view over functions that are not immutable";
+      return v;
+    }
     all_listed = all_listed && listed(t, rules.tables);
   }
   const std::optional<int> hint = rules.hints ? cache_hint_ms(sql) : std::nullopt;
@@ -240,6 +257,11 @@ Verdict decide(const routing::StatementInfo& info, std::string_view sql, const R
         }
       }
     } else if (t.type == lex::T::kString) {
+      if (t.text.find('\\') != std::string_view::npos || t.text.empty() || t.text[0] == 'e' ||
+          t.text[0] == 'E' || t.text[0] == 'u' || t.text[0] == 'U') {
+        v.why = "an escaped literal";  // E'\x6eow' reads the clock too
+        return v;
+      }
       const std::string s = lex::lower(t.text);
       for (std::string_view w : kClockLiterals) {
         if (s.find(w) != std::string::npos) {

@@ -41,6 +41,10 @@ std::optional<int> cache_hint_ms(std::string_view sql);
 // `unit`: the unit's bytes (whole messages).
 std::optional<std::string_view> cacheable_unit(std::string_view unit);
 
+// Whether `bytes` (a Bind's parameters) may hold a date/time input that reads the clock
+// ('now', 'today', 'tomorrow', 'yesterday'), in any case.
+bool mentions_clock(std::string_view bytes);
+
 // Whether the statement's result may be cached. `functions`: the database's volatility catalog
 // (null: not loaded, so any function call is uncacheable).
 Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,

@@ -28,7 +28,7 @@ class Tap {
   // A whole server message.
   void on_message(char type, std::string_view msg);
   // A message that streams past (never seen whole): the answer cannot be kept.
-  void on_stream() { state_ = State::kOff; }
+  void on_stream() { stop(); }
   // After ReadyForQuery: whether the whole answer was kept (take it with take()).
   bool complete() const { return state_ == State::kComplete; }
   std::string take() {

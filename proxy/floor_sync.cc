@@ -13,6 +13,7 @@
 #include "cache/entry.h"
 #include "proxy/freshness.h"
 #include "proxy/log.h"
+#include "proxy/topology.h"
 
 namespace pglane::proxy {
 
@@ -27,8 +28,15 @@ FloorSync* g_sync = nullptr;
 
 // KEYS: the version keys of what was written; ARGV: the new token, the channel, the message.
 constexpr std::string_view kPublishScript =
-    "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end "
-    "return redis.call('PUBLISH', ARGV[2], ARGV[3])";
+    "local ok = true "
+    "for i = 1, #KEYS do "
+    "  local r = redis.pcall('SET', KEYS[i], ARGV[1]) "
+    "  if type(r) == 'table' and r.err then ok = false end "
+    "end "
+    "local n = redis.call('PUBLISH', ARGV[2], ARGV[3]) "
+    "if not ok then return redis.error_reply('PGLANE versions not set (the floor was published)') "
+    "end "
+    "return n";
 
 int64_t wall_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -192,6 +200,12 @@ void FloorSync::on_message(std::string_view payload) {
     return;  // ours: the board has it already
   }
   floor_board().wrote(d->db, d->written, floor_now());
+  if (d->written.unknown) {
+    // DDL elsewhere may have added a trigger, a rule or a view (at most once a second).
+    if (Topology* t = topology()) {
+      t->reload_catalogs();
+    }
+  }
   stats_.received.fetch_add(1, std::memory_order_relaxed);
   const int64_t delay = std::max<int64_t>(0, wall_us() - d->sent_us);
   stats_.delay_sum_us.fetch_add(static_cast<uint64_t>(delay), std::memory_order_relaxed);
@@ -238,7 +252,7 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
   asio::co_spawn(
       ex,
       [this, alive, client, done, message = std::move(message), keys = std::move(keys),
-       token = std::move(token)]() -> asio::awaitable<void> {
+       token = std::move(token), db, written]() -> asio::awaitable<void> {
         if (!*alive) {
           co_return;
         }
@@ -260,6 +274,12 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
           // later pass, after that one: its reply does.
           std::string_view ping[1] = {"PING"};
           r = co_await client->call(ping);
+        }
+        if (*alive) {
+          // The versions changed (or failed to) only now: raise the floors again, so that a
+          // cache lookup that began before this, and saw the old versions, is not kept in the
+          // in-process layer as current (proxy/txn_cache.cc).
+          floor_board().wrote(db, written, floor_now());
         }
         done->finished = true;
         done->timer.cancel();

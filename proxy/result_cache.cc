@@ -68,6 +68,7 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
     c->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
   }
   c->executors_ = workers;
+  c->flights_.resize(workers.size());
   if (cfg.cache.local_bytes > 0 && !workers.empty()) {
     for (size_t i = 0; i < workers.size(); ++i) {
       c->local_.push_back(std::make_unique<cache::LocalCache>(
@@ -77,7 +78,9 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
   std::random_device rd;
   c->token_base_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   c->epoch_seen_.assign(workers.size(), 0);
-  c->reconnected_ms_.assign(workers.size(), 0);
+  // The first connection counts as one: entries from before this process (a Redis failover it
+  // did not witness may have lost version writes) are not trusted either.
+  c->reconnected_ms_.assign(workers.size(), wall_ms());
   return c;
 }
 
@@ -151,7 +154,8 @@ asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing
     co_return;
   }
   std::optional<cache::Entry> e = cache::open(stored.str, out.redis_key, secret_);
-  if (!e || e->created_ms <= reconnected_ms_[w] + (reconnected_ms_[w] ? kClockSkewMs : 0)) {
+  // Our own entries need no allowance for another gateway's clock.
+  if (!e || e->created_ms <= reconnected_ms_[w] + (e->creator == token_base_ ? 0 : kClockSkewMs)) {
     if (!e) {
       PGLANE_LOG_WARN("result cache: rejected entry %s: its signature does not verify",
                       out.redis_key);
@@ -172,7 +176,42 @@ asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing
   out.expires_ms = e->created_ms + e->ttl_ms;
 }
 
-void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int ttl_ms) {
+FlightTicket::~FlightTicket() {
+  if (*alive_) {
+    rc_->land(worker_, key_, f_);
+  }
+}
+
+std::shared_ptr<Flight> ResultCache::flight(int worker, const std::string& key) {
+  if (worker < 0 || static_cast<size_t>(worker) >= flights_.size()) {
+    return nullptr;
+  }
+  auto& m = flights_[static_cast<size_t>(worker)];
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : it->second;
+}
+
+std::unique_ptr<FlightTicket> ResultCache::take_off(int worker, const std::string& key) {
+  if (worker < 0 || static_cast<size_t>(worker) >= flights_.size()) {
+    return nullptr;
+  }
+  auto f = std::make_shared<Flight>(executors_[static_cast<size_t>(worker)]);
+  flights_[static_cast<size_t>(worker)][key] = f;
+  return std::make_unique<FlightTicket>(this, worker, key, std::move(f), alive_);
+}
+
+void ResultCache::land(int worker, const std::string& key, const std::shared_ptr<Flight>& f) {
+  auto& m = flights_[static_cast<size_t>(worker)];
+  auto it = m.find(key);
+  if (it != m.end() && it->second == f) {
+    m.erase(it);
+  }
+  f->done = true;
+  f->landed.cancel();
+}
+
+void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int ttl_ms,
+                       std::unique_ptr<FlightTicket> ticket) {
   const size_t w = static_cast<size_t>(worker);
   if (worker < 0 || w >= clients_.size()) {
     return;
@@ -195,6 +234,7 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
   cache::Entry e;
   e.created_ms = miss.started_ms;
   e.ttl_ms = ttl_ms;
+  e.creator = token_base_;
   e.versions = miss.versions;
   for (size_t j = 0; j < inits.size(); ++j) {
     e.versions[init_at[j]] = inits[j].second;
@@ -205,7 +245,8 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
   asio::co_spawn(
       executors_[w],
       [this, alive, client, key = miss.redis_key, value = cache::seal(e, miss.redis_key, secret_),
-       inits = std::move(inits), ttl = std::to_string(ttl_ms)]() -> asio::awaitable<void> {
+       inits = std::move(inits), ttl = std::to_string(ttl_ms),
+       ticket = std::shared_ptr<FlightTicket>(std::move(ticket))]() -> asio::awaitable<void> {
         for (const auto& [vkey, token] : inits) {
           if (!*alive) {
             co_return;

@@ -18,7 +18,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "cache/local.h"
 #include "cache/policy.h"
@@ -38,11 +40,48 @@ struct ResultCacheStats {
   std::atomic<uint64_t> unavailable{0};  // Redis failed or the breaker was open: database
   std::atomic<uint64_t> stores{0};
   std::atomic<uint64_t> store_failures{0};
-  std::atomic<uint64_t> not_stored{0};   // the answer was an error, too large, or spoiled
-  std::atomic<uint64_t> uncacheable{0};  // reads no rule or test let through
-  std::atomic<uint64_t> hit_us_sum{0};   // lookup-to-answer time of hits
+  std::atomic<uint64_t> not_stored{0};    // the answer was an error, too large, or spoiled
+  std::atomic<uint64_t> uncacheable{0};   // reads no rule or test let through
+  std::atomic<uint64_t> flight_waits{0};  // misses that waited for another's fill of their key
+  std::atomic<uint64_t> hit_us_sum{0};    // lookup-to-answer time of hits
   std::atomic<uint64_t> hit_le_1ms{0};
   std::atomic<uint64_t> hit_le_5ms{0};
+};
+
+// Single flight: while one session of a worker fills a key, the worker's other misses of that
+// key wait for it (at most kFlightWait, at most kMaxFlightWaiters of them) and look again.
+struct Flight {
+  explicit Flight(const boost::asio::any_io_executor& ex)
+      : landed(ex, boost::asio::steady_timer::time_point::max()) {}
+  boost::asio::steady_timer landed;  // cancelled when the fill is stored or abandoned
+  bool done = false;
+  int waiters = 0;
+};
+inline constexpr std::chrono::milliseconds kFlightWait{1000};
+inline constexpr int kMaxFlightWaiters = 64;
+
+class ResultCache;
+
+// The filler's hold on a flight: lands it (wakes the waiters) when destroyed.
+class FlightTicket {
+ public:
+  FlightTicket(ResultCache* rc, int worker, std::string key, std::shared_ptr<Flight> f,
+               std::shared_ptr<bool> alive)
+      : rc_(rc),
+        worker_(worker),
+        key_(std::move(key)),
+        f_(std::move(f)),
+        alive_(std::move(alive)) {}
+  ~FlightTicket();
+  FlightTicket(const FlightTicket&) = delete;
+  FlightTicket& operator=(const FlightTicket&) = delete;
+
+ private:
+  ResultCache* rc_;
+  int worker_;
+  std::string key_;
+  std::shared_ptr<Flight> f_;
+  std::shared_ptr<bool> alive_;
 };
 
 class ResultCache {
@@ -69,8 +108,14 @@ class ResultCache {
   // `key`: cache::result_key of the statement. On a miss, `out` has what fill() needs.
   boost::asio::awaitable<void> lookup(int worker, uint64_t db, const routing::TableSet& reads,
                                       const std::string& key, Lookup& out);
-  // Stores an answer kept for a miss (detached: the client already has it).
-  void fill(int worker, const Lookup& miss, std::string payload, int ttl_ms);
+  // Stores an answer kept for a miss (detached: the client already has it). `ticket` lands
+  // once the store is done.
+  void fill(int worker, const Lookup& miss, std::string payload, int ttl_ms,
+            std::unique_ptr<FlightTicket> ticket);
+  // The flight filling `key` on `worker`, or null.
+  std::shared_ptr<Flight> flight(int worker, const std::string& key);
+  // Starts one (the caller fills `key`).
+  std::unique_ptr<FlightTicket> take_off(int worker, const std::string& key);
   // The worker's in-process layer, or null when cache.local_bytes is 0.
   cache::LocalCache* local(int worker) {
     return worker >= 0 && static_cast<size_t>(worker) < local_.size()
@@ -82,7 +127,9 @@ class ResultCache {
   bool healthy(int worker) const;
 
  private:
+  friend class FlightTicket;
   ResultCache() = default;
+  void land(int worker, const std::string& key, const std::shared_ptr<Flight>& f);
   std::vector<std::string> version_keys(uint64_t db, const routing::TableSet& reads) const;
 
   cache::Rules rules_;
@@ -91,10 +138,13 @@ class ResultCache {
   size_t max_entry_bytes_ = 0;
   std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
   std::vector<std::unique_ptr<cache::LocalCache>> local_;       // per worker
+  // Per worker (touched only on its thread): keys being filled.
+  std::vector<absl::flat_hash_map<std::string, std::shared_ptr<Flight>>> flights_;
   std::vector<boost::asio::any_io_executor> executors_;
   // Per worker: the client's connection epoch last seen, and the wall clock (ms) of its last
-  // reconnection (0: still on its first connection). Entries started before a reconnection are
-  // not trusted (a Redis failover may have lost version writes).
+  // reconnection (the process start for the first connection). Entries started before it are
+  // not trusted (a Redis failover may have lost version writes), nor another gateway's entries
+  // started within kClockSkewMs after it.
   std::vector<uint64_t> epoch_seen_;
   std::vector<int64_t> reconnected_ms_;
   ResultCacheStats stats_;

@@ -28,7 +28,7 @@ constexpr const char* kCatalogSql =
 constexpr const char* kRelationsSql =
     "SELECT c.relname, 'c', '' FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p', 'f', 'm') "
+    "WHERE c.relkind IN ('r', 'p', 'f', 'm', 'v') "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND ("
     "EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid "
     "AND NOT t.tgisinternal) "
@@ -40,15 +40,32 @@ constexpr const char* kRelationsSql =
     "OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) "
     "c.oid OR i.inhparent OPERATOR(pg_catalog.=) c.oid)) "
     "UNION ALL "
-    "SELECT DISTINCT v.relname, 'v', b.relname FROM pg_catalog.pg_class v "
+    "SELECT DISTINCT v.relname, 'v', COALESCE(b.relname, '') FROM pg_catalog.pg_class v "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) v.relnamespace "
     "JOIN pg_catalog.pg_rewrite r ON r.ev_class OPERATOR(pg_catalog.=) v.oid "
-    "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) "
+    "LEFT JOIN (pg_catalog.pg_depend d JOIN pg_catalog.pg_class b "
+    "ON b.oid OPERATOR(pg_catalog.=) d.refobjid) ON d.classid OPERATOR(pg_catalog.=) "
     "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) r.oid "
     "AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-    "JOIN pg_catalog.pg_class b ON b.oid OPERATOR(pg_catalog.=) d.refobjid "
-    "WHERE v.relkind OPERATOR(pg_catalog.=) 'v' AND b.oid OPERATOR(pg_catalog.<>) v.oid "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+    "AND b.oid OPERATOR(pg_catalog.<>) v.oid "
+    "WHERE v.relkind OPERATOR(pg_catalog.=) 'v' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "UNION ALL "
+    // Views the cache cannot judge from a statement's text, and sequences.
+    "SELECT DISTINCT v.relname, 'x', '' FROM pg_catalog.pg_class v "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) v.relnamespace "
+    "LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class OPERATOR(pg_catalog.=) v.oid "
+    "LEFT JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) "
+    "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) r.oid "
+    "LEFT JOIN pg_catalog.pg_proc p ON d.refclassid OPERATOR(pg_catalog.=) "
+    "'pg_catalog.pg_proc'::pg_catalog.regclass AND p.oid OPERATOR(pg_catalog.=) d.refobjid "
+    "LEFT JOIN pg_catalog.pg_class b ON d.refclassid OPERATOR(pg_catalog.=) "
+    "'pg_catalog.pg_class'::pg_catalog.regclass AND b.oid OPERATOR(pg_catalog.=) d.refobjid "
+    "LEFT JOIN pg_catalog.pg_namespace bn ON bn.oid OPERATOR(pg_catalog.=) b.relnamespace "
+    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND (v.relkind "
+    "OPERATOR(pg_catalog.=) 'S' OR (v.relkind OPERATOR(pg_catalog.=) 'v' AND "
+    "(p.provolatile OPERATOR(pg_catalog.<>) 'i' OR bn.nspname IN ('pg_catalog', "
+    "'information_schema'))))";
 
 std::string lower(const char* s) {
   std::string out(s);
@@ -208,9 +225,15 @@ void Topology::catalog_loop() {
         // tables' floors (as before it existed); try again at the next refresh.
         PGLANE_LOG_WARN("cannot read the relations of database %s: %s", db, trim_newline(error));
       }
+      if (r != nullptr) {
+        catalog->relations().set_loaded();
+      }
       for (int i = 0; r != nullptr && i < PQntuples(r); ++i) {
-        if (PQgetvalue(r, i, 1)[0] == 'c') {
+        const char kind = PQgetvalue(r, i, 1)[0];
+        if (kind == 'c') {
           catalog->relations().add_cascading(lower(PQgetvalue(r, i, 0)));
+        } else if (kind == 'x') {
+          catalog->relations().add_uncacheable(lower(PQgetvalue(r, i, 0)));
         } else {
           catalog->relations().add_view_base(lower(PQgetvalue(r, i, 0)),
                                              lower(PQgetvalue(r, i, 2)));

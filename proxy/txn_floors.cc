@@ -21,6 +21,8 @@ void TransactionPooling::note_writes(char type, std::string_view whole) {
       }
       routing::Analysis a = memo_.analyze_write(sql);
       routing::add_writes(*a.info, route_context(), written_);
+      ddl_written_ = ddl_written_ || a.info->kind == routing::StatementInfo::Kind::kUtility ||
+                     a.info->parse_failed;
       if (type == 'P' && whole.size() > p::kHeaderSize && whole[p::kHeaderSize] == '\0') {
         unnamed_parsed_ = true;  // the unnamed statement's Bind finds it noted
       }
@@ -69,7 +71,7 @@ void TransactionPooling::stamp_floors(bool settled) {
   // Stamped after the server said idle and before the client hears it: any writer position
   // sampled from now on is at or past the commit.
   floor_board().wrote(db_key_, written_, floor_now());
-  if (written_.unknown) {
+  if (std::exchange(ddl_written_, false)) {
     // DDL may have added a trigger, a rule or a view: the relation catalog is read again
     // (at most once a second).
     topology()->reload_catalogs();

@@ -231,6 +231,7 @@ asio::awaitable<End> TransactionPooling::attach(bool& answered) {
 }
 
 asio::awaitable<End> TransactionPooling::route_unit(Target& target, bool& writes, bool& answered) {
+  end_fill();  // a fill belongs to the unit that looked it up, nothing later
   routing::Unit unit = classify(client_.in.data());
   while (unit.state == routing::UnitState::kIncomplete &&
          client_.in.size() < routing::kMaxInspected) {
@@ -256,7 +257,7 @@ asio::awaitable<End> TransactionPooling::route_unit(Target& target, bool& writes
   End e = co_await place_and_acquire(unit, target, answered);
   // A unit with no work in it (a lone Sync, a Describe) does not count as a write.
   writes = target.route == routing::Route::kWriter && !target.placement.fallback &&
-           unit.state != routing::UnitState::kNeutral;
+           unit.state != routing::UnitState::kNeutral && !fill_.pending;
   co_return e;
 }
 
@@ -269,6 +270,7 @@ asio::awaitable<End> TransactionPooling::answer_route_setting(const routing::Uni
 
 // Answers a whole unit with an error, as the server would have, without running it.
 asio::awaitable<End> TransactionPooling::reject_unit(const routing::Unit& unit) {
+  end_fill();
   p::ErrorFields f;
   f.sqlstate = p::sqlstate::kCannotConnectNow;
   f.message = "no replica can serve this read now (routing.no_replica = \"error\")";
@@ -286,10 +288,13 @@ asio::awaitable<End> TransactionPooling::place_and_acquire(const routing::Unit& 
     decision = {routing::Route::kWriter, "too large to analyse"};
   }
   excluded_.clear();
-  auto floor = decision.route == routing::Route::kWriter ? std::chrono::steady_clock::time_point{}
-                                                         : read_floor(unit);
+  const auto floor = decision.route == routing::Route::kWriter
+                         ? std::chrono::steady_clock::time_point{}
+                         : read_floor(unit);
   if (fill_.pending) {
-    floor = std::chrono::steady_clock::now();  // a cache fill must see every write before it
+    // A cache fill must see every write acknowledged before its lookup: the writer, whatever
+    // routing.read_your_writes says.
+    decision = {routing::Route::kWriter, "cache fill"};
   }
   for (;;) {
     target = choose_target(decision, floor);
@@ -382,8 +387,7 @@ void TransactionPooling::account_unit() {
 }
 
 asio::awaitable<void> TransactionPooling::detach() {
-  fill_.pending = false;
-  fill_.tap.stop();
+  end_fill();
   account_unit();
   leave_endpoint();
   conv_.detach();
@@ -405,8 +409,7 @@ asio::awaitable<End> TransactionPooling::survive_server_loss() {
     co_await before_client_write();
   }
   written_.clear();
-  fill_.pending = false;
-  fill_.tap.stop();
+  end_fill();
   lease_.discard();
   EndpointState* lost = attached_;
   if (lost != nullptr &&
@@ -640,7 +643,7 @@ void TransactionPooling::count_route(const Target& target, const routing::Decisi
     target.endpoint->reads.fetch_add(1, std::memory_order_relaxed);
     auto& counter = target.endpoint->region_rank == 0 ? rs.reads_local : rs.reads_remote;
     counter.fetch_add(1, std::memory_order_relaxed);
-  } else if (pl.fallback) {
+  } else if (pl.fallback || fill_.pending) {
     rs.reads_writer.fetch_add(1, std::memory_order_relaxed);
     if (pl.ryw_fallback) {
       rs.reads_ryw.fetch_add(1, std::memory_order_relaxed);

@@ -111,6 +111,7 @@ class TransactionPooling : public RelayPolicy {
   asio::awaitable<End> try_cache(const routing::Unit& unit, bool& hit);
   asio::awaitable<End> answer_cached(size_t unit_size, int64_t started, bool local);
   void tap_client_query();
+  void end_fill();  // the fill (if any) is abandoned
   void tap_server_message(char type, std::string_view msg);
 
   Client& client_;
@@ -143,6 +144,7 @@ class TransactionPooling : public RelayPolicy {
   routing::TableSet written_;
   routing::TableSet to_publish_;  // stamped here, not yet shared with other gateways
   bool publish_due_ = false;
+  bool ddl_written_ = false;         // a utility statement went to the writer since the last stamp
   bool unnamed_parsed_ = false;      // a Parse of the unnamed statement came since the last Sync
   bool streamed_statement_ = false;  // the Query/Parse being forwarded was not held whole
   uint64_t db_key_ = 0;              // routing::database_key of the session's database
@@ -151,8 +153,9 @@ class TransactionPooling : public RelayPolicy {
   struct Fill {
     bool pending = false;
     int ttl_ms = 0;
-    std::string key;      // cache::result_key
-    int64_t started = 0;  // floor_now() at the lookup
+    std::string key;                       // cache::result_key
+    int64_t started = 0;                   // floor_now() at the lookup
+    std::unique_ptr<FlightTicket> ticket;  // this session fills the key (single flight)
     ResultCache::Lookup miss;
     cache::Tap tap;
   } fill_;

@@ -94,6 +94,10 @@ void add_writes(const StatementInfo& info, const RouteContext& ctx, TableSet& ou
     }
   }
   const RelationCatalog* rel = ctx.catalog != nullptr ? &ctx.catalog->relations() : nullptr;
+  if (rel != nullptr && !rel->loaded() && !info.tables_written.empty()) {
+    out.unknown = true;  // the relations could not be read: any table may have triggers
+    return;
+  }
   for (const auto& t : info.tables_written) {
     if (rel != nullptr && !rel->empty()) {
       const std::string name = lex::lower(t.name);
@@ -141,6 +145,8 @@ void add_reads(const StatementInfo& info, const RouteContext& ctx, TableSet& out
         for (const std::string& b : bases) {
           out.add(table_key(b));  // a view holds what its base tables hold
         }
+        // ... and the name itself, in case another schema has a table of that name.
+        out.add(table_key(t.name));
         continue;
       }
     }

@@ -23,7 +23,18 @@ void RelationCatalog::add_cascading(std::string_view name) {
 }
 
 void RelationCatalog::add_view_base(std::string_view view, std::string_view base) {
-  views_[std::string(view)].emplace_back(base);
+  auto& bases = views_[std::string(view)];
+  if (!base.empty()) {
+    bases.emplace_back(base);
+  }
+}
+
+void RelationCatalog::add_uncacheable(std::string_view name) {
+  uncacheable_.emplace(name);
+}
+
+bool RelationCatalog::uncacheable(std::string_view name) const {
+  return uncacheable_.contains(std::string(name));
 }
 
 bool RelationCatalog::cascades(std::string_view name) const {

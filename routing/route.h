@@ -33,17 +33,27 @@ const char* route_name(Route r);
 //    inheritance/partitioning. Such a write counts for the whole database.
 //  - views: what a view reads is what its base relations hold (from pg_depend, one level; a
 //    view over a view is followed here).
+//  - uncacheable: a sequence, or a view whose definition calls a function that is not
+//    immutable or reads a system relation (the result cache's text test cannot see inside).
 class RelationCatalog {
  public:
   void add_cascading(std::string_view name);
+  // `base` empty: a view that reads no relation (only functions or constants).
   void add_view_base(std::string_view view, std::string_view base);
+  void add_uncacheable(std::string_view name);
   bool cascades(std::string_view name) const;
+  bool uncacheable(std::string_view name) const;
+  // Whether the relations were read at all (without them nothing is known of triggers or views).
+  bool loaded() const { return loaded_; }
+  void set_loaded() { loaded_ = true; }
   // The base relations of view `name` (recursively, at most 64), or null when it is not a view.
   // `complete` is false when the expansion was cut short.
   std::vector<std::string> bases(std::string_view name, bool& is_view, bool& complete) const;
   bool empty() const { return cascading_.empty() && views_.empty(); }
 
  private:
+  bool loaded_ = false;
+  std::unordered_set<std::string> uncacheable_;
   std::unordered_set<std::string> cascading_;
   std::unordered_map<std::string, std::vector<std::string>> views_;
 };

@@ -3,9 +3,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace pglane::cache::redis {
+
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -53,6 +56,10 @@ asio::awaitable<absl::Status> Client::connect() {
     co_return absl::CancelledError("redis: client closed");
   }
   connecting_ = false;
+  if (connected_) {
+    connected_->cancel();  // callers that waited for this connection go on
+    connected_.reset();
+  }
   if (!s.ok()) {
     co_return s;
   }
@@ -126,8 +133,22 @@ asio::awaitable<absl::StatusOr<Reply>> Client::call(std::span<const std::string_
     co_return absl::UnavailableError("redis: unavailable (circuit open)");
   }
   if (connecting_) {
-    ++stats_.failures;  // (AUTH may be under way on an open connection: no second writer)
-    co_return absl::UnavailableError("redis: connecting");
+    // Another caller is connecting (AUTH may be under way: no second writer): wait for it, at
+    // most the connect timeout.
+    if (!connected_) {
+      connected_ = std::make_unique<asio::steady_timer>(ex_);
+      connected_->expires_at(asio::steady_timer::time_point::max());
+    }
+    asio::steady_timer limit(ex_, opts_.connect_timeout);
+    auto* waiting = connected_.get();
+    co_await (waiting->async_wait(kUse) || limit.async_wait(kUse));
+    if (!*alive) {
+      co_return absl::CancelledError("redis: client closed");
+    }
+    if (connecting_ || !conn_.is_open()) {
+      ++stats_.failures;
+      co_return absl::UnavailableError("redis: connecting");
+    }
   }
   if (!conn_.is_open()) {
     absl::Status s = co_await connect();

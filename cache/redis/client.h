@@ -71,6 +71,7 @@ class Client {
   std::string writing_buf_;
   bool writing_ = false;
   bool connecting_ = false;
+  std::unique_ptr<asio::steady_timer> connected_;  // callers waiting for connect() to finish
   uint64_t epoch_ = 0;
   Clock::time_point open_until_{};  // breaker open until then
   std::chrono::milliseconds backoff_{100};

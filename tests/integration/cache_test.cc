@@ -237,6 +237,9 @@ TEST_F(ResultCacheTest, GatewaysShareEntriesAndInvalidations) {
   ASSERT_TRUE(wait_log(b, "floor channel: subscribed", 5s)) << b.log_tail();
   Conn ca = connect_ok(a.conninfo());
   Conn cb = connect_ok(b.conninfo());
+  // Another gateway's entries are trusted once they began a second (the clock-skew allowance)
+  // after this one connected to Redis.
+  std::this_thread::sleep_for(1100ms);
   exec_ok(ca.get(), "UPDATE ca_items SET v = 10 WHERE id = 1");
   fill(a, ca.get(), kRead);
   EXPECT_EQ(query_value(cb.get(), kRead), "10");
@@ -338,6 +341,45 @@ TEST_F(ResultCacheTest, RedisKilledAndRestartedUnderLoad) {
   EXPECT_GT(cache_stat(b, "hits"), hits_before + 20) << b.log_tail();
   std::printf("cache: 50 write + 150 read with Redis down took %lld ms\n",
               static_cast<long long>(took));
+}
+
+// Concurrent misses of one key: one session per worker runs the query, the others wait for its
+// store and are answered from it.
+TEST_F(ResultCacheTest, ConcurrentMissesAreSingleFlighted) {
+  Proxy proxy(settings());
+  START_PROXY(proxy);
+  // About 5 M rows to count: long enough for the clients to overlap.
+  const std::string slow =
+      "/* pglane: cache ttl=60s */ SELECT count(*) FROM ca_parent a, ca_parent b, "
+      "(SELECT * FROM ca_parent ORDER BY id LIMIT 20) c";
+  Conn direct = connect_direct();
+  const std::string expected = query_value(direct.get(), slow);
+  {
+    Conn c = connect_ok(proxy.conninfo());
+    query_value(c.get(), "SELECT v FROM ca_items WHERE id = 2");  // (versions set up)
+    exec_ok(c.get(), "UPDATE ca_items SET v = v WHERE id = 1");
+  }
+  constexpr int kClients = 8;
+  std::vector<Conn> conns;
+  for (int i = 0; i < kClients; ++i) {
+    conns.push_back(connect_ok(proxy.conninfo()));
+  }
+  std::vector<std::string> answers(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] { answers[i] = query_value(conns[i].get(), slow); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (const std::string& a : answers) {
+    EXPECT_EQ(a, expected);
+  }
+  // At most one leader per worker ran it; every other client waited for one, or came after its
+  // store and hit.
+  EXPECT_GE(cache_stat(proxy, "flight_waits"), 1) << proxy.log_tail();
+  EXPECT_GE(cache_stat(proxy, "flight_waits") + cache_stat(proxy, "hits"), kClients - 2);
+  EXPECT_LE(cache_stat(proxy, "stores"), 2);
 }
 
 // Sessions whose settings differ never share an entry, and the role is one of the settings.

@@ -22,6 +22,9 @@ const routing::FunctionCatalog& catalog() {
     f.add("pg_catalog", "lower", true, true);
     f.add("pg_catalog", "now", true, false);
     f.add("pg_catalog", "random", false, false);
+    f.relations().set_loaded();
+    f.relations().add_uncacheable("items_seq");
+    f.relations().add_uncacheable("v_now");
     return f;
   }();
   return c;
@@ -42,12 +45,16 @@ TEST(CachePolicy, PlainReadsOfListedTablesAreCached) {
 
 TEST(CachePolicy, NeverCached) {
   for (const char* sql : {
-           "SELECT now() FROM items",                           // stable function
-           "SELECT random() FROM items",                        // volatile
-           "SELECT my_fn(id) FROM items",                       // unknown function
-           "SELECT * FROM items WHERE d > current_date",        // SQLValueFunction
-           "SELECT current_user, id FROM items",                // identity
-           "SELECT * FROM items WHERE t > 'now'::timestamptz",  // clock literal
+           "SELECT now() FROM items",                                // stable function
+           "SELECT random() FROM items",                             // volatile
+           "SELECT my_fn(id) FROM items",                            // unknown function
+           "SELECT * FROM items WHERE d > current_date",             // SQLValueFunction
+           "SELECT current_user, id FROM items",                     // identity
+           "SELECT * FROM items WHERE t > 'now'::timestamptz",       // clock literal
+           "SELECT * FROM items WHERE t > E'\\x6eow'::timestamptz",  // escaped
+           "SELECT * FROM items WHERE t > U&'n\\006Fw'::timestamptz",
+           "SELECT last_value FROM items_seq",  // a sequence (catalog)
+           "SELECT * FROM v_now",               // a view calling now()
            "SELECT * FROM items TABLESAMPLE SYSTEM (10)",
            "SELECT * FROM items FOR UPDATE",
            "SELECT * FROM items FOR SHARE",
@@ -68,6 +75,12 @@ TEST(CachePolicy, NeverCached) {
   Rules rules{{"items"}};
   const char* sql = "SELECT count(*) FROM items";
   EXPECT_FALSE(decide(routing::analyze_with_parser(sql), sql, rules, nullptr).cache);
+}
+
+TEST(CachePolicy, ParametersThatReadTheClock) {
+  EXPECT_TRUE(mentions_clock(std::string("B\0\0\0\x10\0\0\0\0\0\1\0\0\0\3NOW", 21)));
+  EXPECT_TRUE(mentions_clock("...Today..."));
+  EXPECT_FALSE(mentions_clock(std::string("B\0\0\0\x0e\0\0\0\0\0\1\0\0\0\0042", 19)));
 }
 
 TEST(CachePolicy, HintsCacheUnlistedTables) {
@@ -136,6 +149,7 @@ TEST(CacheEntry, SealedValuesOpenOnlyUnchangedUnderTheirKey) {
   Entry e;
   e.created_ms = 1767225600123;
   e.ttl_ms = 30000;
+  e.creator = 0x0123456789abcdefULL;
   e.versions = {"a.1", "", "b.7"};
   e.payload = std::string("T\0\0\0\6\0\0", 7);
   const std::string v = seal(e, "pglane:{db:1}:c:ab", kSecret);
@@ -143,6 +157,7 @@ TEST(CacheEntry, SealedValuesOpenOnlyUnchangedUnderTheirKey) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->created_ms, e.created_ms);
   EXPECT_EQ(back->ttl_ms, e.ttl_ms);
+  EXPECT_EQ(back->creator, e.creator);
   EXPECT_EQ(back->versions, e.versions);
   EXPECT_EQ(back->payload, e.payload);
   EXPECT_FALSE(open(v, "pglane:{db:1}:c:ac", kSecret));  // moved to another key
@@ -235,6 +250,8 @@ TEST(CacheUnit, SimpleQueriesAndUnnamedExtendedUnits) {
            parse("", sql) + parse("", sql) + bind("", "") + execute("", 0) + kSync,
            parse("", sql) + bind("", "") + msg('H', "") + execute("", 0) + kSync,  // Flush
            parse("", sql) + bind("", "") + execute("", 0) + kSync + q,
+           describe('S', "") + parse("", sql) + bind("", "") + execute("", 0) + kSync,
+           parse("", sql) + describe('P', "") + bind("", "") + execute("", 0) + kSync,
            parse("", sql).substr(0, 7),
        }) {
     EXPECT_FALSE(cacheable_unit(bad)) << bad.size();
@@ -295,10 +312,10 @@ TEST(CacheLocal, ExpiresAndEvictsLeastRecentlyUsedWithinItsBudget) {
     return e;
   };
   for (const char* k : {"a", "b", "c", "d"}) {
-    c.put(k, entry(900, 100));  // 997 bytes each with the key and bookkeeping
+    c.put(k, entry(700, 100));  // 958 bytes each with the key and bookkeeping
   }
   ASSERT_NE(c.find("a", 10), nullptr);  // a is now the most recently used
-  c.put("e", entry(900, 100));          // over budget: b, the least recently used, goes
+  c.put("e", entry(700, 100));          // over budget: b, the least recently used, goes
   EXPECT_EQ(c.find("b", 10), nullptr);
   EXPECT_NE(c.find("a", 10), nullptr);
   EXPECT_NE(c.find("e", 10), nullptr);
