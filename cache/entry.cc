@@ -3,6 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <memory>
 
 #include <cstring>
 
@@ -51,6 +54,70 @@ std::string mac(std::string_view secret, std::string_view a, std::string_view b)
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
+// AES-256-GCM under a key derived from the secret, the Redis key as associated data. Sealing:
+// nonce (12 random bytes), ciphertext, tag (16). nullopt when OpenSSL fails or the tag does not
+// verify.
+std::optional<std::string> gcm(bool encrypt, std::string_view secret, std::string_view redis_key,
+                               std::string_view in) {
+  constexpr size_t kNonce = 12;
+  constexpr size_t kTag = 16;
+  const std::string key = mac(secret, "value-encryption-key", "");
+  std::string nonce(kNonce, '\0');
+  std::string_view text = in;
+  if (encrypt) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(nonce.data()), kNonce) != 1) {
+      return std::nullopt;
+    }
+  } else {
+    if (in.size() < kNonce + kTag) {
+      return std::nullopt;
+    }
+    nonce.assign(in.substr(0, kNonce));
+    text = in.substr(kNonce, in.size() - kNonce - kTag);
+  }
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
+                                                                      &EVP_CIPHER_CTX_free);
+  const auto* k = reinterpret_cast<const unsigned char*>(key.data());
+  const auto* iv = reinterpret_cast<const unsigned char*>(nonce.data());
+  int ok = ctx != nullptr &&
+           (encrypt ? EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, k, iv)
+                    : EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, k, iv));
+  int len = 0;
+  if (ok) {
+    const auto* aad = reinterpret_cast<const unsigned char*>(redis_key.data());
+    ok = encrypt
+             ? EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad, static_cast<int>(redis_key.size()))
+             : EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad, static_cast<int>(redis_key.size()));
+  }
+  std::string out(text.size() + kTag, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  const auto* t = reinterpret_cast<const unsigned char*>(text.data());
+  int n = 0;
+  if (ok) {
+    ok = encrypt ? EVP_EncryptUpdate(ctx.get(), o, &n, t, static_cast<int>(text.size()))
+                 : EVP_DecryptUpdate(ctx.get(), o, &n, t, static_cast<int>(text.size()));
+  }
+  if (!ok) {
+    return std::nullopt;
+  }
+  int tail = 0;
+  if (encrypt) {
+    if (EVP_EncryptFinal_ex(ctx.get(), o + n, &tail) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, o + n + tail) != 1) {
+      return std::nullopt;
+    }
+    out.resize(static_cast<size_t>(n + tail) + kTag);
+    return nonce + out;
+  }
+  std::string tag(in.substr(in.size() - kTag));
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx.get(), o + n, &tail) != 1) {
+    return std::nullopt;
+  }
+  out.resize(static_cast<size_t>(n + tail));
+  return out;
+}
+
 class Reader {
  public:
   explicit Reader(std::string_view s) : s_(s) {}
@@ -92,10 +159,12 @@ std::string result_key(const KeyParts& parts, std::string_view secret) {
   return absl::BytesToHexString(mac(secret, "result-key", in));
 }
 
-std::string seal(const Entry& e, std::string_view redis_key, std::string_view secret) {
+std::string seal(const Entry& e, std::string_view redis_key, std::string_view secret,
+                 bool encrypt) {
   std::string out;
   out.reserve(e.payload.size() + 128);
   out.append(kMagic);
+  out.push_back(encrypt ? 'E' : 'P');
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms) >> 32));
   put_u32(out, static_cast<uint32_t>(static_cast<uint64_t>(e.created_ms)));
   put_u32(out, static_cast<uint32_t>(e.ttl_ms));
@@ -105,7 +174,15 @@ std::string seal(const Entry& e, std::string_view redis_key, std::string_view se
   for (const std::string& v : e.versions) {
     put_bytes(out, v);
   }
-  put_bytes(out, e.payload);
+  if (encrypt) {
+    std::optional<std::string> sealed = gcm(true, secret, redis_key, e.payload);
+    if (!sealed) {
+      return std::string();  // (OpenSSL failed: nothing is stored)
+    }
+    put_bytes(out, *sealed);
+  } else {
+    put_bytes(out, e.payload);
+  }
   out.append(mac(secret, redis_key, out));
   return out;
 }
@@ -120,7 +197,14 @@ std::optional<Entry> open(std::string_view value, std::string_view redis_key,
   if (CRYPTO_memcmp(expect.data(), value.data() + body.size(), kMac) != 0) {
     return std::nullopt;
   }
-  Reader r(body.substr(kMagic.size()));
+  if (body.size() < kMagic.size() + 1) {
+    return std::nullopt;
+  }
+  const char form = body[kMagic.size()];
+  if (form != 'P' && form != 'E') {
+    return std::nullopt;
+  }
+  Reader r(body.substr(kMagic.size() + 1));
   Entry e;
   uint32_t hi = 0;
   uint32_t lo = 0;
@@ -146,7 +230,15 @@ std::optional<Entry> open(std::string_view value, std::string_view redis_key,
   if (!r.bytes(payload) || !r.rest().empty()) {
     return std::nullopt;
   }
-  e.payload.assign(payload);
+  if (form == 'E') {
+    std::optional<std::string> plain = gcm(false, secret, redis_key, payload);
+    if (!plain) {
+      return std::nullopt;
+    }
+    e.payload = std::move(*plain);
+  } else {
+    e.payload.assign(payload);
+  }
   return e;
 }
 

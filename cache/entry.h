@@ -8,7 +8,8 @@
 //
 // Value: the wire bytes of the answer (RowDescription, DataRows, CommandComplete), the versions
 // of its tables when the query started, when it started, and an HMAC-SHA-256 over all of it and
-// the Redis key it is stored under, so a forged, corrupted or moved entry is rejected.
+// the Redis key it is stored under, so a forged, corrupted or moved entry is rejected. The
+// answer's bytes may be AES-256-GCM encrypted (cache.encrypt), so Redis holds no row data.
 #pragma once
 
 #include <cstdint>
@@ -41,8 +42,10 @@ struct Entry {
   std::string payload;                // T, D..., C as the server sent them
 };
 
-// The stored form of `e` for Redis key `redis_key`.
-std::string seal(const Entry& e, std::string_view redis_key, std::string_view secret);
+// The stored form of `e` for Redis key `redis_key`; `encrypt`: its payload is AES-256-GCM
+// encrypted (key derived from `secret`, the Redis key as associated data). "" if OpenSSL failed.
+std::string seal(const Entry& e, std::string_view redis_key, std::string_view secret,
+                 bool encrypt = false);
 // nullopt when `value` is not an entry sealed for `redis_key` under `secret`.
 std::optional<Entry> open(std::string_view value, std::string_view redis_key,
                           std::string_view secret);

@@ -208,7 +208,7 @@ std::optional<int> cache_hint_ms(std::string_view sql) {
 }
 
 Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,
-               const routing::FunctionCatalog* functions) {
+               const routing::FunctionCatalog* functions, bool seen_often) {
   Verdict v;
   using Kind = routing::StatementInfo::Kind;
   if (info.kind != Kind::kRead || info.statements != 1 || info.parse_failed || info.needs_writer ||
@@ -234,8 +234,8 @@ Verdict decide(const routing::StatementInfo& info, std::string_view sql, const R
     all_listed = all_listed && listed(t, rules.tables);
   }
   const std::optional<int> hint = rules.hints ? cache_hint_ms(sql) : std::nullopt;
-  if (!all_listed && !hint) {
-    v.why = "no rule caches it";
+  if (!all_listed && !hint && !seen_often) {
+    v.why = kNoRule;
     return v;
   }
   lex::Lexed lexed;

@@ -22,7 +22,11 @@ struct Rules {
   bool hints = true;                // honour /* pglane: cache ttl=... */
   int ttl_ms = 30000;
   int max_ttl_ms = 3600000;
+  int auto_after = 0;  // a statement seen this often is cached as if listed (0: never)
 };
+
+// Verdict::why when only the rules kept a statement out (auto mode may let it in).
+inline constexpr const char* kNoRule = "no rule caches it";
 
 struct Verdict {
   bool cache = false;
@@ -46,8 +50,9 @@ std::optional<std::string_view> cacheable_unit(std::string_view unit);
 bool mentions_clock(std::string_view bytes);
 
 // Whether the statement's result may be cached. `functions`: the database's volatility catalog
-// (null: not loaded, so any function call is uncacheable).
+// (null: not loaded, so any function call is uncacheable). `seen_often`: auto mode counted it
+// often enough to cache it as if its tables were listed.
 Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,
-               const routing::FunctionCatalog* functions);
+               const routing::FunctionCatalog* functions, bool seen_often = false);
 
 }  // namespace pglane::cache

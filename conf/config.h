@@ -219,6 +219,8 @@ struct CacheSection {
   int max_entry_bytes = 1 << 20;  // larger results are not stored
   std::string hmac_key;           // from hmac_key_file: entries are signed with it
   std::string key_prefix = "pglane";
+  bool encrypt = false;  // answers AES-256-GCM encrypted in Redis (key derived from hmac_key)
+  int auto_after = 0;    // cache any eligible statement seen this often in a minute (0: never)
   // The in-process layer (per gateway, split between workers): hits served from memory while
   // no floor of their tables has moved. 0: off.
   int64_t local_bytes = 16 << 20;

@@ -162,6 +162,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
     l.add("cache.hmac_key_file", secret(c.cache.hmac_key));
     l.add("cache.key_prefix", c.cache.key_prefix);
     l.add("cache.local_bytes", c.cache.local_bytes);
+    l.add("cache.encrypt", b(c.cache.encrypt));
+    l.add("cache.auto_after", c.cache.auto_after);
   }
   l.add("admin.database", c.admin.database);
   l.add("admin.users", absl::StrJoin(c.admin.users, ", "));

@@ -519,7 +519,7 @@ class Loader : public TomlReader {
 
   void load_cache(const Table& t, CacheSection& cache) {
     check_keys(t, {"enabled", "tables", "hints", "ttl_ms", "max_ttl_ms", "max_entry_bytes",
-                   "hmac_key_file", "key_prefix", "local_bytes"});
+                   "hmac_key_file", "key_prefix", "local_bytes", "encrypt", "auto_after"});
     get_bool(t, "enabled", cache.enabled);
     get_string_list(t, "tables", "table name", cache.tables);
     get_bool(t, "hints", cache.hints);
@@ -528,6 +528,8 @@ class Loader : public TomlReader {
     get_int(t, "max_entry_bytes", 1024, 512 << 20, cache.max_entry_bytes);
     get_nonempty_string(t, "key_prefix", cache.key_prefix);
     get_int(t, "local_bytes", 0, int64_t{64} << 30, cache.local_bytes);
+    get_bool(t, "encrypt", cache.encrypt);
+    get_int(t, "auto_after", 0, 1000000, cache.auto_after);
     std::string key_file;
     if (get_path(t, "hmac_key_file", key_file) != Got::kOk) {
       if (cache.enabled) {

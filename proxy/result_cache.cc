@@ -1,6 +1,7 @@
 #include "proxy/result_cache.h"
 
 #include <chrono>
+#include <functional>
 #include <random>
 
 #include <boost/asio/co_spawn.hpp>
@@ -64,11 +65,14 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
   c->secret_ = cfg.cache.hmac_key;
   c->prefix_ = cfg.cache.key_prefix;
   c->max_entry_bytes_ = static_cast<size_t>(cfg.cache.max_entry_bytes);
+  c->encrypt_ = cfg.cache.encrypt;
   for (const auto& ex : workers) {
     c->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
   }
   c->executors_ = workers;
   c->flights_.resize(workers.size());
+  c->seen_.resize(workers.size());
+  c->rules_.auto_after = cfg.cache.auto_after;
   if (cfg.cache.local_bytes > 0 && !workers.empty()) {
     for (size_t i = 0; i < workers.size(); ++i) {
       c->local_.push_back(std::make_unique<cache::LocalCache>(
@@ -182,6 +186,20 @@ FlightTicket::~FlightTicket() {
   }
 }
 
+uint32_t ResultCache::seen(int worker, std::string_view unit) {
+  if (worker < 0 || static_cast<size_t>(worker) >= seen_.size()) {
+    return 0;
+  }
+  Sightings& s = seen_[static_cast<size_t>(worker)];
+  const auto now = std::chrono::steady_clock::now();
+  // A minute's window, and a bound on memory: forget everything at either.
+  if (now - s.since > std::chrono::minutes(1) || s.count.size() > 65536) {
+    s.count.clear();
+    s.since = now;
+  }
+  return ++s.count[std::hash<std::string_view>{}(unit)];
+}
+
 std::shared_ptr<Flight> ResultCache::flight(int worker, const std::string& key) {
   if (worker < 0 || static_cast<size_t>(worker) >= flights_.size()) {
     return nullptr;
@@ -240,11 +258,16 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
     e.versions[init_at[j]] = inits[j].second;
   }
   e.payload = std::move(payload);
+  std::string value = cache::seal(e, miss.redis_key, secret_, encrypt_);
+  if (value.empty()) {
+    stats_.store_failures.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   auto alive = alive_;
   redis::Client* client = clients_[w].get();
   asio::co_spawn(
       executors_[w],
-      [this, alive, client, key = miss.redis_key, value = cache::seal(e, miss.redis_key, secret_),
+      [this, alive, client, key = miss.redis_key, value = std::move(value),
        inits = std::move(inits), ttl = std::to_string(ttl_ms),
        ticket = std::shared_ptr<FlightTicket>(std::move(ticket))]() -> asio::awaitable<void> {
         for (const auto& [vkey, token] : inits) {

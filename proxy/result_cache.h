@@ -116,6 +116,9 @@ class ResultCache {
   std::shared_ptr<Flight> flight(int worker, const std::string& key);
   // Starts one (the caller fills `key`).
   std::unique_ptr<FlightTicket> take_off(int worker, const std::string& key);
+  // Auto mode: how often this worker has seen `unit` (a statement's messages) in the current
+  // minute, this time included.
+  uint32_t seen(int worker, std::string_view unit);
   // The worker's in-process layer, or null when cache.local_bytes is 0.
   cache::LocalCache* local(int worker) {
     return worker >= 0 && static_cast<size_t>(worker) < local_.size()
@@ -136,8 +139,15 @@ class ResultCache {
   std::string secret_;
   std::string prefix_;
   size_t max_entry_bytes_ = 0;
+  bool encrypt_ = false;
   std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
   std::vector<std::unique_ptr<cache::LocalCache>> local_;       // per worker
+  // Per worker (touched only on its thread): auto mode's sightings, and when they were reset.
+  struct Sightings {
+    absl::flat_hash_map<uint64_t, uint32_t> count;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<Sightings> seen_;
   // Per worker (touched only on its thread): keys being filled.
   std::vector<absl::flat_hash_map<std::string, std::shared_ptr<Flight>>> flights_;
   std::vector<boost::asio::any_io_executor> executors_;

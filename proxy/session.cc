@@ -297,6 +297,7 @@ class Session {
     // on, so the next client's attach already sees them unused.
     conv_.forget_statements();
     if (pooling_) {
+      co_await pooling_->abandon_writes();
       pooling_->leave_endpoint();
     }
     if (lease_) {

@@ -56,6 +56,10 @@ asio::awaitable<End> TransactionPooling::try_cache(const routing::Unit& unit, bo
     co_return End::kRunning;
   }
   cache::Verdict v = cache::decide(*a.info, sql, rc->rules(), catalog_.get());
+  if (!v.cache && v.why == cache::kNoRule && rc->rules().auto_after > 0 &&
+      rc->seen(entry_.worker, unit_bytes) >= static_cast<uint32_t>(rc->rules().auto_after)) {
+    v = cache::decide(*a.info, sql, rc->rules(), catalog_.get(), true);  // seen often: auto
+  }
   if (v.cache && unit_bytes[0] == 'P' &&
       cache::mentions_clock(unit_bytes.substr(unit_bytes.find('B')))) {
     v = cache::Verdict{};  // a parameter such as 'now'::timestamptz

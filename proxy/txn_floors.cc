@@ -85,6 +85,19 @@ void TransactionPooling::stamp_floors(bool settled) {
   }
 }
 
+asio::awaitable<void> TransactionPooling::abandon_writes() {
+  if (!routing_ || (written_.empty() && !commit_in_flight_)) {
+    co_return;
+  }
+  if (written_.empty()) {
+    written_.unknown = true;  // a COMMIT whose transaction's writes are not known here
+  }
+  stamp_floors(true);
+  if (publish_due_) {
+    co_await before_client_write();
+  }
+}
+
 asio::awaitable<void> TransactionPooling::before_client_write() {
   publish_due_ = false;
   FloorSync* sync = floor_sync();

@@ -44,6 +44,10 @@ class TransactionPooling : public RelayPolicy {
   bool client_mid_frame() const { return relay_.client_mid_frame(); }
   // The session ends: the endpoint bookkeeping of the attached server.
   void leave_endpoint();
+  // The session ends with writes on the writer not yet known committed or rolled back (a
+  // client gone mid-commit): they may still commit, so their floors (and cache versions) are
+  // raised as if they had.
+  asio::awaitable<void> abandon_writes();
 
   // ---- RelayPolicy ----
   Step on_client_frame(char type, size_t size, std::string_view from_here) override;

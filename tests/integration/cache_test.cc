@@ -61,7 +61,8 @@ class ResultCacheTest : public ::testing::Test {
 
   // `redis_port`: a Redis of the test's own instead of the sandbox's; `local_bytes`: the
   // in-process layer (0: every lookup goes to Redis).
-  ProxySettings settings(int redis_port = 0, int local_bytes = 1 << 20) const {
+  ProxySettings settings(int redis_port = 0, int local_bytes = 1 << 20,
+                         const std::string& more_cache = "") const {
     ProxySettings s;
     s.pool_mode = "transaction";
     s.pool_size = 10;
@@ -77,8 +78,8 @@ class ResultCacheTest : public ::testing::Test {
         "[cache]\nenabled = true\ntables = [\"ca_items\", \"ca_view\", \"ca_child\", "
         "\"ca_log\"]\nhmac_key_file = \"" +
         key_file_ + "\"\nkey_prefix = \"" + prefix_ +
-        "\"\nlocal_bytes = " + std::to_string(local_bytes) + "\n" + "[admin]\nusers = [\"" +
-        env("APP_USER") + "\"]\n";
+        "\"\nencrypt = true\nlocal_bytes = " + std::to_string(local_bytes) + "\n" + more_cache +
+        "[admin]\nusers = [\"" + env("APP_USER") + "\"]\n";
     return s;
   }
 
@@ -382,6 +383,23 @@ TEST_F(ResultCacheTest, ConcurrentMissesAreSingleFlighted) {
   EXPECT_LE(cache_stat(proxy, "stores"), 2);
 }
 
+// Auto mode: an eligible statement of a table nobody listed is cached once seen often enough.
+TEST_F(ResultCacheTest, AutoModeCachesWhatIsReadOften) {
+  Proxy proxy(settings(0, 1 << 20, "auto_after = 3\n"));
+  START_PROXY(proxy);
+  Conn c = connect_ok(proxy.conninfo());
+  const char* sql = "SELECT v FROM ca_other WHERE id = 1";
+  for (int i = 0; i < 8; ++i) {
+    query_value(c.get(), sql);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(cache_stat(proxy, "stores"), 1) << proxy.log_tail();
+  EXPECT_GE(cache_stat(proxy, "hits"), 1);
+  exec_ok(c.get(), "UPDATE ca_other SET v = v + 1 WHERE id = 1");
+  Conn direct = connect_direct();
+  EXPECT_EQ(query_value(c.get(), sql), query_value(direct.get(), sql));
+}
+
 // Sessions whose settings differ never share an entry, and the role is one of the settings.
 TEST_F(ResultCacheTest, EntriesAreKeyedBySessionSettings) {
   Proxy proxy(settings());
@@ -415,6 +433,9 @@ TEST_F(ResultCacheTest, ForgedEntriesAreRejected) {
   const std::string keys = redis("--scan --pattern '" + prefix_ + ":*:c:*'");
   ASSERT_NE(keys.find(":c:"), std::string::npos) << keys;
   const std::string key = keys.substr(0, keys.find('\n'));
+  // Encrypted (cache.encrypt): no row data in the clear.
+  EXPECT_EQ(redis("--no-raw GET '" + key + "'").substr(0, 7), "\"PGLC2E")
+      << redis("GET '" + key + "'");
   redis("SET '" + key + "' 'PGLC2 forged rows' PX 60000");
   const int64_t rejected = cache_stat(proxy, "rejected");
   EXPECT_EQ(query_value(c.get(), kRead), "5");

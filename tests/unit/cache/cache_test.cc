@@ -77,6 +77,19 @@ TEST(CachePolicy, NeverCached) {
   EXPECT_FALSE(decide(routing::analyze_with_parser(sql), sql, rules, nullptr).cache);
 }
 
+TEST(CachePolicy, AutoModeCachesStatementsSeenOften) {
+  Rules rules;
+  const char* sql = "SELECT * FROM unlisted WHERE id = 1";
+  const auto info = routing::analyze_with_parser(sql);
+  Verdict v = decide(info, sql, rules, &catalog());
+  EXPECT_FALSE(v.cache);
+  EXPECT_EQ(v.why, kNoRule);
+  EXPECT_TRUE(decide(info, sql, rules, &catalog(), true).cache);
+  // Seen often or not, what may never be cached is not.
+  const char* now = "SELECT now() FROM unlisted";
+  EXPECT_FALSE(decide(routing::analyze_with_parser(now), now, rules, &catalog(), true).cache);
+}
+
 TEST(CachePolicy, ParametersThatReadTheClock) {
   EXPECT_TRUE(mentions_clock(std::string("B\0\0\0\x10\0\0\0\0\0\1\0\0\0\3NOW", 21)));
   EXPECT_TRUE(mentions_clock("...Today..."));
@@ -169,6 +182,27 @@ TEST(CacheEntry, SealedValuesOpenOnlyUnchangedUnderTheirKey) {
   }
   EXPECT_FALSE(open(v.substr(0, v.size() - 1), "pglane:{db:1}:c:ab", kSecret));
   EXPECT_FALSE(open("", "k", kSecret));
+}
+
+TEST(CacheEntry, EncryptedValuesHideTheRowsAndOpenTheSame) {
+  Entry e;
+  e.created_ms = 5;
+  e.versions = {"a.1"};
+  e.payload = "D secret row bytes";
+  const std::string v = seal(e, "k1", kSecret, true);
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(v.find("secret row"), std::string::npos);
+  EXPECT_NE(seal(e, "k1", kSecret, true), v);  // a fresh nonce each time
+  auto back = open(v, "k1", kSecret);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->payload, e.payload);
+  EXPECT_EQ(back->versions, e.versions);
+  EXPECT_FALSE(open(v, "k2", kSecret));
+  for (size_t i = 0; i < v.size(); i += 7) {
+    std::string bad = v;
+    bad[i] ^= 0x20;
+    EXPECT_FALSE(open(bad, "k1", kSecret)) << i;
+  }
 }
 
 TEST(CacheEntry, KeysShareTheirDatabasesHashTag) {
