@@ -422,6 +422,7 @@ class Console {
     row("not_stored", c.not_stored);
     row("uncacheable", c.uncacheable);
     row("flight_waits", c.flight_waits);
+    r.rows.push_back({"redis_redirects", absl::StrCat(rc->redirects())});
     const uint64_t hits = c.hits.load();
     r.rows.push_back({"hit_avg_us", absl::StrCat(hits ? c.hit_us_sum.load() / hits : 0)});
     row("hits_within_1ms", c.hit_le_1ms);

@@ -123,7 +123,7 @@ absl::StatusOr<std::unique_ptr<FloorSync>> FloorSync::create(
   std::random_device rd;
   s->gateway_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   for (const auto& ex : workers) {
-    s->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
+    s->clients_.push_back(std::make_unique<redis::Router>(ex, tls, opts));
   }
   s->executors_ = workers;
   redis::Subscriber::Hooks hooks;
@@ -234,7 +234,7 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
   auto done = std::make_shared<Done>(ex);
   done->timer.expires_after(std::chrono::milliseconds(wait_ms_));
   auto alive = alive_;
-  redis::Client* client = clients_[static_cast<size_t>(worker)].get();
+  redis::Router* client = clients_[static_cast<size_t>(worker)].get();
   std::string message = routing::encode_floor_message(gateway_, wall_us(), db, written);
   // The written tables' versions (the result cache's invalidation; proxy/result_cache.h) change
   // in the same script as the PUBLISH, before the commit is acknowledged.
@@ -263,7 +263,8 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
         args.push_back(token);
         args.push_back(channel_);
         args.push_back(message);
-        auto r = co_await client->call(args);
+        // (The keys, all under the database's hash tag, pick the cluster node.)
+        auto r = co_await client->call(args, keys.empty() ? -1 : 3);
         if (r.ok() && r->is_error()) {
           r = absl::PermissionDeniedError("redis: " + r->str);  // -NOPERM and the like
         }
@@ -273,7 +274,7 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
           // gateways' sockets have the message. A command sent after the reply is read in a
           // later pass, after that one: its reply does.
           std::string_view ping[1] = {"PING"};
-          r = co_await client->call(ping);
+          r = co_await client->call(ping, -1);
         }
         if (*alive) {
           // The versions changed (or failed to) only now: raise the floors again, so that a

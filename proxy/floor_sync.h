@@ -23,7 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "absl/status/statusor.h"
-#include "cache/redis/client.h"
+#include "cache/redis/router.h"
 #include "cache/redis/subscriber.h"
 #include "conf/config.h"
 #include "routing/floors.h"
@@ -81,7 +81,7 @@ class FloorSync {
   int wait_ms_ = 0;
   std::atomic<uint64_t> token_seq_{0};  // version tokens: gateway_ "." sequence
   uint64_t gateway_ = 0;                // random per process: our own messages are ignored
-  std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
+  std::vector<std::unique_ptr<cache::redis::Router>> clients_;  // per worker
   std::vector<boost::asio::any_io_executor> executors_;         // the workers
   std::unique_ptr<cache::redis::Subscriber> subscriber_;
   boost::asio::any_io_executor control_;

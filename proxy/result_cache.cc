@@ -67,7 +67,7 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::create(
   c->max_entry_bytes_ = static_cast<size_t>(cfg.cache.max_entry_bytes);
   c->encrypt_ = cfg.cache.encrypt;
   for (const auto& ex : workers) {
-    c->clients_.push_back(std::make_unique<redis::Client>(ex, tls, opts));
+    c->clients_.push_back(std::make_unique<redis::Router>(ex, tls, opts));
   }
   c->executors_ = workers;
   c->flights_.resize(workers.size());
@@ -95,6 +95,15 @@ ResultCache::~ResultCache() {
 bool ResultCache::healthy(int worker) const {
   return worker >= 0 && static_cast<size_t>(worker) < clients_.size() &&
          clients_[static_cast<size_t>(worker)]->healthy();
+}
+
+uint64_t ResultCache::redirects() const {
+  uint64_t n = 0;
+  for (const auto& c : clients_) {
+    n += c->stats().moved.load(std::memory_order_relaxed) +
+         c->stats().asked.load(std::memory_order_relaxed);
+  }
+  return n;
 }
 
 std::vector<std::string> ResultCache::version_keys(uint64_t db,
@@ -131,8 +140,8 @@ asio::awaitable<void> ResultCache::lookup(int worker, uint64_t db, const routing
     args.push_back(k);
   }
   args.push_back(out.redis_key);
-  redis::Client* client = clients_[w].get();
-  absl::StatusOr<redis::Reply> r = co_await client->call(args);
+  redis::Router* client = clients_[w].get();
+  absl::StatusOr<redis::Reply> r = co_await client->call(args, 1);
   if (!*alive) {
     out.what = Lookup::What::kUnavailable;
     co_return;
@@ -264,7 +273,7 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
     return;
   }
   auto alive = alive_;
-  redis::Client* client = clients_[w].get();
+  redis::Router* client = clients_[w].get();
   asio::co_spawn(
       executors_[w],
       [this, alive, client, key = miss.redis_key, value = std::move(value),
@@ -275,7 +284,7 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
             co_return;
           }
           std::string_view nx[4] = {"SET", vkey, token, "NX"};
-          auto r = co_await client->call(nx);
+          auto r = co_await client->call(nx, 1);
           if (!*alive) {
             co_return;
           }
@@ -288,7 +297,7 @@ void ResultCache::fill(int worker, const Lookup& miss, std::string payload, int 
           co_return;
         }
         std::string_view args[5] = {"SET", key, value, "PX", ttl};
-        auto r = co_await client->call(args);
+        auto r = co_await client->call(args, 1);
         if (*alive) {
           (r.ok() && !r->is_error() ? stats_.stores : stats_.store_failures)
               .fetch_add(1, std::memory_order_relaxed);

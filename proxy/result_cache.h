@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "cache/local.h"
 #include "cache/policy.h"
-#include "cache/redis/client.h"
+#include "cache/redis/router.h"
 #include "conf/config.h"
 #include "routing/floors.h"
 
@@ -128,6 +128,8 @@ class ResultCache {
 
   ResultCacheStats& stats() { return stats_; }
   bool healthy(int worker) const;
+  // Redis Cluster redirections (-MOVED, -ASK) followed by every worker.
+  uint64_t redirects() const;
 
  private:
   friend class FlightTicket;
@@ -140,7 +142,7 @@ class ResultCache {
   std::string prefix_;
   size_t max_entry_bytes_ = 0;
   bool encrypt_ = false;
-  std::vector<std::unique_ptr<cache::redis::Client>> clients_;  // per worker
+  std::vector<std::unique_ptr<cache::redis::Router>> clients_;  // per worker
   std::vector<std::unique_ptr<cache::LocalCache>> local_;       // per worker
   // Per worker (touched only on its thread): auto mode's sightings, and when they were reset.
   struct Sightings {

@@ -10,7 +10,10 @@
 #include <string>
 #include <thread>
 
+#include "cache/entry.h"
+#include "cache/redis/cluster.h"
 #include "gtest/gtest.h"
+#include "routing/floors.h"
 #include "tests/integration/failover_util.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/own_redis.h"

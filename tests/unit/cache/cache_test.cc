@@ -5,6 +5,7 @@
 #include "cache/entry.h"
 #include "cache/local.h"
 #include "cache/policy.h"
+#include "cache/redis/cluster.h"
 #include "cache/tap.h"
 #include "protocol/messages.h"
 #include "routing/statement.h"
@@ -360,6 +361,44 @@ TEST(CacheLocal, ExpiresAndEvictsLeastRecentlyUsedWithinItsBudget) {
   EXPECT_EQ(c.find("huge", 10), nullptr);
   c.put("d", entry(10, 200));  // replaced
   EXPECT_EQ(c.find("d", 10)->payload.size(), 10u);
+}
+
+TEST(RedisCluster, KeySlotsFollowHashTags) {
+  using redis::key_slot;
+  EXPECT_EQ(key_slot("123456789"), 0x31C3);  // CRC16/XMODEM's check value
+  EXPECT_EQ(key_slot("foo"), 12182);         // CLUSTER KEYSLOT foo
+  EXPECT_EQ(key_slot("{user1000}.following"), key_slot("{user1000}.followers"));
+  EXPECT_EQ(key_slot("pglane:{db:ab}:v:1"), key_slot("other:{db:ab}:c:ff"));
+  EXPECT_EQ(key_slot("{}x"), key_slot("{}x"));  // an empty tag hashes the whole key
+  EXPECT_NE(key_slot("{}x"), key_slot("x"));
+}
+
+TEST(RedisCluster, RedirectsAreParsed) {
+  redis::Reply moved;
+  moved.type = redis::Reply::Type::kError;
+  moved.str = "MOVED 3999 127.0.0.1:6381";
+  auto d = redis::parse_redirect(moved);
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->ask);
+  EXPECT_EQ(d->slot, 3999);
+  EXPECT_EQ(d->host, "127.0.0.1");
+  EXPECT_EQ(d->port, 6381);
+  redis::Reply ask = moved;
+  ask.str = "ASK 1 [::1]:7000";
+  d = redis::parse_redirect(ask);
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->ask);
+  EXPECT_EQ(d->host, "::1");
+  for (const char* bad : {"MOVED", "MOVED 99999 h:1", "MOVED 1 h", "MOVED 1 h:0", "ERR x",
+                          "MOVED x h:1", "ASK 1 :5"}) {
+    redis::Reply r = moved;
+    r.str = bad;
+    EXPECT_FALSE(redis::parse_redirect(r)) << bad;
+  }
+  redis::Reply ok;
+  ok.type = redis::Reply::Type::kStatus;
+  ok.str = "MOVED 1 h:1";
+  EXPECT_FALSE(redis::parse_redirect(ok));
 }
 
 }  // namespace
