@@ -26,7 +26,9 @@ struct Rules {
 };
 
 // Verdict::why when only the rules kept a statement out (auto mode may let it in).
-inline constexpr const char* kNoRule = "no rule caches it";
+// An array, not a pointer: one object with one address in every translation unit, so
+// `why == kNoRule` holds wherever the verdict was made (a literal's address need not).
+inline constexpr char kNoRule[] = "no rule caches it";
 
 struct Verdict {
   bool cache = false;

@@ -92,9 +92,9 @@ TEST(CachePolicy, AutoModeCachesStatementsSeenOften) {
 }
 
 TEST(CachePolicy, ParametersThatReadTheClock) {
-  EXPECT_TRUE(mentions_clock(std::string("B\0\0\0\x10\0\0\0\0\0\1\0\0\0\3NOW", 21)));
+  EXPECT_TRUE(mentions_clock(std::string("B\0\0\0\x10\0\0\0\0\0\1\0\0\0\3NOW", 18)));
   EXPECT_TRUE(mentions_clock("...Today..."));
-  EXPECT_FALSE(mentions_clock(std::string("B\0\0\0\x0e\0\0\0\0\0\1\0\0\0\0042", 19)));
+  EXPECT_FALSE(mentions_clock(std::string("B\0\0\0\x0e\0\0\0\0\0\1\0\0\0\0042", 16)));
 }
 
 TEST(CachePolicy, HintsCacheUnlistedTables) {
