@@ -204,6 +204,11 @@ struct RedisSection {
   // How long a writing transaction's commit acknowledgement may wait for Redis to take its
   // floor (so that other gateways learn of it first). 0: publish without waiting.
   int floor_wait_ms = 50;
+  // Redis Cluster (ElastiCache cluster mode enabled): floors travel by sharded Pub/Sub
+  // (SPUBLISH/SSUBSCRIBE at the channel's slot owner) so that a published floor has reached
+  // the subscribers before the commit is acknowledged; plain PUBLISH would cross the cluster
+  // bus later. Commands follow MOVED/ASK either way.
+  bool cluster = false;
 };
 
 // The result cache (docs/internals.md, "Result cache"): hot SELECTs answered from Redis. Needs

@@ -151,6 +151,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
     l.add("redis.command_timeout_ms", c.redis.command_timeout_ms);
     l.add("redis.floor_channel", c.redis.floor_channel);
     l.add("redis.floor_wait_ms", c.redis.floor_wait_ms);
+    l.add("redis.cluster", b(c.redis.cluster));
   }
   if (c.cache.enabled) {
     l.add("cache.enabled", b(c.cache.enabled));

@@ -498,7 +498,7 @@ class Loader : public TomlReader {
   void load_redis(const Table& t, RedisSection& redis) {
     check_keys(t, {"endpoint", "tls", "ca_file", "server_name", "cert_file", "key_file", "user",
                    "password", "password_file", "connect_timeout_ms", "command_timeout_ms",
-                   "floor_channel", "floor_wait_ms"});
+                   "floor_channel", "floor_wait_ms", "cluster"});
     redis.enabled = true;
     redis.endpoint.port = 6379;
     if (get_endpoint(t, "endpoint", redis.endpoint) == Got::kAbsent) {
@@ -515,6 +515,7 @@ class Loader : public TomlReader {
     get_int(t, "command_timeout_ms", 1, 60000, redis.command_timeout_ms);
     get_nonempty_string(t, "floor_channel", redis.floor_channel);
     get_int(t, "floor_wait_ms", 0, 10000, redis.floor_wait_ms);
+    get_bool(t, "cluster", redis.cluster);
   }
 
   void load_cache(const Table& t, CacheSection& cache) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cache/entry.h"
+#include "cache/redis/cluster.h"
 #include "proxy/freshness.h"
 #include "proxy/log.h"
 #include "proxy/topology.h"
@@ -26,14 +27,16 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 FloorSync* g_sync = nullptr;
 
-// KEYS: the version keys of what was written; ARGV: the new token, the channel, the message.
+// KEYS: the version keys of what was written; ARGV: the new token, the channel, the message
+// (an empty channel: a cluster, where the floor goes by SPUBLISH to the channel's own node).
 constexpr std::string_view kPublishScript =
     "local ok = true "
     "for i = 1, #KEYS do "
     "  local r = redis.pcall('SET', KEYS[i], ARGV[1]) "
     "  if type(r) == 'table' and r.err then ok = false end "
     "end "
-    "local n = redis.call('PUBLISH', ARGV[2], ARGV[3]) "
+    "local n = 0 "
+    "if ARGV[2] ~= '' then n = redis.call('PUBLISH', ARGV[2], ARGV[3]) end "
     "if not ok then return redis.error_reply('PGLANE versions not set (the floor was published)') "
     "end "
     "return n";
@@ -119,6 +122,7 @@ absl::StatusOr<std::unique_ptr<FloorSync>> FloorSync::create(
   s->channel_ = r.floor_channel;
   s->key_prefix_ = cfg.cache.key_prefix;
   s->wait_ms_ = r.floor_wait_ms;
+  s->sharded_ = r.cluster;
   s->control_ = control;
   std::random_device rd;
   s->gateway_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -146,7 +150,8 @@ absl::StatusOr<std::unique_ptr<FloorSync>> FloorSync::create(
       PGLANE_LOG_DEBUG("floor channel: %s unreachable: %s", ep, why.message());
     }
   };
-  s->subscriber_ = std::make_unique<redis::Subscriber>(control, tls, opts, r.floor_channel, hooks);
+  s->subscriber_ =
+      std::make_unique<redis::Subscriber>(control, tls, opts, r.floor_channel, hooks, r.cluster);
   return s;
 }
 
@@ -261,20 +266,30 @@ asio::awaitable<void> FloorSync::publish(int worker, uint64_t db,
         args.push_back(nkeys);
         args.insert(args.end(), keys.begin(), keys.end());
         args.push_back(token);
-        args.push_back(channel_);
+        args.push_back(sharded_ ? std::string_view() : std::string_view(channel_));
         args.push_back(message);
         // (The keys, all under the database's hash tag, pick the cluster node.)
         auto r = co_await client->call(args, keys.empty() ? -1 : 3);
         if (r.ok() && r->is_error()) {
           r = absl::PermissionDeniedError("redis: " + r->str);  // -NOPERM and the like
         }
+        if (r.ok() && *alive && sharded_) {
+          // In a cluster a PUBLISH reaches other nodes' subscribers over the cluster bus, later
+          // than anything here could prove; a sharded one is delivered by the channel's own
+          // node, where every gateway subscribes.
+          std::string_view spublish[3] = {"SPUBLISH", channel_, message};
+          r = co_await client->call(spublish, 1);
+          if (r.ok() && r->is_error()) {
+            r = absl::PermissionDeniedError("redis: " + r->str);
+          }
+        }
         if (r.ok() && *alive) {
           // Redis writes a PUBLISH's reply and its messages to subscribers in the same pass of
           // its event loop, in no set order, so the reply alone does not prove that the other
           // gateways' sockets have the message. A command sent after the reply is read in a
-          // later pass, after that one: its reply does.
+          // later pass, after that one: its reply does (at the node that delivered it).
           std::string_view ping[1] = {"PING"};
-          r = co_await client->call(ping, -1);
+          r = co_await client->call_slot(ping, sharded_ ? redis::key_slot(channel_) : -1);
         }
         if (*alive) {
           // The versions changed (or failed to) only now: raise the floors again, so that a

@@ -79,6 +79,7 @@ class FloorSync {
   std::string channel_;
   std::string key_prefix_;  // cache.key_prefix: where the tables' versions live
   int wait_ms_ = 0;
+  bool sharded_ = false;                // redis.cluster: SPUBLISH/SSUBSCRIBE
   std::atomic<uint64_t> token_seq_{0};  // version tokens: gateway_ "." sequence
   uint64_t gateway_ = 0;                // random per process: our own messages are ignored
   std::vector<std::unique_ptr<cache::redis::Router>> clients_;  // per worker

@@ -70,6 +70,13 @@ class Connection {
   // yet: cleared just before it waits for more. With FIONREAD, another thread can tell whether
   // anything has arrived that its owner has not handled.
   void set_unhandled_flag(std::atomic<bool>* flag) { unhandled_ = flag; }
+  // Where the next open() goes (a cluster node a redirection named); closed first.
+  void retarget(const std::string& host, uint16_t port) {
+    close();
+    opts_.host = host;
+    opts_.port = port;
+  }
+  const Options& options() const { return opts_; }
 
  private:
   asio::awaitable<absl::Status> open_unbounded();

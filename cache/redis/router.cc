@@ -47,6 +47,14 @@ asio::awaitable<absl::StatusOr<Reply>> Router::call(std::span<const std::string_
   if (key >= 0 && static_cast<size_t>(key) < args.size()) {
     slot = key_slot(args[static_cast<size_t>(key)]);
   }
+  co_return co_await call_slot(args, slot);
+}
+
+asio::awaitable<absl::StatusOr<Reply>> Router::call_slot(std::span<const std::string_view> args,
+                                                         int slot) {
+  if (slot >= static_cast<int>(slots_.size())) {
+    slot = -1;
+  }
   Client* c = nodes_[slot >= 0 ? static_cast<size_t>(slots_[static_cast<size_t>(slot)]) : 0].get();
   absl::StatusOr<Reply> r = co_await c->call(args);
   for (int hop = 0; hop < kMaxRedirects && r.ok(); ++hop) {

@@ -37,6 +37,10 @@ class Router {
 
   // `key`: the index in `args` of the key that picks the node (-1: any node, the seed).
   asio::awaitable<absl::StatusOr<Reply>> call(std::span<const std::string_view> args, int key);
+  // To the node last seen serving `slot` (-1: the seed); for commands that name no key but
+  // must reach a given node (a PING after a SPUBLISH).
+  asio::awaitable<absl::StatusOr<Reply>> call_slot(std::span<const std::string_view> args,
+                                                   int slot);
 
   bool healthy() const { return nodes_.front()->healthy(); }
   // Bumped whenever any node's connection is made anew (see Client::epoch).

@@ -1,6 +1,10 @@
 // A Redis Pub/Sub subscription that stays up: connects, SUBSCRIBEs, hands every message to a
 // callback, and on any failure reconnects with backoff. `subscribed` is called after every
 // (re)subscription, so that the owner can distrust whatever it may have missed meanwhile.
+//
+// Sharded (Redis Cluster): SSUBSCRIBE at the node that owns the channel's slot. The seed
+// answers -MOVED with that node, which is then connected to at once; when the slot moves away,
+// the node ends the subscription ("sunsubscribe"), and the subscriber starts again at the seed.
 #pragma once
 
 #include <atomic>
@@ -27,7 +31,7 @@ class Subscriber {
   };
 
   Subscriber(asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> tls, const Options& opts,
-             std::string channel, Hooks hooks);
+             std::string channel, Hooks hooks, bool sharded = false);
   ~Subscriber();
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;
@@ -47,6 +51,9 @@ class Subscriber {
   Connection conn_;
   std::string channel_;
   Hooks hooks_;
+  bool sharded_ = false;
+  Options seed_;
+  bool redirected_ = false;  // the last session ended in a -MOVED: reconnect without waiting
   bool subscribed_ = false;
   std::atomic<int> fd_{-1};
   std::atomic<bool> unhandled_{false};

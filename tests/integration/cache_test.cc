@@ -77,7 +77,7 @@ class ResultCacheTest : public ::testing::Test {
         "[health]\ninterval_ms = 100\n[routing]\nmax_replica_lag_ms = 3600000\n" +
         (redis_port == 0 ? redis_toml("pglane:test:floors:" + prefix_)
                          : "[redis]\nendpoint = \"127.0.0.1:" + std::to_string(redis_port) +
-                               "\"\nca_file = \"" + env("TLS_CA") + "\"\n") +
+                               "\"\nca_file = \"" + env("TLS_CA") + "\"\n" + redis_more_) +
         "[cache]\nenabled = true\ntables = [\"ca_items\", \"ca_view\", \"ca_child\", "
         "\"ca_log\"]\nhmac_key_file = \"" +
         key_file_ + "\"\nkey_prefix = \"" + prefix_ +
@@ -93,18 +93,24 @@ class ResultCacheTest : public ::testing::Test {
 
   std::string prefix_;
   std::string key_file_;
+  std::string redis_more_;  // more [redis] keys, with a Redis of the test's own
   static inline int round_ = 0;
 };
 
-int64_t cache_stat(const Proxy& p, const std::string& name) {
+// A counter of the admin console's `show` (SHOW CACHE, SHOW ROUTES), -1 when absent.
+int64_t admin_stat(const Proxy& p, const char* show, const std::string& name) {
   Conn admin = connect_ok(p.conninfo("dbname=pglane"));
-  Result r = exec(admin.get(), "SHOW CACHE");
+  Result r = exec(admin.get(), show);
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     if (name == PQgetvalue(r.get(), i, 0)) {
       return std::stoll(PQgetvalue(r.get(), i, 1));
     }
   }
   return -1;
+}
+
+int64_t cache_stat(const Proxy& p, const std::string& name) {
+  return admin_stat(p, "SHOW CACHE", name);
 }
 
 // Stores happen after the client has its answer: wait for them.
@@ -260,6 +266,54 @@ TEST_F(ResultCacheTest, GatewaysShareEntriesAndInvalidations) {
   }
   EXPECT_EQ(stale, 0);
   EXPECT_GE(cache_stat(a, "hits"), 20);
+}
+
+// Redis Cluster (three TLS masters): both gateways start at a node that serves neither the
+// database's keys nor the floor channel, follow MOVED to them, share entries and floors (by
+// sharded Pub/Sub), and no read is stale.
+TEST_F(ResultCacheTest, RedisClusterIsFollowedAndSharesFloors) {
+  OwnCluster cluster;
+  ASSERT_TRUE(cluster.start()) << cluster.create_log();
+  const std::string channel = "pglane:test:floors:" + prefix_;
+  const int db_slot =
+      cache::redis::key_slot(cache::database_tag(prefix_, routing::database_key("app")));
+  const int owner_db = cluster.owner(db_slot);
+  const int owner_channel = cluster.owner(cache::redis::key_slot(channel));
+  ASSERT_NE(owner_db, 0);
+  int seed = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (cluster.port(i) != owner_db && (seed == 0 || cluster.port(i) != owner_channel)) {
+      seed = cluster.port(i);
+    }
+  }
+  redis_more_ = "cluster = true\nfloor_channel = \"" + channel + "\"\n";
+  Proxy a(settings(seed, 0));
+  Proxy b(settings(seed, 0));
+  START_PROXY(a);
+  START_PROXY(b);
+  ASSERT_TRUE(wait_log(a, "floor channel: subscribed", 5s)) << a.log_tail();
+  ASSERT_TRUE(wait_log(b, "floor channel: subscribed", 5s)) << b.log_tail();
+  Conn ca = connect_ok(a.conninfo());
+  Conn cb = connect_ok(b.conninfo());
+  std::this_thread::sleep_for(1100ms);  // (the clock-skew allowance; see above)
+  exec_ok(ca.get(), "UPDATE ca_items SET v = 10 WHERE id = 1");
+  fill(a, ca.get(), kRead);
+  EXPECT_EQ(query_value(cb.get(), kRead), "10");
+  EXPECT_EQ(cache_stat(b, "hits"), 1) << b.log_tail();
+  EXPECT_GE(cache_stat(a, "redis_redirects"), 1);
+  on_every_replica("SELECT pg_wal_replay_pause()");
+  int stale = 0;
+  for (int i = 11; i <= 40; ++i) {
+    const std::string v = std::to_string(i);
+    exec_ok(cb.get(), "UPDATE ca_items SET v = " + v + " WHERE id = 1");
+    exec_ok(cb.get(), "UPDATE ca_other SET v = " + v + " WHERE id = 1");
+    // The cache (versions at the database's node) and routing (floors from the channel's).
+    stale += query_value(ca.get(), kRead) != v;
+    stale += query_value(ca.get(), "SELECT v FROM ca_other WHERE id = 1") != v;
+  }
+  EXPECT_EQ(stale, 0);
+  EXPECT_GE(admin_stat(a, "SHOW ROUTES", "floor_received"), 30) << a.log_tail();
+  EXPECT_EQ(admin_stat(b, "SHOW ROUTES", "floor_publish_failures"), 0) << b.log_tail();
 }
 
 // Drivers' parameterised reads (libpq's PQexecParams: Parse, Bind, Describe, Execute, Sync of

@@ -77,7 +77,12 @@ class OwnCluster {
       std::ofstream(conf(i)) << "bind 127.0.0.1\nport 0\ntls-port " << p << "\ntls-cluster yes\n"
                              << "cluster-enabled yes\ncluster-config-file " << dir_ << "/nodes-"
                              << p << ".conf\ntls-cert-file " << env("TLS_CERT") << "\ntls-key-file "
-                             << env("TLS_KEY") << "\ntls-ca-cert-file " << env("TLS_CA")
+                             << env("TLS_KEY") << "\ntls-ca-cert-file "
+                             << env("TLS_CA")
+                             // The cluster bus always asks for a client certificate, and the
+                             // server's is for server authentication only.
+                             << "\ntls-client-cert-file " << env("TLS_CLIENT_CERT")
+                             << "\ntls-client-key-file " << env("TLS_CLIENT_KEY")
                              << "\ntls-auth-clients no\ndaemonize yes\npidfile " << dir_ << "/" << p
                              << ".pid\nlogfile " << dir_ << "/" << p << ".log\ndir " << dir_
                              << "\nsave \"\"\nappendonly no\n";
@@ -103,14 +108,14 @@ class OwnCluster {
     for (int p : ports_) {
       nodes += " 127.0.0.1:" + std::to_string(p);
     }
-    shell_output(cli(ports_[0]) + " --cluster create" + nodes + " --cluster-yes >" + dir_ +
-                 "/create.log 2>&1");
+    shell_output("timeout 20 " + cli(ports_[0]) + " --cluster create" + nodes + " --cluster-yes >" +
+                 dir_ + "/create.log 2>&1");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
       bool ok = true;
       for (int p : ports_) {
-        ok = ok &&
-             shell_output(cli(p) + " CLUSTER INFO").find("cluster_state:ok") != std::string::npos;
+        ok = ok && shell_output("timeout 2 " + cli(p) + " CLUSTER INFO").find("cluster_state:ok") !=
+                       std::string::npos;
       }
       if (ok) {
         return true;
@@ -120,9 +125,10 @@ class OwnCluster {
     return false;
   }
   int port(int i) const { return ports_[i]; }
+  std::string create_log() const { return read_file(dir_ + "/create.log"); }
   // The port of the master serving `slot`, or 0.
   int owner(int slot) const {
-    std::istringstream lines(shell_output(cli(ports_[0]) + " CLUSTER NODES"));
+    std::istringstream lines(shell_output("timeout 2 " + cli(ports_[0]) + " CLUSTER NODES"));
     std::string line;
     while (std::getline(lines, line)) {
       std::istringstream f(line);
