@@ -14,17 +14,7 @@ namespace lex = routing::lex;
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using lex::trim_space;
 
 bool starts_ieq(std::string_view s, std::string_view lower_prefix) {
   return s.size() >= lower_prefix.size() &&
@@ -54,14 +44,14 @@ int parse_ttl(std::string_view v) {
 
 // The body of a "pglane:" comment asks for caching: "cache" or "cache ttl=30s" among its words.
 std::optional<int> hint_in(std::string_view body) {
-  body = trim(body);
+  body = trim_space(body);
   if (!starts_ieq(body, "pglane:")) {
     return std::nullopt;
   }
   body.remove_prefix(7);
   std::optional<int> found;
   while (!body.empty()) {
-    body = trim(body);
+    body = trim_space(body);
     const size_t sp = std::min(body.find_first_of(" \t\r\n"), body.size());
     const std::string_view word = body.substr(0, sp);
     body.remove_prefix(sp);
@@ -181,30 +171,12 @@ bool mentions_clock(std::string_view bytes) {
 }
 
 std::optional<int> cache_hint_ms(std::string_view sql) {
-  size_t i = 0;
-  const size_t n = sql.size();
-  while (i < n) {
-    const char c = sql[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      ++i;
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n' && sql[i] != '\r') {
-        ++i;
-      }
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      const size_t start = i;
-      i = lex::block_comment_end(sql, i);
-      if (i == std::string_view::npos) {
-        return std::nullopt;
-      }
-      if (auto h = hint_in(sql.substr(start + 2, i - start - 4))) {
-        return h;
-      }
-    } else {
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
+  std::optional<int> ms;
+  lex::find_leading_comment(sql, [&ms](std::string_view body) {
+    ms = hint_in(body);
+    return ms.has_value();
+  });
+  return ms;
 }
 
 Verdict decide(const routing::StatementInfo& info, std::string_view sql, const Rules& rules,

@@ -59,6 +59,45 @@ size_t block_comment_end(std::string_view sql, size_t i) {
   return std::string_view::npos;
 }
 
+bool find_leading_comment(std::string_view sql,
+                          const std::function<bool(std::string_view body)>& visit) {
+  size_t i = 0;
+  const size_t n = sql.size();
+  while (i < n) {
+    const char c = sql[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      ++i;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n' && sql[i] != '\r') {  // -- ends at either
+        ++i;
+      }
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      const size_t start = i;
+      i = block_comment_end(sql, i);
+      if (i == std::string_view::npos) {
+        return false;
+      }
+      if (visit(sql.substr(start + 2, i - start - 4))) {
+        return true;
+      }
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
+std::string_view trim_space(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!s.empty() && space(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && space(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
 void tokenize(std::string_view sql, Lexed& out) {
   const size_t n = sql.size();
   size_t i = 0;

@@ -4,6 +4,7 @@
 // doubling, $tag$ dollar quoting, $1 parameters, :: casts. Internal to routing/.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,14 @@ struct Lexed {
 // The index just past the block comment that starts at sql[i] ("/*"), or npos if it never ends.
 // Block comments nest (docs 4.1.5).
 size_t block_comment_end(std::string_view sql, size_t i);
+
+// The body of each block comment before the first token of `sql` (line comments and
+// whitespace skipped), in order, to `visit` until it returns true. Returns whether one did.
+bool find_leading_comment(std::string_view sql,
+                          const std::function<bool(std::string_view body)>& visit);
+
+// `s` without leading and trailing spaces, tabs and line breaks.
+std::string_view trim_space(std::string_view s);
 
 // Appends the tokens of `sql` to out.tokens.
 void tokenize(std::string_view sql, Lexed& out);

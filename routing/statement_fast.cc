@@ -47,35 +47,25 @@ std::optional<Hint> parse_hint_value(std::string_view v) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using lex::trim_space;
 
 // "pglane: route=reader" (spaces allowed around '='). Anything else is not a hint.
 Hint hint_from_comment(std::string_view body) {
-  body = trim(body);
+  body = trim_space(body);
   constexpr std::string_view kPrefix = "pglane:";
   if (body.size() < kPrefix.size() || !ieq(body.substr(0, kPrefix.size()), kPrefix)) {
     return Hint::kNone;
   }
-  body = trim(body.substr(kPrefix.size()));
+  body = trim_space(body.substr(kPrefix.size()));
   constexpr std::string_view kKey = "route";
   if (body.size() < kKey.size() || !ieq(body.substr(0, kKey.size()), kKey)) {
     return Hint::kNone;
   }
-  body = trim(body.substr(kKey.size()));
+  body = trim_space(body.substr(kKey.size()));
   if (body.empty() || body.front() != '=') {
     return Hint::kNone;
   }
-  body = trim(body.substr(1));
+  body = trim_space(body.substr(1));
   auto h = parse_hint_value(body);
   return h ? *h : Hint::kNone;
 }
@@ -639,31 +629,12 @@ bool classify_one(const std::vector<Token>& toks, size_t b, size_t e, StatementI
 }  // namespace
 
 Hint leading_hint(std::string_view sql) {
-  size_t i = 0;
-  const size_t n = sql.size();
-  while (i < n) {
-    const char c = sql[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      ++i;
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n' && sql[i] != '\r') {  // -- ends at either
-        ++i;
-      }
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      const size_t start = i;
-      i = lex::block_comment_end(sql, i);
-      if (i == std::string_view::npos) {
-        return Hint::kNone;
-      }
-      Hint h = hint_from_comment(sql.substr(start + 2, i - start - 4));
-      if (h != Hint::kNone) {
-        return h;
-      }
-    } else {
-      return Hint::kNone;
-    }
-  }
-  return Hint::kNone;
+  Hint h = Hint::kNone;
+  lex::find_leading_comment(sql, [&h](std::string_view body) {
+    h = hint_from_comment(body);
+    return h != Hint::kNone;
+  });
+  return h;
 }
 
 bool normalize(std::string_view sql, std::string& out) {
