@@ -116,19 +116,44 @@ asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buff
 }
 
 bool Stream::rehome(const asio::any_io_executor& ex) {
+  SSL* ssl = nullptr;
   if (tls_) {
-    return false;
+    ssl = tls_->native_handle();
+    // Asio feeds OpenSSL through a BIO pair: bytes in it (or in OpenSSL's own record buffer)
+    // would be lost with the old stream. An idle connection has none.
+    BIO* in = SSL_get_rbio(ssl);
+    BIO* out = SSL_get_wbio(ssl);
+    if (SSL_has_pending(ssl) != 0 || (in != nullptr && BIO_ctrl_pending(in) > 0) ||
+        (out != nullptr && BIO_ctrl_pending(out) > 0)) {
+      return false;
+    }
   }
   error_code ec;
   auto protocol = socket_.local_endpoint(ec).protocol();
   if (ec) {
     return false;
   }
-  int fd = socket_.release(ec);
-  if (ec) {
+  if (ssl != nullptr && SSL_up_ref(ssl) != 1) {
     return false;
   }
+  if (ssl != nullptr) {
+    // The old stream frees its BIO end and its verify callback (used by the handshake only)
+    // and drops its reference; the session lives on in `ssl`.
+    tls_.reset();
+  }
+  int fd = socket_.release(ec);
+  if (ec) {
+    if (ssl != nullptr) {
+      SSL_free(ssl);
+    }
+    close();
+    return false;  // (not reached in practice: release fails only on a closed socket)
+  }
   socket_ = tcp::socket(ex, protocol, fd);
+  if (ssl != nullptr) {
+    // Takes our reference, and gives the session a fresh BIO pair.
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ssl);
+  }
   return true;
 }
 

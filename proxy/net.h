@@ -52,9 +52,11 @@ class Stream {
     return write_all(asio::const_buffer(bytes.data(), bytes.size()));
   }
   void close();
-  // Moves a plain-TCP connection to another worker's io_context (the descriptor is released from
-  // this one and adopted there). No operation may be pending. TLS streams cannot move, since
-  // OpenSSL's stream state holds timers of the old io_context: returns false for them.
+  // Moves a connection to another worker's io_context: the descriptor is released from this one
+  // and adopted there, and a TLS session (OpenSSL's SSL object, keys and sequence numbers) is
+  // handed to a new Asio stream there, since Asio's holds timers of the old io_context. No
+  // operation may be pending, and a TLS session must hold no bytes it has not handed over.
+  // Returns false when it cannot move; the caller then closes it.
   bool rehome(const asio::any_io_executor& ex);
   // Waits until bytes can be read without holding a read buffer (idle sessions hold none).
   asio::awaitable<error_code> wait_readable();

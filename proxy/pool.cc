@@ -114,8 +114,8 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
     if (pool.total < limit) {
       ++pool.total;
     } else {
-      // Another worker's idle connection moves here (plain TCP) or is closed there and its slot
-      // reused here (TLS cannot move between io_contexts).
+      // Another worker's idle connection moves here (or, when it cannot, is closed there and its
+      // slot reused here).
       bool stolen = false;
       for (auto& other : pool.idle) {
         if (!other.empty()) {
@@ -186,8 +186,8 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
     grant_locked(pool, std::move(conn));
     return;
   }
-  // The first waiter lives on another worker: move the connection there, or (TLS) trade it for
-  // a slot there.
+  // The first waiter lives on another worker: move the connection there, or (when it cannot
+  // move) trade it for a slot there.
   if (conn->stream.rehome(pool.waiters.front()->timer.get_executor())) {
     grant_locked(pool, std::move(conn));
     return;

@@ -1,12 +1,13 @@
 // Server connection pools, one per (database, backend user, server endpoint), shared by all
 // worker threads: `pool.size` bounds the connections of a pool process-wide.
 //
-// A connection's socket belongs to the worker that opened it, so idle connections are kept per
+// A connection's socket belongs to one worker's io_context, so idle connections are kept per
 // worker. A client whose worker has no idle connection may open a new one while the pool is under
-// its limit. At the limit it queues (FIFO); a connection released on the waiter's own worker is
-// handed over directly, one released on another worker is closed there and its slot is granted
-// to the waiter, which opens a fresh connection on its own worker. Only pool bookkeeping takes the
-// mutex; no query ever does.
+// its limit; at the limit it takes another worker's idle connection, moved to its own worker
+// (Stream::rehome, TLS included), or queues (FIFO). A connection released while a client waits
+// is moved to the waiter's worker and handed over; only one that cannot move (bytes left in its
+// TLS session) is closed and its slot granted instead, for the waiter to open a fresh one. Only
+// pool bookkeeping takes the mutex; no query ever does.
 #pragma once
 
 #include <chrono>
