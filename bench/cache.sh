@@ -27,6 +27,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib.sh
 source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"  # cpu_ticks, pct_ms (median and ratio are redefined below)
 root=$(repo_root)
 cd "$root"
 
@@ -148,23 +150,6 @@ SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 EOF
 
 clk_tck=$(getconf CLK_TCK)
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-# pct_ms P FILE...: the P-th percentile (nearest rank) of pgbench per-transaction log latencies.
-pct_ms() {
-  local p=$1 n rank
-  shift
-  n=$(cat -- "$@" | wc -l)
-  [ "$n" -gt 0 ] || return 0
-  rank=$(((n * p + 99) / 100))
-  awk '{ print $3 }' "$@" | LC_ALL=C sort -n | awk -v r="$rank" 'NR == r { v = $1 } END { printf "%.3f", v / 1000 }'
-}
 mkdir -p "$tmp/results" "$tmp/txlog"
 # run NAME TARGET CLIENTS SECONDS PGBENCH_ARGS...: appends "tps cpu_per_1k p50 p99" to results/NAME
 run() {

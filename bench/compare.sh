@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Side-by-side pgbench comparison: direct PostgreSQL, PgBouncer (Debian package) and pglane.
+# Side-by-side pgbench comparison: direct PostgreSQL, PgBouncer 1.25 (built from source),
+# PgBouncer 1.18 (the Debian package) and pglane.
 #
-#   bench/compare.sh [--write]     --write also replaces bench/RESULTS.md with the output
+#   bench/compare.sh [--write]     --write also saves the report (only when no run failed) as
+#                                  bench/results/compare-<UTC date-time>.md and prints its path,
+#                                  to be pasted into bench/RESULTS.md by hand
 #
 # Starts its own sandbox (primary only, no Redis), loads pgbench scale SCALE, then runs
-# ROUNDS interleaved rounds; each round runs `pgbench -S` in simple and prepared mode against
+# ROUNDS interleaved rounds; each round runs pgbench (-S by default) in every MODES mode against
 # every target (in a rotating order, so no target always runs first), plus a single-client run
 # for the added latency. For the proxies, CPU seconds per 1,000 transactions come from the
 # process's utime+stime in /proc/PID/stat (all threads) before and after each run. Every run
 # also writes pgbench's per-transaction log (-l); its 99th percentile latency is computed per
 # run and the median over rounds reported, and the log is deleted right after.
-# Results (markdown) go to stdout, progress to stderr.
+# Results (markdown) go to stdout, progress to stderr. The "vs PgBouncer" columns compare with
+# PgBouncer 1.25 when it is measured, else with 1.18; their headers name the one used.
+#
+# Targets: direct (PostgreSQL itself), pgbouncer125 (PGBOUNCER125_BIN; when missing it is built
+# with ../shared/anchors/build-pgbouncer.sh if that exists, as root, else skipped with a
+# warning; max_prepared_statements = 200, so -M prepared works in transaction pooling),
+# pgbouncer (`pgbouncer` from PATH, Debian's 1.18: -M prepared is not supported in transaction
+# pooling and not run) and pglane (PGLANE_BIN). The proxy starters and measurement helpers are in
+# bench/lib.sh, shared with bench/syscalls.sh.
 #
 # SPLIT=1 measures read/write splitting: the sandbox gets two streaming replicas, pooling is
 # transaction mode, and pglane runs twice, as "pglane" (one writer, no splitting) and
@@ -20,16 +31,19 @@
 #
 # Environment (defaults):
 #   ROUNDS=3 DURATION=15 CLIENTS=32 THREADS=2 SCALE=10 LAT_DURATION=10 WARMUP=5
-#   POOL_MODE=session (or transaction; both proxies)   POOL_SIZE=20   WORKERS=2 (pglane threads)
-#   TARGETS="direct pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
-#   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
+#   POOL_MODE=session (or transaction; all proxies)   POOL_SIZE=20   WORKERS=2 (pglane threads)
+#   TARGETS="direct pgbouncer125 pgbouncer pglane" (any subset, e.g. TARGETS=pglane WORKERS=1)
+#   MODES="simple extended prepared" (pgbench -M modes of the load runs, any subset; the
+#                          single-client runs use simple)
+#   PGLANE_BIN=build/proxy/pglane   PGBOUNCER125_BIN=/opt/pgbouncer-1.25/bin/pgbouncer
+#   KEEP_TMP=1 keeps the scratch dir (logs) after the run
 #   SPLIT=0 (1: read/write splitting run, see above)   BUILTIN=select-only (or tpcb-like)
 #   SPLIT_SCOPES="table off"   with SPLIT=1: one splitting pglane per routing.read_your_writes
 #                          value, named pglane-split-<value>, instead of one pglane-split
 #   PGLANE_BASE_BIN=path   also runs that pglane binary as "pglane-base" (same config), to
 #                          compare a change against the build before it
 # pgbench -j is min(THREADS, CLIENTS). The open-files limit is raised (65536, or the hard limit)
-# for pgbench and both proxies, so CLIENTS=500 works. pgbench's -T clock includes connecting, and
+# for pgbench and the proxies, so CLIENTS=500 works. pgbench's -T clock includes connecting, and
 # 500 direct SCRAM logins took ~20 s on the busy 2-core machine (the proxies ~3 s): give such
 # runs DURATION=60 or more (a run that completes no transaction is reported as failed). In
 # session pooling each proxy keeps CLIENTS server connections, so CLIENTS=500 only fits
@@ -39,6 +53,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib.sh
 source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 root=$(repo_root)
 cd "$root"
 
@@ -60,7 +76,8 @@ POOL_MODE=${POOL_MODE:-session}
 SPLIT_SCOPES=${SPLIT_SCOPES:-}
 POOL_SIZE=${POOL_SIZE:-20}
 WORKERS=${WORKERS:-2}
-TARGETS=${TARGETS:-direct pgbouncer pglane}
+TARGETS=${TARGETS:-direct pgbouncer125 pgbouncer pglane}
+MODES=${MODES:-simple extended prepared}
 PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
 SPLIT=${SPLIT:-0}
 BUILTIN=${BUILTIN:-select-only}
@@ -70,9 +87,6 @@ case $BUILTIN in
   *) die "BUILTIN must be select-only or tpcb-like" ;;
 esac
 case $SPLIT in 0 | 1) ;; *) die "SPLIT must be 0 or 1" ;; esac
-if [ "$SPLIT" = 1 ] && [ "$write" = 1 ]; then
-  die "SPLIT=1 reports are not written over bench/RESULTS.md: add them to its splitting section"
-fi
 if [ "$SPLIT" = 1 ] && [ "$POOL_MODE" != transaction ]; then
   note "SPLIT=1: read/write splitting needs transaction pooling; using POOL_MODE=transaction"
   POOL_MODE=transaction
@@ -84,14 +98,27 @@ done
 if [ "$CLIENTS" -lt 1 ] || [ "$THREADS" -lt 1 ]; then die "CLIENTS and THREADS must be at least 1"; fi
 declare -A wanted=()
 for t in $TARGETS; do
-  case $t in direct | pgbouncer | pglane) wanted[$t]=1 ;; *) die "TARGETS: unknown target '$t' (direct, pgbouncer, pglane)" ;; esac
+  case $t in
+    direct | pgbouncer125 | pgbouncer | pglane) wanted[$t]=1 ;;
+    *) die "TARGETS: unknown target '$t' (direct, pgbouncer125, pgbouncer, pglane)" ;;
+  esac
 done
 [ ${#wanted[@]} -gt 0 ] || die "TARGETS is empty"
+modes=()
+for mode in $MODES; do
+  case $mode in simple | extended | prepared) modes+=("$mode") ;; *) die "MODES: unknown pgbench -M mode '$mode'" ;; esac
+done
+[ ${#modes[@]} -gt 0 ] || die "MODES is empty"
 # pgbench refuses more threads than clients.
 JOBS=$((THREADS < CLIENTS ? THREADS : CLIENTS))
 command -v pgbench >/dev/null || die "pgbench not found (run scripts/bootstrap.sh)"
 if [ -n "${wanted[pgbouncer]:-}" ]; then
   command -v pgbouncer >/dev/null || die "pgbouncer not found (run scripts/bootstrap.sh)"
+fi
+pgbouncer125=""
+if [ -n "${wanted[pgbouncer125]:-}" ] && ! pgbouncer125=$(pgbouncer125_bin); then
+  warn "PgBouncer 1.25 not available: target pgbouncer125 skipped"
+  unset 'wanted[pgbouncer125]'
 fi
 
 # Hundreds of clients need more descriptors than the usual 1024 (pgbench: one socket per client;
@@ -113,16 +140,15 @@ fi
 tmp=$(mktemp -d /tmp/pglane-bench.XXXXXX)
 chmod 755 "$tmp"  # the postgres user (PgBouncer, PostgreSQL) must reach its subdirectories
 report="$tmp/report.md"
-pgbouncer_pid=""
 pglane_pid=""
 pglane_pids=()
+pgbouncer_pids=()
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  local lp
-  for lp in "${pglane_pids[@]}"; do stop_pid "$lp" 10; done
-  [ -n "$pgbouncer_pid" ] && stop_pid "$pgbouncer_pid" 10
+  local p
+  for p in "${pglane_pids[@]}" "${pgbouncer_pids[@]}"; do stop_pid "$p" 10; done
   "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
   if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
   exit "$rc"
@@ -149,12 +175,13 @@ max_conn=$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USE
   -c "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")
 need=0
 [ -n "${wanted[direct]:-}" ] && need=$((need + CLIENTS))
+[ -n "${wanted[pgbouncer125]:-}" ] && need=$((need + POOL_SIZE))
 [ -n "${wanted[pgbouncer]:-}" ] && need=$((need + POOL_SIZE))
 [ -n "${wanted[pglane]:-}" ] && need=$((need + POOL_SIZE * (SPLIT + 1)))
 if [ "$need" -gt $((max_conn - 5)) ]; then
   die "TARGETS=\"$TARGETS\" with CLIENTS=$CLIENTS and pool size $POOL_SIZE ($POOL_MODE pooling) can" \
     "need $need server connections at once, PostgreSQL allows $max_conn: run the targets" \
-    "separately (TARGETS=direct, TARGETS=pgbouncer, TARGETS=pglane) or use POOL_MODE=transaction"
+    "separately (TARGETS=direct, TARGETS=pgbouncer125, TARGETS=pglane, ...) or use POOL_MODE=transaction"
 fi
 
 note "pgbench -i -s $SCALE"
@@ -176,141 +203,21 @@ if [ "$SPLIT" = 1 ]; then
   done
 fi
 
-declare -A port pid label
+declare -A port=() pid=() label=()
 targets=()
 port[direct]=$PG_PRIMARY_PORT
 label[direct]="direct PostgreSQL"
 
-# PgBouncer refuses to run as root: as root it runs as postgres, from a directory it owns.
-# It logs in to PostgreSQL with SCRAM, which needs the plaintext password in auth_file.
-start_pgbouncer() {
-  local dir="$tmp/pgbouncer" bport
-  bport=$(free_port 16432 "$PG_PRIMARY_PORT")
-  mkdir -p "$dir"
-  printf '"%s" "%s"\n' "$APP_USER" "$APP_PASSWORD" >"$dir/userlist.txt"
-  cat >"$dir/pgbouncer.ini" <<EOF
-[databases]
-$APP_DB = host=127.0.0.1 port=$PG_PRIMARY_PORT dbname=$APP_DB
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bport
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $dir/userlist.txt
-pool_mode = $POOL_MODE
-default_pool_size = $POOL_SIZE
-max_client_conn = $((CLIENTS + 100))
-client_tls_sslmode = disable
-server_tls_sslmode = disable
-ignore_startup_parameters = extra_float_digits
-log_connections = 0
-log_disconnections = 0
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-EOF
-  chmod 700 "$dir"
-  chmod 600 "$dir/userlist.txt" "$dir/pgbouncer.ini"
-  if [ "$(id -u)" -eq 0 ]; then
-    chown -R postgres: "$dir"
-    # runuser's PAM session (pam_limits) resets the soft open-files limit: raise it again.
-    # shellcheck disable=SC2016  # expanded by the inner bash
-    (cd / && runuser -u postgres -- bash -c \
-      'ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-       exec pgbouncer -d -q "$2"' _ "$nofile" "$dir/pgbouncer.ini")
-  else
-    pgbouncer -d -q "$dir/pgbouncer.ini"
-  fi
-  local i
-  for ((i = 0; i < 50; i++)); do
-    [ -s "$dir/pgbouncer.pid" ] && break
-    sleep 0.1
-  done
-  pgbouncer_pid=$(cat "$dir/pgbouncer.pid" 2>/dev/null || true)
-  if [ -z "$pgbouncer_pid" ] || ! wait_tcp 127.0.0.1 "$bport" 10 "$pgbouncer_pid"; then
-    tail "$dir/pgbouncer.log" >&2
-    die "PgBouncer did not start"
-  fi
-  targets+=(pgbouncer)
-  port[pgbouncer]=$bport
-  pid[pgbouncer]=$pgbouncer_pid
-  label[pgbouncer]="PgBouncer $(pgbouncer --version | awk 'NR == 1 { print $2 }')"
-}
-
-# start_pglane NAME [READERS [BINARY [EXTRA_TOML]]]: pglane with a generated config: no TLS on either side,
-# same pool as PgBouncer; READERS (a TOML list body of "host:port") turns read/write splitting on.
-start_pglane() {
-  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN} extra=${4:-}
-  if [ ! -x "$bin" ]; then
-    warn "$bin not built: $name skipped"
-    return 0
-  fi
-  local lport
-  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[pgbouncer]:-}" "${port[pglane]:-}" \
-    "${port[pglane-base]:-}")
-  cat >"$tmp/$name.toml" <<EOF
-[proxy]
-listen_addr = "127.0.0.1"
-listen_port = $lport
-workers = $WORKERS
-users_file = "$SANDBOX_DIR/users.txt"
-log_level = "warning"
-
-[tls]
-mode = "disable"
-
-[backend]
-user = "$APP_USER"
-password_file = "$SANDBOX_DIR/backend_password"
-
-[backend.tls]
-mode = "disable"
-
-[pool]
-mode = "$POOL_MODE"
-size = $POOL_SIZE
-
-[[regions]]
-name = "local"
-writer = "127.0.0.1:$PG_PRIMARY_PORT"
-readers = [$readers]
-
-[health]
-interval_ms = 100
-$extra
-EOF
-  "$bin" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
-  local lpid=$!
-  pglane_pids+=("$lpid")
-  if ! wait_tcp 127.0.0.1 "$lport" 15 "$lpid"; then
-    tail "$tmp/$name.log" >&2
-    warn "$name did not start: skipped"
-    return 0
-  fi
-  targets+=("$name")
-  port[$name]=$lport
-  pid[$name]=$lpid
-  pglane_pid=$lpid
-  if [ "$bin" = "$PGLANE_BIN" ]; then
-    label[$name]="$name $(git -C "$root" describe --always --dirty 2>/dev/null || echo)"
-  else
-    label[$name]="$name ($bin)"
-  fi
-  case $WORKERS in
-    0) label[$name]="${label[$name]% } (workers: one per core)" ;;
-    1) label[$name]="${label[$name]% } (1 worker)" ;;
-    *) label[$name]="${label[$name]% } ($WORKERS workers)" ;;
-  esac
-  # With readers, reads go to replicas once the health checker has seen them.
-  [ -z "$readers" ] || sleep 1
-}
+declare -A prepared_ok=()
 
 [ -n "${wanted[direct]:-}" ] && targets+=(direct)
 proxies=""
-[ -n "${wanted[pgbouncer]:-}" ] && proxies+=" PgBouncer"
-[ -n "${wanted[pglane]:-}" ] && proxies+="${proxies:+ and} pglane"
+[ -n "${wanted[pgbouncer125]:-}" ] && proxies+=" PgBouncer 1.25"
+[ -n "${wanted[pgbouncer]:-}" ] && proxies+="${proxies:+,} PgBouncer 1.18"
+[ -n "${wanted[pglane]:-}" ] && proxies+="${proxies:+,} pglane"
 [ -n "$proxies" ] && note "starting${proxies} ($POOL_MODE pooling, pool size $POOL_SIZE)"
-[ -n "${wanted[pgbouncer]:-}" ] && start_pgbouncer
+[ -n "${wanted[pgbouncer125]:-}" ] && start_pgbouncer pgbouncer125 "$pgbouncer125"
+[ -n "${wanted[pgbouncer]:-}" ] && start_pgbouncer pgbouncer "$(command -v pgbouncer)"
 if [ -n "${wanted[pglane]:-}" ]; then
   start_pglane pglane
   [ -z "${PGLANE_BASE_BIN:-}" ] || start_pglane pglane-base "" "$PGLANE_BASE_BIN"
@@ -333,36 +240,14 @@ open_files() {
   awk '/^Max open files/ { print $4 }' "/proc/$1/limits" 2>/dev/null || echo "?"
 }
 limits="open-files limit: pgbench $nofile"
-[ -n "$pgbouncer_pid" ] && limits+=", PgBouncer $(open_files "$pgbouncer_pid")"
+for t in pgbouncer125 pgbouncer; do
+  if [ -n "${pid[$t]:-}" ]; then limits+=", ${label[$t]} $(open_files "${pid[$t]}")"; fi
+done
 [ -n "$pglane_pid" ] && limits+=", pglane $(open_files "$pglane_pid")"
 note "$limits"
 
 # --- measurement ---------------------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
-
-# cpu_ticks PID: user + system time of the whole process (all threads), in clock ticks.
-# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086  # split the fields on purpose
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-
-# p99_ms FILE...: 99th percentile (nearest rank) of the latencies in pgbench per-transaction
-# logs, in ms with 3 decimals; nothing when the logs hold no transactions. Log lines are
-# "client_id transaction_no time script_no time_epoch time_us", time = latency in µs. The last
-# awk reads to the end: exiting early would kill sort with SIGPIPE, which pipefail reports.
-p99_ms() {
-  local n rank
-  n=$(cat -- "$@" | wc -l)
-  [ "$n" -gt 0 ] || return 0
-  rank=$(((n * 99 + 99) / 100))  # ceil(0.99 n)
-  awk '{ print $3 }' "$@" | LC_ALL=C sort -n -S 64M -T "$tmp" |
-    awk -v r="$rank" 'NR == r { v = $1 } END { if (v != "") printf "%.3f", v / 1000 }'
-}
 
 mkdir -p "$tmp/runs" "$tmp/results" "$tmp/txlog"
 failures=()
@@ -391,7 +276,7 @@ bench() {
   fi
   if [ -n "$p" ]; then after=$(cpu_ticks "$p") || after=""; fi
   local p99="" logs=("$prefix".*)
-  if [ -e "${logs[0]}" ]; then p99=$(p99_ms "${logs[@]}") || p99=""; fi
+  if [ -e "${logs[0]}" ]; then p99=$(pct_ms 99 "${logs[@]}") || p99=""; fi
   rm -f "${logs[@]}"
   local tps lat tx conn cpu="-"
   tps=$(awk '/^tps = / { print $3; exit }' "$log")
@@ -412,10 +297,11 @@ bench() {
     "connecting ${conn:-?}"
 }
 
-# supported TARGET MODE: PgBouncer 1.18 cannot keep protocol-level prepared statements in
-# transaction pooling (a statement prepared on one server connection is missing on the next).
+# supported TARGET MODE: PgBouncer before 1.21 (Debian's 1.18) cannot keep protocol-level
+# prepared statements in transaction pooling (a statement prepared on one server connection is
+# missing on the next); start_pgbouncer sets prepared_ok per PgBouncer target.
 supported() {
-  [ "$POOL_MODE" = transaction ] && [ "$1" = pgbouncer ] && [ "$2" = prepared ] && return 1
+  [ "$POOL_MODE" = transaction ] && [ "$2" = prepared ] && [ "${prepared_ok[$1]:-1}" = 0 ] && return 1
   return 0
 }
 
@@ -427,7 +313,6 @@ if [ "$WARMUP" -gt 0 ]; then
   done
 fi
 
-modes=(simple prepared)
 n=${#targets[@]}
 for ((round = 1; round <= ROUNDS; round++)); do
   note "round $round of $ROUNDS"
@@ -448,20 +333,14 @@ column_of() {
   [ -f "$1" ] || return 0
   awk -v n="$2" '$n != "-" { print $n }' "$1"
 }
-# median: of the numbers on stdin; empty when there are none.
-median() {
-  sort -g | awk '{ a[NR] = $1 } END {
-    if (NR == 0) exit
-    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-# fmt FORMAT VALUE: printf, or "n/a" for an empty value.
-fmt() {
-  if [ -z "$2" ]; then echo "n/a"; else awk -v v="$2" -v f="$1" 'BEGIN { printf f, v }'; fi
-}
-# ratio A B: A/B as "1.23×", "n/a" when either is missing.
-ratio() {
-  if [ -z "$1" ] || [ -z "$2" ]; then echo "n/a"; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; fi
-}
+# ref: the PgBouncer the "vs PgBouncer" columns compare with: 1.25 when measured, else 1.18.
+ref="" ref_label="PgBouncer"
+for t in pgbouncer125 pgbouncer; do
+  if [ -n "${pid[$t]:-}" ]; then
+    ref=$t ref_label=${label[$t]}
+    break
+  fi
+done
 
 : >"$report"
 out "## Machine"
@@ -469,24 +348,30 @@ out ""
 out "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 out "- CPU: $(nproc) × $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
 versions="$("$PG_BIN/postgres" --version)"
-[ -n "$pgbouncer_pid" ] && versions+=", $(pgbouncer --version | head -n1)"
+for t in pgbouncer125 pgbouncer; do
+  if [ -n "${pid[$t]:-}" ]; then versions+=", ${label[$t]}"; fi
+done
 [ -n "$pglane_pid" ] && versions+=", ${label[pglane]}"
 out "- $versions"
 out ""
 out "Each run: \`pgbench -n ${script_flags[*]} -c $CLIENTS -j $JOBS -T $DURATION -l\`, scale $SCALE, sslmode=disable," \
   "$ROUNDS interleaved rounds, medians shown. Proxies: $POOL_MODE pooling, pool size $POOL_SIZE;" \
-  "pglane workers = $WORKERS. CPU = proxy process utime+stime per 1,000 transactions." \
+  "pglane workers = $WORKERS; PgBouncer from 1.21 on: max_prepared_statements = 200." \
+  "CPU = proxy process utime+stime per 1,000 transactions." \
   "p99 = 99th percentile of the per-transaction latencies in pgbench's log (-l), per run."
 
 for mode in "${modes[@]}"; do
   out ""
   out "## Throughput, \`-M $mode\`"
   out ""
-  out "| target | median tps | median avg latency (ms) | median p99 (ms) | median CPU s / 1k tx | tps vs PgBouncer | CPU vs PgBouncer | tps per round |"
+  out "| target | median tps | median avg latency (ms) | median p99 (ms) | median CPU s / 1k tx |" \
+    "tps vs $ref_label | CPU vs $ref_label | tps per round |"
   out "|---|---:|---:|---:|---:|---:|---:|---|"
-  f="$tmp/results/load.pgbouncer.$mode"
-  ref_tps=$(column_of "$f" 1 | median)
-  ref_cpu=$(column_of "$f" 3 | median)
+  ref_tps="" ref_cpu=""
+  if [ -n "$ref" ]; then
+    ref_tps=$(column_of "$tmp/results/load.$ref.$mode" 1 | median)
+    ref_cpu=$(column_of "$tmp/results/load.$ref.$mode" 3 | median)
+  fi
   for t in "${targets[@]}"; do
     f="$tmp/results/load.$t.$mode"
     if ! supported "$t" "$mode"; then
@@ -564,20 +449,26 @@ fi
 
 if [ "$write" = 1 ]; then
   if [ ${#failures[@]} -gt 0 ]; then
-    die "some runs failed: bench/RESULTS.md left unchanged"
+    die "some runs failed: no report written to bench/results/"
   fi
-  if [ ${#wanted[@]} -lt 3 ]; then
-    die "TARGETS=\"$TARGETS\" is not the full comparison: bench/RESULTS.md left unchanged"
-  fi
+  # The settings that reproduce this run (POOL_SIZE as used, after any session-pooling raise).
+  settings=""
+  for v in ROUNDS DURATION CLIENTS THREADS SCALE LAT_DURATION WARMUP POOL_MODE POOL_SIZE WORKERS \
+    TARGETS MODES BUILTIN SPLIT SPLIT_SCOPES PGLANE_BASE_BIN; do
+    val=${!v:-}
+    [ -n "$val" ] || continue
+    [[ $val != *" "* ]] || val="\"$val\""
+    settings+="$v=$val "
+  done
+  written="bench/results/compare-$(date -u '+%Y-%m-%dT%H%M%SZ').md"
+  mkdir -p "$root/bench/results"
   {
-    echo "# Benchmark: direct PostgreSQL vs PgBouncer vs pglane"
+    echo "# bench/compare.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo ""
-    echo "Written by \`bench/compare.sh --write\`; rerun it to refresh. Targets from issue 2:"
-    echo "pglane tps ≥ PgBouncer's, CPU per 1,000 transactions ≤ 0.8× PgBouncer's, added"
-    echo "single-client latency ≤ 20 µs."
+    echo "Command: \`${settings}bench/compare.sh --write\`"
     echo ""
     cat "$report"
-  } >"$root/bench/RESULTS.md"
-  note "wrote bench/RESULTS.md"
+  } >"$root/$written"
+  note "report written to $written: paste it into bench/RESULTS.md"
 fi
 [ ${#failures[@]} -eq 0 ]

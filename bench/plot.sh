@@ -11,8 +11,8 @@
 #             results/load.TARGET.MODE files: "tps latency cpu p99" per round, medians taken), or
 #             a failover series dir (TARGET-ROUND.csv from bench/failover.sh)
 #   FILE.csv  one failover.py --series file
-# With no INPUT: bench/RESULTS.md (compare.sh --write writes it; its raw files live in a scratch
-# dir that is deleted) and the newest /tmp/pglane-failover-series/*/ (failover.sh's default
+# With no INPUT: bench/RESULTS.md (compare.sh --write saves reports to paste into it; their raw
+# files live in a scratch dir that is deleted) and the newest /tmp/pglane-failover-series/*/ (failover.sh's default
 # SERIES_DIR), when there is one.
 #
 # Writes compare-tps.png and compare-cpu.png (median tps and proxy CPU s per 1,000 transactions,
