@@ -16,6 +16,8 @@
 namespace pglane::proxy {
 
 namespace {
+constexpr std::chrono::milliseconds kTrustIdleFor{50};
+
 AcquireResult granted(std::unique_ptr<ServerConn> conn) {
   AcquireResult r;
   r.conn = std::move(conn);
@@ -29,20 +31,74 @@ void close_on_owner(std::unique_ptr<ServerConn> conn) {
 }
 }  // namespace
 
-PoolManager::Pool& PoolManager::pool_locked(const std::string& key, int worker) {
-  Pool& pool = pools_[key];
-  if (pool.idle.size() <= static_cast<size_t>(worker)) {
-    pool.idle.resize(worker + 1);
+void PoolManager::set_workers(int n) {
+  std::lock_guard lock(mu_);
+  workers_ = std::max(1, n);
+}
+
+PoolManager::Pool& PoolManager::pool_locked(const std::string& key) {
+  std::unique_ptr<Pool>& pool = pools_[key];
+  if (!pool) {
+    pool = std::make_unique<Pool>(static_cast<size_t>(workers_));
   }
+  return *pool;
+}
+
+PoolManager::Pool& PoolManager::pool_for(const std::string& key) {
+  struct Known {
+    const PoolManager* owner = nullptr;
+    uint64_t generation = 0;
+    absl::flat_hash_map<std::string, Pool*> pools;
+  };
+  static thread_local Known known;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (known.owner != this || known.generation != generation) {
+    known.pools.clear();
+    known.owner = this;
+    known.generation = generation;
+  }
+  if (auto it = known.pools.find(key); it != known.pools.end()) {
+    return *it->second;
+  }
+  std::lock_guard lock(mu_);
+  Pool& pool = pool_locked(key);
+  known.pools.emplace(key, &pool);
   return pool;
+}
+
+std::unique_ptr<ServerConn> PoolManager::pop_idle(Shard& shard) {
+  std::lock_guard lock(shard.mu);
+  if (shard.idle.empty()) {
+    return nullptr;
+  }
+  auto conn = std::move(shard.idle.back());
+  shard.idle.pop_back();
+  return conn;
 }
 
 void PoolManager::grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn) {
   auto w = std::move(pool.waiters.front());
   pool.waiters.pop_front();
+  pool.waiting.fetch_sub(1);
   w->granted = true;
   w->conn = std::move(conn);
   asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+}
+
+void PoolManager::hand_over_locked(Pool& pool, int worker, std::unique_ptr<ServerConn> conn) {
+  if (pool.waiters.front()->worker == worker) {
+    grant_locked(pool, std::move(conn));
+    return;
+  }
+  // The first waiter lives on another worker: move the connection there, or (when it cannot
+  // move) trade it for a slot there.
+  if (conn->stream.rehome(pool.waiters.front()->timer.get_executor())) {
+    grant_locked(pool, std::move(conn));
+    return;
+  }
+  conn->stream.close();
+  conn.reset();
+  grant_locked(pool, nullptr);
 }
 
 void PoolManager::free_slot_locked(Pool& pool) {
@@ -64,6 +120,7 @@ bool PoolManager::retired_locked(const ServerConn& conn) const {
 
 void PoolManager::retire(const conf::Endpoint& endpoint) {
   std::lock_guard lock(mu_);
+  retired_any_.store(true);
   const auto now = std::chrono::steady_clock::now();
   auto known = std::find_if(retired_.begin(), retired_.end(),
                             [&](const auto& r) { return r.first == endpoint; });
@@ -73,12 +130,13 @@ void PoolManager::retire(const conf::Endpoint& endpoint) {
     known->second = now;
   }
   for (auto& [key, pool] : pools_) {
-    for (auto& idle : pool.idle) {
-      for (auto it = idle.begin(); it != idle.end();) {
+    for (Shard& shard : pool->shards) {
+      std::lock_guard shard_lock(shard.mu);
+      for (auto it = shard.idle.begin(); it != shard.idle.end();) {
         if ((*it)->endpoint == endpoint) {
           close_on_owner(std::move(*it));
-          it = idle.erase(it);
-          free_slot_locked(pool);
+          it = shard.idle.erase(it);
+          free_slot_locked(*pool);
         } else {
           ++it;
         }
@@ -92,48 +150,70 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
                                                     std::chrono::milliseconds idle_timeout,
                                                     ConnectRequest req) {
   auto ex = co_await asio::this_coro::executor;
+  Pool& pool = pool_for(key);
+  Shard& mine = pool.shard(worker);
+  const bool check_retired = retired_any_.load();
+  // This worker's idle connections: its shard's lock only (mu_ just to free a dead one's slot).
+  while (auto conn = pop_idle(mine)) {
+    const auto idle_for = std::chrono::steady_clock::now() - conn->last_used;
+    const bool expired = idle_timeout.count() > 0 && idle_for > idle_timeout;
+    // The liveness poll() is one system call per transaction under load; a connection given
+    // back moments ago is taken on trust (as PgBouncer takes every one between its
+    // server_check_delay checks). If it died in that window, the unit meets the dead socket.
+    const bool fresh = idle_for < kTrustIdleFor && conn->in.empty();
+    bool retired = false;
+    if (check_retired) {
+      std::lock_guard lock(mu_);
+      retired = retired_locked(*conn);
+    }
+    if (!expired && !retired && (fresh || !conn->looks_dead())) {
+      co_return granted(std::move(conn));
+    }
+    // Idle too long (pool.server_idle_timeout_ms), retired, or dead while idle (server
+    // restarted, its own idle timeout): replace it.
+    conn.reset();
+    std::lock_guard lock(mu_);
+    free_slot_locked(pool);
+  }
   std::shared_ptr<Waiter> waiter;
   {
     std::unique_lock lock(mu_);
-    Pool& pool = pool_locked(key, worker);
-    auto& mine = pool.idle[worker];
-    while (!mine.empty()) {
-      auto conn = std::move(mine.back());
-      mine.pop_back();
-      const bool expired = (idle_timeout.count() > 0 &&
-                            std::chrono::steady_clock::now() - conn->last_used > idle_timeout) ||
-                           retired_locked(*conn);
-      if (!expired && !conn->looks_dead()) {
-        co_return granted(std::move(conn));
-      }
-      // Idle too long (pool.server_idle_timeout_ms) or dead while idle (server restarted, its
-      // own idle timeout): replace it.
-      conn.reset();
-      --pool.total;
-    }
     if (pool.total < limit) {
       ++pool.total;
     } else {
-      // Another worker's idle connection moves here (or, when it cannot, is closed there and its
-      // slot reused here).
-      bool stolen = false;
-      for (auto& other : pool.idle) {
-        if (!other.empty()) {
-          auto conn = std::move(other.back());
-          other.pop_back();
-          stolen = true;
-          if (!conn->looks_dead() && conn->stream.rehome(ex)) {
+      // Another worker's idle connection moves here (or, when it cannot, is closed there and
+      // its slot reused here). Once counted as waiting, look again: a give-back that read
+      // `waiting` before this left its connection in a shard.
+      bool counted = false;
+      bool took = false;  // a connection, or the slot of one that could not be used
+      while (!took) {
+        for (Shard& other : pool.shards) {
+          auto conn = pop_idle(other);
+          if (!conn) {
+            continue;
+          }
+          took = true;
+          if (counted) {
+            pool.waiters.pop_back();  // ours: pushed below, under this same lock
+            pool.waiting.fetch_sub(1);
+            waiter.reset();
+          }
+          if (!retired_locked(*conn) && !conn->looks_dead() &&
+              (&other == &mine || conn->stream.rehome(ex))) {
             co_return granted(std::move(conn));
           }
-          close_on_owner(std::move(conn));
+          close_on_owner(std::move(conn));  // its slot is ours: open a connection below
           break;
         }
-      }
-      if (!stolen) {
+        if (took || counted) {
+          break;
+        }
         waiter = std::make_shared<Waiter>(ex);
         waiter->worker = worker;
         waiter->timer.expires_after(queue_timeout);
         pool.waiters.push_back(waiter);
+        pool.waiting.fetch_add(1);
+        counted = true;
       }
     }
   }
@@ -148,8 +228,9 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
         break;  // a free slot: open a connection below
       }
       if (std::chrono::steady_clock::now() >= waiter->timer.expiry()) {
-        Pool& pool = pools_[key];
-        std::erase(pool.waiters, waiter);
+        if (std::erase(pool.waiters, waiter) > 0) {
+          pool.waiting.fetch_sub(1);
+        }
         stats().pool_timeouts.fetch_add(1, std::memory_order_relaxed);
         AcquireResult r;
         r.sqlstate = protocol::sqlstate::kTooManyConnections;
@@ -158,10 +239,15 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
       }
     }
   }
+  co_return co_await open_in_slot(key, std::move(req));
+}
+
+asio::awaitable<AcquireResult> PoolManager::open_in_slot(const std::string& key,
+                                                         ConnectRequest req) {
   ConnectResult c = co_await connect_server(std::move(req));
   if (!c.conn) {
     std::lock_guard lock(mu_);
-    free_slot_locked(pools_[key]);
+    free_slot_locked(pool_locked(key));
     co_return AcquireResult{nullptr, std::move(c.sqlstate), std::move(c.message),
                             std::move(c.server_error)};
   }
@@ -170,8 +256,25 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
 
 void PoolManager::release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn) {
   conn->last_used = std::chrono::steady_clock::now();
+  Pool& pool = pool_for(key);
+  if (!retired_any_.load() && pool.waiting.load() == 0) {
+    {
+      std::lock_guard shard_lock(pool.shard(worker).mu);
+      pool.shard(worker).idle.push_back(std::move(conn));
+    }
+    if (pool.waiting.load() == 0) {
+      return;
+    }
+    // A client began waiting meanwhile (and may have missed this connection): hand it over.
+    std::lock_guard lock(mu_);
+    if (!pool.waiters.empty()) {
+      if (auto idle = pop_idle(pool.shard(worker))) {
+        hand_over_locked(pool, worker, std::move(idle));
+      }
+    }
+    return;
+  }
   std::lock_guard lock(mu_);
-  Pool& pool = pool_locked(key, worker);
   if (retired_locked(*conn)) {
     conn->stream.close();
     conn.reset();
@@ -179,22 +282,11 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
     return;
   }
   if (pool.waiters.empty()) {
-    pool.idle[worker].push_back(std::move(conn));
+    std::lock_guard shard_lock(pool.shard(worker).mu);
+    pool.shard(worker).idle.push_back(std::move(conn));
     return;
   }
-  if (pool.waiters.front()->worker == worker) {
-    grant_locked(pool, std::move(conn));
-    return;
-  }
-  // The first waiter lives on another worker: move the connection there, or (when it cannot
-  // move) trade it for a slot there.
-  if (conn->stream.rehome(pool.waiters.front()->timer.get_executor())) {
-    grant_locked(pool, std::move(conn));
-    return;
-  }
-  conn->stream.close();
-  conn.reset();
-  grant_locked(pool, nullptr);
+  hand_over_locked(pool, worker, std::move(conn));
 }
 
 void PoolManager::discard(const std::string& key, std::unique_ptr<ServerConn> conn) {
@@ -202,13 +294,13 @@ void PoolManager::discard(const std::string& key, std::unique_ptr<ServerConn> co
   conn->stream.close();
   conn.reset();
   std::lock_guard lock(mu_);
-  free_slot_locked(pools_[key]);
+  free_slot_locked(pool_locked(key));
 }
 
 int PoolManager::open_count(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
-  return it == pools_.end() ? 0 : it->second.total;
+  return it == pools_.end() ? 0 : it->second->total;
 }
 
 std::vector<PoolView> PoolManager::view() {
@@ -221,10 +313,11 @@ std::vector<PoolView> PoolManager::view() {
     v.database = parts.size() > 0 ? parts[0] : "";
     v.user = parts.size() > 1 ? parts[1] : "";
     v.endpoint = parts.size() > 2 ? parts[2] : "";
-    v.open = pool.total;
-    v.waiting = static_cast<int>(pool.waiters.size());
-    for (const auto& per_worker : pool.idle) {
-      for (const auto& c : per_worker) {
+    v.open = pool->total;
+    v.waiting = static_cast<int>(pool->waiters.size());
+    for (Shard& shard : pool->shards) {
+      std::lock_guard shard_lock(shard.mu);
+      for (const auto& c : shard.idle) {
         ++v.idle;
         v.idle_conns.emplace_back(
             c->key.pid,
@@ -242,6 +335,7 @@ std::vector<PoolView> PoolManager::view() {
 void PoolManager::clear() {
   std::lock_guard lock(mu_);
   pools_.clear();
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 PoolManager& pools() {

@@ -2,14 +2,23 @@
 // worker threads: `pool.size` bounds the connections of a pool process-wide.
 //
 // A connection's socket belongs to one worker's io_context, so idle connections are kept per
-// worker. A client whose worker has no idle connection may open a new one while the pool is under
-// its limit; at the limit it takes another worker's idle connection, moved to its own worker
-// (Stream::rehome, TLS included), or queues (FIFO). A connection released while a client waits
-// is moved to the waiter's worker and handed over; only one that cannot move (bytes left in its
-// TLS session) is closed and its slot granted instead, for the waiter to open a fresh one. Only
-// pool bookkeeping takes the mutex; no query ever does.
+// worker, in a shard with its own lock. A client whose worker has no idle connection may open a
+// new one while the pool is under its limit; at the limit it takes another worker's idle
+// connection, moved to its own worker (Stream::rehome, TLS included), or queues (FIFO). A
+// connection released while a client waits is moved to the waiter's worker and handed over;
+// only one that cannot move (bytes left in its TLS session) is closed and its slot granted
+// instead, for the waiter to open a fresh one.
+//
+// Locks: a transaction's take and give-back, when this worker has an idle connection and nobody
+// waits, touch only the worker's shard (uncontended: the other workers take it only to steal, to
+// retire or for SHOW POOLS) and a per-thread map from pool key to pool. Everything else (the
+// count of open connections, the queue, stealing, retiring) runs under the manager's mutex.
+// Lost wake-ups: a give-back pushes to its shard and then reads `waiting`; a new waiter counts
+// itself in `waiting` and then scans every shard, under the same shard locks, so one of the two
+// sees the other.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -46,6 +55,9 @@ struct PoolView {
 
 class PoolManager {
  public:
+  // The number of workers (worker indexes are below it). Before the first acquire; default 256,
+  // the most proxy.workers allows.
+  void set_workers(int n);
   // `worker` is the caller's worker index; `req` says how to open a connection if one is needed.
   // Idle connections unused for longer than `idle_timeout` (0 = no limit) are closed, not used.
   asio::awaitable<AcquireResult> acquire(const std::string& key, int worker, int limit,
@@ -77,21 +89,40 @@ class PoolManager {
     bool granted = false;
     std::unique_ptr<ServerConn> conn;  // granted connection; null with granted = a free slot
   };
+  struct alignas(64) Shard {  // one worker's idle connections (own cache line: no false sharing)
+    std::mutex mu;
+    std::vector<std::unique_ptr<ServerConn>> idle;  // LIFO
+  };
   struct Pool {
-    int total = 0;  // open connections plus slots granted for connections being opened
-    std::vector<std::vector<std::unique_ptr<ServerConn>>> idle;  // per worker, LIFO
+    explicit Pool(size_t workers) : shards(workers) {}
+    Shard& shard(int worker) { return shards[static_cast<size_t>(worker)]; }
+    int total = 0;  // open connections plus slots granted for connections being opened (mu_)
+    std::vector<Shard> shards;  // one per worker; never resized (indexed without mu_)
     // shared_ptr: a granter on another thread posts a wake-up that may outlive the waiter's wait.
-    std::deque<std::shared_ptr<Waiter>> waiters;
+    std::deque<std::shared_ptr<Waiter>> waiters;  // mu_
+    std::atomic<int> waiting{0};                  // waiters.size(), read without mu_
   };
 
-  Pool& pool_locked(const std::string& key, int worker);
+  // The pool of `key`, from this thread's map (no lock) or created under mu_.
+  Pool& pool_for(const std::string& key);
+  Pool& pool_locked(const std::string& key);
+  // Pops this worker's most recently used idle connection, or null.
+  static std::unique_ptr<ServerConn> pop_idle(Shard& shard);
   // Hands a slot (conn == nullptr) or a connection to the first waiter. Requires mu_ held.
   void grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn);
+  // Gives `conn` (released on `worker`) to the first waiter: directly, moved to its worker, or
+  // (when it cannot move) closed for a slot. Requires mu_ held and a waiter.
+  void hand_over_locked(Pool& pool, int worker, std::unique_ptr<ServerConn> conn);
   void free_slot_locked(Pool& pool);
+  // Opens a connection in a slot already counted in `total` (freed again on failure).
+  asio::awaitable<AcquireResult> open_in_slot(const std::string& key, ConnectRequest req);
   bool retired_locked(const ServerConn& conn) const;
 
   std::mutex mu_;
-  absl::flat_hash_map<std::string, Pool> pools_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;  // (stable addresses)
+  int workers_ = 256;
+  std::atomic<bool> retired_any_{false};  // once set, takes and give-backs check retired_
+  std::atomic<uint64_t> generation_{0};   // bumped by clear(): per-thread maps start over
   // Retired endpoints and when (a handful at most: one per failover). Compared field by field,
   // since retired_locked runs on every release once there was a failover.
   std::vector<std::pair<conf::Endpoint, std::chrono::steady_clock::time_point>> retired_;

@@ -181,6 +181,7 @@ int run_server(const std::string& config_path) {
   int n = cfg.proxy.workers > 0
               ? cfg.proxy.workers
               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  pools().set_workers(n);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
