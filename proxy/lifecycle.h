@@ -28,7 +28,10 @@ namespace asio = boost::asio;
 // One worker thread: its io_context and listening sockets.
 struct Worker {
   int index = 0;
-  asio::io_context io{1};  // one thread per io_context: no locking inside Asio
+  // One thread runs it. Asio still locks inside (a hint of 1 is a locking hint), and the pool
+  // relies on that: moving a connection between workers deregisters its socket from this
+  // reactor on another thread. Never BOOST_ASIO_CONCURRENCY_HINT_UNSAFE.
+  asio::io_context io{1};
   // Keeps run() going once the listener closed (draining): the console and the shutdown still
   // post work to this worker.
   asio::executor_work_guard<asio::io_context::executor_type> keep{io.get_executor()};

@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
@@ -119,12 +121,13 @@ bool Stream::rehome(const asio::any_io_executor& ex) {
   SSL* ssl = nullptr;
   if (tls_) {
     ssl = tls_->native_handle();
-    // Asio feeds OpenSSL through a BIO pair: bytes in it (or in OpenSSL's own record buffer)
-    // would be lost with the old stream. An idle connection has none.
-    BIO* in = SSL_get_rbio(ssl);
-    BIO* out = SSL_get_wbio(ssl);
-    if (SSL_has_pending(ssl) != 0 || (in != nullptr && BIO_ctrl_pending(in) > 0) ||
-        (out != nullptr && BIO_ctrl_pending(out) > 0)) {
+    // Asio feeds OpenSSL through a BIO pair (SSL's end is both its rbio and its wbio): bytes
+    // waiting in it either way, or in OpenSSL's own record buffer, would be lost with the old
+    // stream. An idle connection has none. (Asio's own input buffer is empty too: it is the
+    // BIO's size, so each socket read goes into the BIO whole.)
+    BIO* bio = SSL_get_rbio(ssl);
+    if (SSL_has_pending(ssl) != 0 ||
+        (bio != nullptr && (BIO_ctrl_pending(bio) > 0 || BIO_ctrl_wpending(bio) > 0))) {
       return false;
     }
   }
@@ -141,15 +144,22 @@ bool Stream::rehome(const asio::any_io_executor& ex) {
     // and drops its reference; the session lives on in `ssl`.
     tls_.reset();
   }
-  int fd = socket_.release(ec);
+  const int fd = socket_.release(ec);
+  tcp::socket moved(ex);
+  if (!ec) {
+    moved.assign(protocol, fd, ec);  // registers with the new reactor (may fail: no throw)
+    if (ec) {
+      ::close(fd);
+    }
+  }
   if (ec) {
     if (ssl != nullptr) {
       SSL_free(ssl);
     }
     close();
-    return false;  // (not reached in practice: release fails only on a closed socket)
+    return false;
   }
-  socket_ = tcp::socket(ex, protocol, fd);
+  socket_ = std::move(moved);
   if (ssl != nullptr) {
     // Takes our reference, and gives the session a fresh BIO pair.
     tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ssl);

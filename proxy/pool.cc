@@ -16,8 +16,6 @@
 namespace pglane::proxy {
 
 namespace {
-constexpr std::chrono::milliseconds kTrustIdleFor{50};
-
 AcquireResult granted(std::unique_ptr<ServerConn> conn) {
   AcquireResult r;
   r.conn = std::move(conn);
@@ -118,9 +116,21 @@ bool PoolManager::retired_locked(const ServerConn& conn) const {
   return false;
 }
 
+bool PoolManager::retired(ServerConn& conn) {
+  if (conn.retirements_seen == retirements_.load()) {
+    return false;  // nothing was retired since it was last looked at (or made)
+  }
+  std::lock_guard lock(mu_);
+  if (retired_locked(conn)) {
+    return true;
+  }
+  conn.retirements_seen = retirements_.load();  // (changes only under mu_)
+  return false;
+}
+
 void PoolManager::retire(const conf::Endpoint& endpoint) {
   std::lock_guard lock(mu_);
-  retired_any_.store(true);
+  retirements_.fetch_add(1);
   const auto now = std::chrono::steady_clock::now();
   auto known = std::find_if(retired_.begin(), retired_.end(),
                             [&](const auto& r) { return r.first == endpoint; });
@@ -152,21 +162,14 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
   auto ex = co_await asio::this_coro::executor;
   Pool& pool = pool_for(key);
   Shard& mine = pool.shard(worker);
-  const bool check_retired = retired_any_.load();
-  // This worker's idle connections: its shard's lock only (mu_ just to free a dead one's slot).
+  // This worker's idle connections: its shard's lock only (mu_ just to free a dead one's slot,
+  // or to look at a connection older than a retirement).
   while (auto conn = pop_idle(mine)) {
-    const auto idle_for = std::chrono::steady_clock::now() - conn->last_used;
-    const bool expired = idle_timeout.count() > 0 && idle_for > idle_timeout;
-    // The liveness poll() is one system call per transaction under load; a connection given
-    // back moments ago is taken on trust (as PgBouncer takes every one between its
-    // server_check_delay checks). If it died in that window, the unit meets the dead socket.
-    const bool fresh = idle_for < kTrustIdleFor && conn->in.empty();
-    bool retired = false;
-    if (check_retired) {
-      std::lock_guard lock(mu_);
-      retired = retired_locked(*conn);
-    }
-    if (!expired && !retired && (fresh || !conn->looks_dead())) {
+    const bool expired = idle_timeout.count() > 0 &&
+                         std::chrono::steady_clock::now() - conn->last_used > idle_timeout;
+    // (The liveness poll stays, one system call per take: a connection that died while idle
+    // must not meet a client's statement, and Asio has no cheaper way to watch idle sockets.)
+    if (!expired && !retired(*conn) && !conn->looks_dead()) {
       co_return granted(std::move(conn));
     }
     // Idle too long (pool.server_idle_timeout_ms), retired, or dead while idle (server
@@ -244,7 +247,12 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
 
 asio::awaitable<AcquireResult> PoolManager::open_in_slot(const std::string& key,
                                                          ConnectRequest req) {
+  // Read before the connection's `created` is stamped: a retirement after this is looked at.
+  const uint64_t retirements = retirements_.load();
   ConnectResult c = co_await connect_server(std::move(req));
+  if (c.conn) {
+    c.conn->retirements_seen = retirements;
+  }
   if (!c.conn) {
     std::lock_guard lock(mu_);
     free_slot_locked(pool_locked(key));
@@ -257,19 +265,34 @@ asio::awaitable<AcquireResult> PoolManager::open_in_slot(const std::string& key,
 void PoolManager::release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn) {
   conn->last_used = std::chrono::steady_clock::now();
   Pool& pool = pool_for(key);
-  if (!retired_any_.load() && pool.waiting.load() == 0) {
+  const uint64_t seen = conn->retirements_seen;
+  if (seen == retirements_.load() && pool.waiting.load() == 0) {
     {
       std::lock_guard shard_lock(pool.shard(worker).mu);
       pool.shard(worker).idle.push_back(std::move(conn));
     }
-    if (pool.waiting.load() == 0) {
+    if (pool.waiting.load() == 0 && retirements_.load() == seen) {
       return;
     }
-    // A client began waiting meanwhile (and may have missed this connection): hand it over.
+    // A client began waiting meanwhile (and may have missed this connection), or a retirement
+    // swept the shards before this connection was in them: look again under the lock.
     std::lock_guard lock(mu_);
-    if (!pool.waiters.empty()) {
-      if (auto idle = pop_idle(pool.shard(worker))) {
+    Shard& mine = pool.shard(worker);
+    while (!pool.waiters.empty() || retirements_.load() != seen) {
+      auto idle = pop_idle(mine);
+      if (!idle) {
+        break;
+      }
+      if (retired_locked(*idle)) {
+        close_on_owner(std::move(idle));
+        free_slot_locked(pool);
+      } else if (!pool.waiters.empty()) {
         hand_over_locked(pool, worker, std::move(idle));
+      } else {
+        idle->retirements_seen = retirements_.load();
+        std::lock_guard shard_lock(mine.mu);
+        mine.idle.push_back(std::move(idle));
+        break;
       }
     }
     return;
@@ -281,6 +304,7 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
     free_slot_locked(pool);
     return;
   }
+  conn->retirements_seen = retirements_.load();
   if (pool.waiters.empty()) {
     std::lock_guard shard_lock(pool.shard(worker).mu);
     pool.shard(worker).idle.push_back(std::move(conn));

@@ -117,11 +117,14 @@ class PoolManager {
   // Opens a connection in a slot already counted in `total` (freed again on failure).
   asio::awaitable<AcquireResult> open_in_slot(const std::string& key, ConnectRequest req);
   bool retired_locked(const ServerConn& conn) const;
+  // Whether `conn` was opened before a retirement of its endpoint; takes mu_ only when a
+  // retirement happened since the connection was last looked at.
+  bool retired(ServerConn& conn);
 
   std::mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;  // (stable addresses)
   int workers_ = 256;
-  std::atomic<bool> retired_any_{false};  // once set, takes and give-backs check retired_
+  std::atomic<uint64_t> retirements_{0};  // retire() calls (under mu_); see ServerConn
   std::atomic<uint64_t> generation_{0};   // bumped by clear(): per-thread maps start over
   // Retired endpoints and when (a handful at most: one per failover). Compared field by field,
   // since retired_locked runs on every release once there was a failover.

@@ -31,6 +31,9 @@ struct ServerConn {
   char status = 'I';  // last ReadyForQuery status: I idle, T in transaction, E failed
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point last_used;
+  // PoolManager's retirement count when this connection was last found not retired (or was
+  // opened): equal to the current count, no retirement can concern it (pool.cc).
+  uint64_t retirements_seen = 0;
 
   // Transaction pooling: the named prepared statements (pglane's server-side names) this
   // connection holds, and the fingerprint of the session settings last applied to it (0 = the
