@@ -33,26 +33,40 @@ class ResultCacheTest : public ::testing::Test {
       return;
     }
     Conn d = connect_direct();
-    exec_ok(d.get(),
-            "DROP TABLE IF EXISTS ca_items, ca_other, ca_parent, ca_child, ca_src, ca_log CASCADE;"
-            "CREATE TABLE ca_items (id int PRIMARY KEY, v int);"
-            "CREATE TABLE ca_other (id int PRIMARY KEY, v int);"
-            "INSERT INTO ca_items VALUES (1, 0), (2, 0); INSERT INTO ca_other VALUES (1, 0);"
-            "CREATE VIEW ca_view AS SELECT id, v * 10 AS v10 FROM ca_items;"
-            // A cascading delete, and a trigger that writes another table.
-            "CREATE TABLE ca_parent (id int PRIMARY KEY);"
-            "CREATE TABLE ca_child (id int PRIMARY KEY, "
-            "parent int REFERENCES ca_parent ON DELETE CASCADE);"
-            "INSERT INTO ca_parent SELECT g FROM generate_series(1, 500) g;"
-            "INSERT INTO ca_child SELECT g, g FROM generate_series(1, 500) g;"
-            "CREATE TABLE ca_src (id serial PRIMARY KEY);"
-            "CREATE TABLE ca_log (id int);"
-            "CREATE FUNCTION ca_log_it() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN INSERT INTO ca_log VALUES (NEW.id); RETURN NEW; END $$;"
-            "CREATE TRIGGER ca_src_log AFTER INSERT ON ca_src FOR EACH ROW EXECUTE FUNCTION "
-            "ca_log_it();"
-            "GRANT ALL ON ca_items, ca_other, ca_view, ca_parent, ca_child, ca_src, ca_log, "
-            "ca_src_id_seq TO pglane_app;");
+    exec_ok(
+        d.get(),
+        "DROP TABLE IF EXISTS ca_items, ca_other, ca_parent, ca_child, ca_src, ca_log, ca_kinds, "
+        "ca_rls CASCADE;"
+        "DROP ROLE IF EXISTS ca_reader;"
+        "CREATE ROLE ca_reader;"
+        "GRANT ca_reader TO pglane_app;"
+        // Every kind of write (E29), and rows by tenant with a column grant (E27).
+        "CREATE TABLE ca_kinds (id int PRIMARY KEY, v int);"
+        "CREATE TABLE ca_rls (id int, tenant text, v int);"
+        "INSERT INTO ca_rls VALUES (1, 'a', 10), (1, 'b', 20);"
+        "ALTER TABLE ca_rls ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY by_tenant ON ca_rls USING (tenant = current_setting('app.tenant', true));"
+        "GRANT SELECT (id, tenant) ON ca_rls TO ca_reader;"
+        "GRANT ALL ON ca_kinds, ca_rls TO pglane_app;"
+        "ALTER TABLE ca_kinds OWNER TO pglane_app;"  // (its DDL runs through pglane)
+        "CREATE TABLE ca_items (id int PRIMARY KEY, v int);"
+        "CREATE TABLE ca_other (id int PRIMARY KEY, v int);"
+        "INSERT INTO ca_items VALUES (1, 0), (2, 0); INSERT INTO ca_other VALUES (1, 0);"
+        "CREATE VIEW ca_view AS SELECT id, v * 10 AS v10 FROM ca_items;"
+        // A cascading delete, and a trigger that writes another table.
+        "CREATE TABLE ca_parent (id int PRIMARY KEY);"
+        "CREATE TABLE ca_child (id int PRIMARY KEY, "
+        "parent int REFERENCES ca_parent ON DELETE CASCADE);"
+        "INSERT INTO ca_parent SELECT g FROM generate_series(1, 500) g;"
+        "INSERT INTO ca_child SELECT g, g FROM generate_series(1, 500) g;"
+        "CREATE TABLE ca_src (id serial PRIMARY KEY);"
+        "CREATE TABLE ca_log (id int);"
+        "CREATE FUNCTION ca_log_it() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO ca_log VALUES (NEW.id); RETURN NEW; END $$;"
+        "CREATE TRIGGER ca_src_log AFTER INSERT ON ca_src FOR EACH ROW EXECUTE FUNCTION "
+        "ca_log_it();"
+        "GRANT ALL ON ca_items, ca_other, ca_view, ca_parent, ca_child, ca_src, ca_log, "
+        "ca_src_id_seq TO pglane_app;");
     wait_function_replicated("pg_sleep");  // (any catalog read: the replicas are caught up)
   }
   void SetUp() override {
@@ -79,7 +93,7 @@ class ResultCacheTest : public ::testing::Test {
                          : "[redis]\nendpoint = \"127.0.0.1:" + std::to_string(redis_port) +
                                "\"\nca_file = \"" + env("TLS_CA") + "\"\n" + redis_more_) +
         "[cache]\nenabled = true\ntables = [\"ca_items\", \"ca_view\", \"ca_child\", "
-        "\"ca_log\"]\nhmac_key_file = \"" +
+        "\"ca_log\", \"ca_kinds\", \"ca_rls\"]\nhmac_key_file = \"" +
         key_file_ + "\"\nkey_prefix = \"" + prefix_ +
         "\"\nencrypt = true\nlocal_bytes = " + std::to_string(local_bytes) + "\n" + more_cache +
         "[admin]\nusers = [\"" + env("APP_USER") + "\"]\n";
@@ -474,6 +488,102 @@ TEST_F(ResultCacheTest, EntriesAreKeyedBySessionSettings) {
   EXPECT_EQ(cache_stat(proxy, "hits"), hits);  // not c's entry
   EXPECT_EQ(shorter, "0.333333333333");
   EXPECT_EQ(query_value(c.get(), sql), "0.3333333333333333");
+}
+
+// Every kind of committed write retires the entries of its table for a reader on another
+// connection, with replay paused (so neither a replica nor the cache may answer from before
+// it); a rolled-back write is never seen; DDL changes what is served (TESTING.md E29).
+TEST_F(ResultCacheTest, EveryKindOfWriteRetiresEntries) {
+  Proxy proxy(settings());
+  START_PROXY(proxy);
+  ASSERT_TRUE(wait_log(proxy, "floor channel: subscribed", 5s)) << proxy.log_tail();
+  Conn w = connect_ok(proxy.conninfo());
+  Conn r = connect_ok(proxy.conninfo());
+  exec_ok(w.get(), "TRUNCATE ca_kinds");
+  exec_ok(w.get(), "INSERT INTO ca_kinds VALUES (1, 0)");
+  const std::string read = "SELECT v FROM ca_kinds WHERE id = 1";
+  fill(proxy, r.get(), read);
+  on_every_replica("SELECT pg_wal_replay_pause()");
+  struct Step {
+    const char* write;
+    const char* expect;
+  };
+  const Step steps[] = {
+      {"UPDATE ca_kinds SET v = 1 WHERE id = 1", "1"},
+      {"WITH u AS (UPDATE ca_kinds SET v = 2 WHERE id = 1 RETURNING 1) SELECT count(*) FROM u",
+       "2"},
+      {"MERGE INTO ca_kinds k USING (VALUES (1, 3)) s(id, v) ON k.id = s.id "
+       "WHEN MATCHED THEN UPDATE SET v = s.v",
+       "3"},
+      {"DELETE FROM ca_kinds WHERE id = 1", ""},
+      {"INSERT INTO ca_kinds VALUES (1, 4)", "4"},
+      {"TRUNCATE ca_kinds", ""},
+      {"COPY", "5"},  // COPY ca_kinds FROM STDIN, below
+  };
+  for (const Step& s : steps) {
+    // The entry is current first (a hit), then the write, then the read must see it.
+    fill(proxy, r.get(), read);
+    const int64_t hits = cache_stat(proxy, "hits");
+    query_value(r.get(), read);
+    EXPECT_GT(cache_stat(proxy, "hits"), hits) << "not served from the cache before: " << s.write;
+    if (std::string(s.write) == "COPY") {
+      Result start = exec(w.get(), "COPY ca_kinds (id, v) FROM STDIN");
+      ASSERT_EQ(PQresultStatus(start.get()), PGRES_COPY_IN);
+      const std::string row = "1\t5\n";
+      ASSERT_EQ(PQputCopyData(w.get(), row.data(), static_cast<int>(row.size())), 1);
+      ASSERT_EQ(PQputCopyEnd(w.get(), nullptr), 1);
+      Result done(PQgetResult(w.get()));
+      ASSERT_EQ(PQresultStatus(done.get()), PGRES_COMMAND_OK) << PQerrorMessage(w.get());
+      while (Result more{PQgetResult(w.get())}) {
+      }
+    } else {
+      exec_ok(w.get(), s.write);
+    }
+    EXPECT_EQ(query_value(r.get(), read), s.expect) << "stale after: " << s.write;
+  }
+  // A write rolled back is never served, neither while it is open nor after.
+  query_value(r.get(), read);
+  exec_ok(w.get(), "BEGIN");
+  exec_ok(w.get(), "UPDATE ca_kinds SET v = 99 WHERE id = 1");
+  EXPECT_EQ(query_value(w.get(), read), "99");
+  EXPECT_EQ(query_value(r.get(), read), "5");
+  exec_ok(w.get(), "ROLLBACK");
+  EXPECT_EQ(query_value(r.get(), read), "5");
+  EXPECT_EQ(query_value(w.get(), read), "5");
+  // DDL: the same statement's answer changes shape.
+  const std::string star = "SELECT * FROM ca_kinds WHERE id = 1";
+  fill(proxy, r.get(), star);
+  exec_ok(w.get(), "ALTER TABLE ca_kinds ADD COLUMN w int DEFAULT 7");
+  Result after = exec(r.get(), star);
+  ASSERT_EQ(PQresultStatus(after.get()), PGRES_TUPLES_OK);
+  EXPECT_EQ(PQnfields(after.get()), 3) << "an entry from before the DDL was served";
+  exec_ok(w.get(), "ALTER TABLE ca_kinds DROP COLUMN w");
+}
+
+// Rows a policy shows one tenant are never served to another, nor to a role without the
+// column's grant (TESTING.md E27): the key covers the custom settings and the role.
+TEST_F(ResultCacheTest, NoLeakAcrossTenantsOrRoles) {
+  Proxy proxy(settings());
+  START_PROXY(proxy);
+  const std::string read = "SELECT v FROM ca_rls WHERE id = 1";
+  Conn a = connect_ok(proxy.conninfo());
+  exec_ok(a.get(), "SET app.tenant = 'a'");
+  fill(proxy, a.get(), read);
+  EXPECT_EQ(query_value(a.get(), read), "10");
+  Conn b = connect_ok(proxy.conninfo());
+  exec_ok(b.get(), "SET app.tenant = 'b'");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(query_value(b.get(), read), "20");
+  }
+  Conn none = connect_ok(proxy.conninfo());
+  EXPECT_EQ(query_value(none.get(), read), "");  // no tenant: no rows
+  Conn role = connect_ok(proxy.conninfo());
+  exec_ok(role.get(), "SET app.tenant = 'a'");
+  exec_ok(role.get(), "SET ROLE ca_reader");
+  Result denied = exec(role.get(), read);
+  EXPECT_EQ(PQresultStatus(denied.get()), PGRES_FATAL_ERROR) << "a role without v's grant read it";
+  EXPECT_EQ(sqlstate(denied.get()), "42501");
+  EXPECT_EQ(query_value(a.get(), read), "10");
 }
 
 // An entry changed in Redis (forged, corrupted, or copied under another key) is rejected and
