@@ -18,6 +18,7 @@
 #
 # Environment (defaults):
 #   N=5000 WORKERS=2 (pglane threads) CONCURRENCY=200 WARM=16 HOLD=2
+#   CLOSED_WAIT=8 (seconds after the clients close before the last RSS reading)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
 set -euo pipefail
 
@@ -34,9 +35,10 @@ WORKERS=${WORKERS:-2}
 CONCURRENCY=${CONCURRENCY:-200}
 WARM=${WARM:-16}
 HOLD=${HOLD:-2}
+CLOSED_WAIT=${CLOSED_WAIT:-8}
 PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
 PYTHON=${PYTHON:-/usr/bin/python3}
-for v in N WORKERS CONCURRENCY WARM HOLD; do
+for v in N WORKERS CONCURRENCY WARM HOLD CLOSED_WAIT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 [ "$N" -ge 1 ] || die "N must be at least 1"
@@ -335,14 +337,19 @@ measure() {
   client_pid=""
   cat "$tmp/client.$mode.err" >&2
   [ "$rc" -eq 0 ] || die "the client failed (exit $rc)"
-  local ok failed before after secs
+  local ok failed before after secs closed
   read -r ok failed before after secs <"$tmp/client.$mode.out"
+  # The clients are gone: what pglane gives back (it trims malloc's free memory within a
+  # second of a large drop in sessions).
+  sleep "$CLOSED_WAIT"
+  closed=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pglane_pid/status")
   stop_pid "$pglane_pid" 10
   pglane_pid=""
-  note "  $ok open after ${secs} s of logins, $failed failed; VmRSS $before KiB -> $after KiB"
+  note "  $ok open after ${secs} s of logins, $failed failed; VmRSS $before KiB -> $after KiB," \
+    "$closed KiB ${CLOSED_WAIT} s after they closed"
   [ "$ok" -eq "$N" ] || die "$label: only $ok of $N clients stayed connected, see $tmp/pglane.$mode.log"
-  rows+=("$(awk -v l="$label" -v n="$N" -v b="$before" -v a="$after" 'BEGIN {
-    printf "| %s | %d | %.1f | %.1f | %.1f |", l, n, b / 1024, a / 1024, (a - b) / n }')")
+  rows+=("$(awk -v l="$label" -v n="$N" -v b="$before" -v a="$after" -v c="$closed" 'BEGIN {
+    printf "| %s | %d | %.1f | %.1f | %.1f | %.1f |", l, n, b / 1024, a / 1024, (a - b) / n, c / 1024 }')")
 }
 
 rows=()
@@ -358,6 +365,6 @@ echo "${label% }, $WORKERS worker$([ "$WORKERS" = 1 ] || echo s), transaction po
   "for $HOLD s (they hold no server connection). TLS: to clients only (Python ssl defaults," \
   "no certificate check); plain TCP to the server."
 echo ""
-echo "| mode | N | RSS before (MiB) | RSS after (MiB) | KiB per connection |"
-echo "|---|---:|---:|---:|---:|"
+echo "| mode | N | RSS before (MiB) | RSS after (MiB) | KiB per connection | RSS ${CLOSED_WAIT} s after they closed (MiB) |"
+echo "|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"

@@ -1,5 +1,6 @@
 #include "proxy/lifecycle.h"
 
+#include <malloc.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ Lifecycle::Lifecycle(asio::io_context& control, Runtime& runtime,
 
 void Lifecycle::start() {
   wait_signal();
+  asio::co_spawn(control_, give_back_memory(), asio::detached);
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
     asio::co_spawn(control_, watchdog(std::chrono::microseconds(usec)), asio::detached);
@@ -296,6 +298,28 @@ asio::awaitable<void> Lifecycle::drain() {
   }
   signals_.cancel();
   control_.stop();
+}
+
+asio::awaitable<void> Lifecycle::give_back_memory() {
+  // glibc keeps what thousands of closed sessions freed in its per-thread arenas (RSS stayed at
+  // 171 MB after 2,000 idle TLS sessions had closed, from 20 MB before). When the sessions fell
+  // to half their peak, and by at least 256, hand the free pages back. malloc_trim walks every
+  // arena under its lock, a few milliseconds at most, and only after such a drop.
+  int64_t peak = 0;
+  for (;;) {
+    co_await sleep(std::chrono::seconds(1));
+    const int64_t now = stats().clients_active.load();
+    peak = std::max(peak, now);
+    if (peak - now >= 256 && now <= peak / 2) {
+      const auto t0 = std::chrono::steady_clock::now();
+      malloc_trim(0);
+      PGLANE_LOG_INFO("gave free memory back after sessions fell from %d to %d (%d us)", peak, now,
+                      std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count());
+      peak = now;
+    }
+  }
 }
 
 asio::awaitable<void> Lifecycle::watchdog(std::chrono::microseconds period) {

@@ -78,6 +78,8 @@ class Lifecycle {
   // WATCHDOG=1 only while every worker's event loop turns: each tick asks every worker to
   // check in, and pings only if all checked in since the previous tick.
   asio::awaitable<void> watchdog(std::chrono::microseconds period);
+  // Every second: after a large drop in sessions, malloc_trim (RSS returns after load).
+  asio::awaitable<void> give_back_memory();
 
   asio::io_context& control_;
   Runtime& runtime_;
