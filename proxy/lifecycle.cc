@@ -1,6 +1,8 @@
 #include "proxy/lifecycle.h"
 
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -45,8 +47,25 @@ Lifecycle::Lifecycle(asio::io_context& control, Runtime& runtime,
   signals_.add(SIGUSR2);
 }
 
+static sigset_t lifecycle_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) {
+    sigaddset(&set, s);
+  }
+  return set;
+}
+
+void block_lifecycle_signals() {
+  const sigset_t set = lifecycle_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 void Lifecycle::start() {
   wait_signal();
+  // The handlers exist now: what was sent while starting is delivered (see main.cc).
+  const sigset_t set = lifecycle_signals();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   asio::co_spawn(control_, give_back_memory(), asio::detached);
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {

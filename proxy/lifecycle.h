@@ -42,6 +42,10 @@ struct Worker {
 
 // The process's control thread: signals, reload, shutdown (drain, then close), the systemd
 // watchdog.
+// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 in the calling thread (main, before any
+// other thread starts); Lifecycle::start unblocks them once it handles them.
+void block_lifecycle_signals();
+
 class Lifecycle {
  public:
   Lifecycle(asio::io_context& control, Runtime& runtime,

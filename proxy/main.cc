@@ -12,6 +12,7 @@
 #include "conf/loader.h"
 #include "protocol/scram.h"
 #include "proxy/handover.h"
+#include "proxy/lifecycle.h"
 #include "proxy/server.h"
 
 namespace {
@@ -75,5 +76,10 @@ int main(int argc, char** argv) {
   // Sockets write with MSG_NOSIGNAL; the upgrade's pipe to an old process that already exited
   // must fail with EPIPE too, not kill this one.
   std::signal(SIGPIPE, SIG_IGN);
+  // Until the control thread handles them (Lifecycle::start unblocks them), these signals wait:
+  // the listening sockets accept (into the kernel's queue) before then, and a SIGUSR2 or SIGHUP
+  // sent meanwhile would otherwise kill the process. Threads started until then inherit the
+  // mask, so the signals are the control thread's.
+  pglane::proxy::block_lifecycle_signals();
   return pglane::proxy::run_server(config_path);
 }
