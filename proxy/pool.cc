@@ -74,6 +74,11 @@ std::unique_ptr<ServerConn> PoolManager::pop_idle(Shard& shard) {
   return conn;
 }
 
+void PoolManager::push_idle(Shard& shard, std::unique_ptr<ServerConn> conn) {
+  std::lock_guard lock(shard.mu);
+  shard.idle.push_back(std::move(conn));
+}
+
 void PoolManager::grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn) {
   auto w = std::move(pool.waiters.front());
   pool.waiters.pop_front();
@@ -250,15 +255,13 @@ asio::awaitable<AcquireResult> PoolManager::open_in_slot(const std::string& key,
   // Read before the connection's `created` is stamped: a retirement after this is looked at.
   const uint64_t retirements = retirements_.load();
   ConnectResult c = co_await connect_server(std::move(req));
-  if (c.conn) {
-    c.conn->retirements_seen = retirements;
-  }
   if (!c.conn) {
     std::lock_guard lock(mu_);
     free_slot_locked(pool_locked(key));
     co_return AcquireResult{nullptr, std::move(c.sqlstate), std::move(c.message),
                             std::move(c.server_error)};
   }
+  c.conn->retirements_seen = retirements;
   co_return granted(std::move(c.conn));
 }
 
@@ -267,10 +270,7 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
   Pool& pool = pool_for(key);
   const uint64_t seen = conn->retirements_seen;
   if (seen == retirements_.load() && pool.waiting.load() == 0) {
-    {
-      std::lock_guard shard_lock(pool.shard(worker).mu);
-      pool.shard(worker).idle.push_back(std::move(conn));
-    }
+    push_idle(pool.shard(worker), std::move(conn));
     if (pool.waiting.load() == 0 && retirements_.load() == seen) {
       return;
     }
@@ -290,8 +290,7 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
         hand_over_locked(pool, worker, std::move(idle));
       } else {
         idle->retirements_seen = retirements_.load();
-        std::lock_guard shard_lock(mine.mu);
-        mine.idle.push_back(std::move(idle));
+        push_idle(mine, std::move(idle));
         break;
       }
     }
@@ -306,8 +305,7 @@ void PoolManager::release(const std::string& key, int worker, std::unique_ptr<Se
   }
   conn->retirements_seen = retirements_.load();
   if (pool.waiters.empty()) {
-    std::lock_guard shard_lock(pool.shard(worker).mu);
-    pool.shard(worker).idle.push_back(std::move(conn));
+    push_idle(pool.shard(worker), std::move(conn));
     return;
   }
   hand_over_locked(pool, worker, std::move(conn));

@@ -108,6 +108,7 @@ class PoolManager {
   Pool& pool_locked(const std::string& key);
   // Pops this worker's most recently used idle connection, or null.
   static std::unique_ptr<ServerConn> pop_idle(Shard& shard);
+  static void push_idle(Shard& shard, std::unique_ptr<ServerConn> conn);
   // Hands a slot (conn == nullptr) or a connection to the first waiter. Requires mu_ held.
   void grant_locked(Pool& pool, std::unique_ptr<ServerConn> conn);
   // Gives `conn` (released on `worker`) to the first waiter: directly, moved to its worker, or

@@ -106,7 +106,8 @@ asio::awaitable<absl::Status> Subscriber::session() {
     co_return s;
   }
   fd_.store(conn_.native_handle(), std::memory_order_release);
-  std::string_view args[2] = {sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE", channel_};
+  const char* const verb = sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE";
+  std::string_view args[2] = {verb, channel_};
   std::string out;
   format_command(args, out);
   s = co_await conn_.send(out);
@@ -129,8 +130,7 @@ asio::awaitable<absl::Status> Subscriber::session() {
             absl::StrCat("redis: the channel's slot is served by ", to->host, ":", to->port));
       }
       conn_.close();
-      co_return absl::PermissionDeniedError(
-          absl::StrCat("redis: ", sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE", " refused: ", r->str));
+      co_return absl::PermissionDeniedError(absl::StrCat("redis: ", verb, " refused: ", r->str));
     }
     if (r->type != Reply::Type::kArray || r->elements.size() < 3) {
       continue;
