@@ -83,31 +83,7 @@ start_pglane() {
   local name=$1 extra=$2 lport
   lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[cache-on]:-}" "${port[cache-off]:-}" \
     "${port[redis-only]:-}" "${port[cache-redis]:-}")
-  cat >"$tmp/$name.toml" <<EOF
-[proxy]
-listen_addr = "127.0.0.1"
-listen_port = $lport
-workers = $WORKERS
-users_file = "$SANDBOX_DIR/users.txt"
-log_level = "warning"
-[tls]
-mode = "disable"
-[backend]
-user = "$APP_USER"
-password_file = "$SANDBOX_DIR/backend_password"
-[backend.tls]
-mode = "disable"
-[pool]
-mode = "transaction"
-size = 20
-[[regions]]
-name = "local"
-writer = "127.0.0.1:$PG_PRIMARY_PORT"
-readers = [$readers]
-[health]
-interval_ms = 100
-$extra
-EOF
+  pglane_toml "$lport" transaction 20 "$readers" "$extra" >"$tmp/$name.toml"
   "$PGLANE_BIN" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
   pids+=($!)
   wait_tcp 127.0.0.1 "$lport" 15 "$!" || { tail "$tmp/$name.log" >&2; die "$name did not start"; }

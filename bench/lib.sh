@@ -173,21 +173,15 @@ EOF
   label[$name]="PgBouncer $version"
 }
 
-# start_pglane NAME [READERS [BINARY [EXTRA_TOML]]]: pglane with a generated config: no TLS on
-# either side, same pool as PgBouncer; READERS (a TOML list body of "host:port") turns read/write
-# splitting on. A missing binary or one that does not start is skipped with a warning.
-start_pglane() {
-  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN} extra=${4:-}
-  if [ ! -x "$bin" ]; then
-    warn "$bin not built: $name skipped"
-    return 0
-  fi
-  local lport
-  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[@]}")
-  cat >"$tmp/$name.toml" <<EOF
+# pglane_toml PORT POOL_MODE POOL_SIZE READERS EXTRA_TOML: the benchmarks' pglane config on
+# stdout: no TLS on either side, the sandbox's users and backend password, WORKERS workers, the
+# sandbox primary as writer (READERS: a TOML list body of "host:port"), health checks every
+# 100 ms, then EXTRA_TOML.
+pglane_toml() {
+  cat <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
-listen_port = $lport
+listen_port = $1
 workers = $WORKERS
 users_file = "$SANDBOX_DIR/users.txt"
 log_level = "warning"
@@ -203,18 +197,32 @@ password_file = "$SANDBOX_DIR/backend_password"
 mode = "disable"
 
 [pool]
-mode = "$POOL_MODE"
-size = $POOL_SIZE
+mode = "$2"
+size = $3
 
 [[regions]]
 name = "local"
 writer = "127.0.0.1:$PG_PRIMARY_PORT"
-readers = [$readers]
+readers = [$4]
 
 [health]
 interval_ms = 100
-$extra
+$5
 EOF
+}
+
+# start_pglane NAME [READERS [BINARY [EXTRA_TOML]]]: pglane with a generated config: no TLS on
+# either side, same pool as PgBouncer; READERS (a TOML list body of "host:port") turns read/write
+# splitting on. A missing binary or one that does not start is skipped with a warning.
+start_pglane() {
+  local name=$1 readers=${2:-} bin=${3:-$PGLANE_BIN} extra=${4:-}
+  if [ ! -x "$bin" ]; then
+    warn "$bin not built: $name skipped"
+    return 0
+  fi
+  local lport
+  lport=$(free_port 16532 "$PG_PRIMARY_PORT" "${port[@]}")
+  pglane_toml "$lport" "$POOL_MODE" "$POOL_SIZE" "$readers" "$extra" >"$tmp/$name.toml"
   "$bin" --config "$tmp/$name.toml" >"$tmp/$name.log" 2>&1 &
   local lpid=$!
   pglane_pids+=("$lpid")
