@@ -181,17 +181,97 @@ void Stream::close() {
   socket_.close(ignored);
 }
 
+namespace {
+
+// Blocks of a buffer's usual size, kept per thread for reuse (a few per size: the buffers a
+// worker's sessions release and take again between transactions).
+class BlockCache {
+ public:
+  ~BlockCache() {
+    for (Slot& s : slots_) {
+      delete[] s.block;
+    }
+  }
+  char* take(std::size_t size) {
+    for (std::size_t i = 0; i < used_; ++i) {
+      if (slots_[i].size == size) {
+        char* b = slots_[i].block;
+        slots_[i] = slots_[--used_];
+        return b;
+      }
+    }
+    return new char[size];  // uninitialised: only bytes read into it are ever looked at
+  }
+  void give(char* block, std::size_t size) {
+    if (used_ == kSlots) {
+      delete[] block;
+      return;
+    }
+    slots_[used_++] = Slot{block, size};
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 8;
+  struct Slot {
+    char* block = nullptr;
+    std::size_t size = 0;
+  };
+  Slot slots_[kSlots];
+  std::size_t used_ = 0;
+};
+
+BlockCache& block_cache() {
+  thread_local BlockCache cache;
+  return cache;
+}
+
+}  // namespace
+
+void Buffer::free_storage() {
+  if (storage_ == nullptr) {
+    return;
+  }
+  if (storage_ == small_) {
+    // nothing to free
+  } else if (allocated_ == capacity_) {
+    block_cache().give(storage_, allocated_);
+  } else {
+    delete[] storage_;  // grown for one large frame: not kept
+  }
+  storage_ = nullptr;
+  allocated_ = 0;
+  start_ = end_ = 0;
+}
+
 asio::mutable_buffer Buffer::prepare(std::size_t min_free) {
   if (start_ > 0) {
-    std::memmove(storage_.data(), storage_.data() + start_, end_ - start_);
+    std::memmove(storage_, storage_ + start_, end_ - start_);
     end_ -= start_;
     start_ = 0;
   }
-  std::size_t want = std::max(capacity_, end_ + min_free);
-  if (storage_.size() < want) {
-    storage_.resize(want);
+  const std::size_t want = std::max(capacity_, end_ + min_free);
+  if (allocated_ < want || storage_ == small_) {
+    char* grown = want == capacity_ ? block_cache().take(want) : new char[want];
+    if (end_ > 0) {
+      std::memcpy(grown, storage_, end_);
+    }
+    const std::size_t kept = end_;
+    free_storage();
+    storage_ = grown;
+    allocated_ = want;
+    end_ = kept;
   }
-  return asio::mutable_buffer(storage_.data() + end_, storage_.size() - end_);
+  return asio::mutable_buffer(storage_ + end_, allocated_ - end_);
+}
+
+asio::mutable_buffer Buffer::prepare_small() {
+  if (storage_ != nullptr) {
+    return prepare();
+  }
+  storage_ = small_;
+  allocated_ = kSmall;
+  start_ = end_ = 0;
+  return asio::mutable_buffer(small_, kSmall);
 }
 
 asio::awaitable<protocol::Decoded<protocol::Frame>> read_frame(Stream& s, Buffer& buf,

@@ -74,11 +74,17 @@ class Stream {
 };
 
 // A contiguous read buffer: [start_, end_) holds unconsumed bytes. Storage is allocated on first
-// use and can be released while idle so idle sessions cost little memory.
+// use and can be released while idle so idle sessions cost little memory. It is never zeroed,
+// and blocks of the usual size are kept per thread for the next buffer that needs one: a
+// transaction-pooled client releases its buffer between transactions, and taking a fresh 32 KiB
+// block from malloc and clearing it cost more than the transaction's own parsing.
 class Buffer {
  public:
   explicit Buffer(std::size_t capacity) : capacity_(capacity) {}
-  std::string_view data() const { return {storage_.data() + start_, end_ - start_}; }
+  ~Buffer() { free_storage(); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  std::string_view data() const { return {storage_ + start_, end_ - start_}; }
   std::size_t size() const { return end_ - start_; }
   bool empty() const { return start_ == end_; }
   void consume(std::size_t n) {
@@ -90,17 +96,29 @@ class Buffer {
   // Space to read into, after compacting; at least `min_free` bytes (grows past capacity only
   // when a single frame that must be inspected whole needs it).
   asio::mutable_buffer prepare(std::size_t min_free = 1);
+  // Space for the first read of an idle session, which must hold no block while it waits: a
+  // small area inside the Buffer when it holds no storage (else as prepare()). A short request
+  // arrives whole in it; the next prepare() moves what is there into a block.
+  asio::mutable_buffer prepare_small();
   void commit(std::size_t n) { end_ += n; }
   // Frees the storage when nothing is buffered.
   void release_if_empty() {
     if (empty()) {
-      std::vector<char>().swap(storage_);
+      free_storage();
     }
   }
   std::size_t capacity() const { return capacity_; }
+  // Bytes of storage held now outside the Buffer itself (0 once released).
+  std::size_t allocated() const { return storage_ == small_ ? 0 : allocated_; }
+
+  static constexpr std::size_t kSmall = 256;
 
  private:
-  std::vector<char> storage_;
+  void free_storage();
+
+  char small_[kSmall];
+  char* storage_ = nullptr;  // null, small_ or a block of allocated_ bytes
+  std::size_t allocated_ = 0;
   std::size_t start_ = 0;
   std::size_t end_ = 0;
   std::size_t capacity_;
