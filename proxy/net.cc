@@ -11,7 +11,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -21,40 +20,17 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 }
 
-asio::awaitable<error_code> Stream::handshake_server(asio::ssl::context& ctx) {
-  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
-  // Idle sessions drop OpenSSL's read/write buffers (about 34 KiB each) until the next record.
-  SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, kUse);
-  co_return ec;
-}
-
 bool is_ip_literal(const std::string& host) {
   error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
 }
 
-asio::awaitable<error_code> Stream::handshake_client(asio::ssl::context& ctx,
-                                                     const std::string& host, bool verify_name) {
-  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
-  SSL_set_mode(tls_->native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  if (!is_ip_literal(host)) {
-    // SNI is for names only (RFC 6066 section 3).
-    SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str());
-  }
-  if (verify_name) {
-    tls_->set_verify_callback(asio::ssl::host_name_verification(host));
-  }
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUse);
-  co_return ec;
-}
-
 std::string Stream::tls_server_end_point(bool we_are_server) {
-  if (!tls_) {
+  if (ssl_ == nullptr) {
     return {};
   }
-  SSL* ssl = tls_->native_handle();
+  SSL* ssl = ssl_;
   X509* cert = nullptr;
   if (we_are_server) {
     cert = SSL_get_certificate(ssl);  // borrowed
@@ -85,10 +61,8 @@ std::string Stream::tls_server_end_point(bool we_are_server) {
 }
 
 asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buf) {
-  if (tls_) {
-    auto [ec, n] = co_await tls_->async_read_some(buf, kUse);
-    bytes_read += n;
-    co_return std::pair{ec, n};
+  if (ssl_ != nullptr) {
+    co_return co_await tls_read_some(buf);
   }
   auto [ec, n] = co_await socket_.async_read_some(buf, kUse);
   bytes_read += n;
@@ -96,10 +70,8 @@ asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::muta
 }
 
 asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
-  if (tls_) {
-    auto [ec, n] = co_await asio::async_write(*tls_, buf, kUse);
-    bytes_written += n;
-    co_return ec;
+  if (ssl_ != nullptr) {
+    co_return co_await tls_write(&buf, 1);
   }
   auto [ec, n] = co_await asio::async_write(socket_, buf, kUse);
   bytes_written += n;
@@ -107,10 +79,8 @@ asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
 }
 
 asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buffer>& bufs) {
-  if (tls_) {
-    auto [ec, n] = co_await asio::async_write(*tls_, bufs, kUse);
-    bytes_written += n;
-    co_return ec;
+  if (ssl_ != nullptr) {
+    co_return co_await tls_write(bufs.data(), bufs.size());
   }
   auto [ec, n] = co_await asio::async_write(socket_, bufs, kUse);
   bytes_written += n;
@@ -118,31 +88,16 @@ asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buff
 }
 
 bool Stream::rehome(const asio::any_io_executor& ex) {
-  SSL* ssl = nullptr;
-  if (tls_) {
-    ssl = tls_->native_handle();
-    // Asio feeds OpenSSL through a BIO pair (SSL's end is both its rbio and its wbio): bytes
-    // waiting in it either way, or in OpenSSL's own record buffer, would be lost with the old
-    // stream. An idle connection has none. (Asio's own input buffer is empty too: it is the
-    // BIO's size, so each socket read goes into the BIO whole.)
-    BIO* bio = SSL_get_rbio(ssl);
-    if (SSL_has_pending(ssl) != 0 ||
-        (bio != nullptr && (BIO_ctrl_pending(bio) > 0 || BIO_ctrl_wpending(bio) > 0))) {
-      return false;
-    }
+  // Ciphertext read and not yet taken, records not yet written, or decrypted bytes waiting in
+  // OpenSSL would be lost or reordered by a move; an idle connection has none.
+  if (ssl_ != nullptr &&
+      (!tls_in_.empty() || !tls_out_.empty() || tls_flushing_ || SSL_has_pending(ssl_) != 0)) {
+    return false;
   }
   error_code ec;
   auto protocol = socket_.local_endpoint(ec).protocol();
   if (ec) {
     return false;
-  }
-  if (ssl != nullptr && SSL_up_ref(ssl) != 1) {
-    return false;
-  }
-  if (ssl != nullptr) {
-    // The old stream frees its BIO end and its verify callback (used by the handshake only)
-    // and drops its reference; the session lives on in `ssl`.
-    tls_.reset();
   }
   const int fd = socket_.release(ec);
   tcp::socket moved(ex);
@@ -153,26 +108,11 @@ bool Stream::rehome(const asio::any_io_executor& ex) {
     }
   }
   if (ec) {
-    if (ssl != nullptr) {
-      SSL_free(ssl);
-    }
     close();
     return false;
   }
   socket_ = std::move(moved);
-  if (ssl != nullptr) {
-    // Takes our reference, and gives the session a fresh BIO pair.
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ssl);
-  }
   return true;
-}
-
-asio::awaitable<error_code> Stream::wait_readable() {
-  if (tls_ && SSL_pending(tls_->native_handle()) > 0) {
-    co_return error_code{};
-  }
-  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kUse);
-  co_return ec;
 }
 
 void Stream::close() {

@@ -12,7 +12,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/error.hpp>
+
+#include <openssl/ssl.h>
 
 #include "protocol/frame.h"
 
@@ -21,57 +23,6 @@ namespace pglane::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
-
-// One side of a proxied connection. Starts as plain TCP and may be upgraded to TLS once.
-class Stream {
- public:
-  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-
-  tcp::socket& socket() { return socket_; }
-  bool is_tls() const { return tls_ != nullptr; }
-  asio::any_io_executor executor() { return socket_.get_executor(); }
-
-  // TLS handshake on the already-connected socket. For clients of servers, `host` sets SNI (when
-  // it is a name) and, with `verify_name`, the name the certificate must carry.
-  asio::awaitable<error_code> handshake_server(asio::ssl::context& ctx);
-  asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx, const std::string& host,
-                                               bool verify_name);
-
-  // RFC 5929 tls-server-end-point channel-binding data of this TLS connection: the hash of the
-  // server's certificate (ours when we accepted, the peer's when we connected), with the hash of
-  // its signature algorithm, SHA-256 in place of MD5 and SHA-1. Empty when not TLS or when the
-  // algorithm has no single hash (Ed25519): then SCRAM-SHA-256-PLUS is not offered, as
-  // PostgreSQL does.
-  std::string tls_server_end_point(bool we_are_server);
-
-  asio::awaitable<std::pair<error_code, std::size_t>> read_some(asio::mutable_buffer buf);
-  asio::awaitable<error_code> write_all(asio::const_buffer buf);
-  asio::awaitable<error_code> write_all(std::string_view bytes) {
-    return write_all(asio::const_buffer(bytes.data(), bytes.size()));
-  }
-  void close();
-  // Moves a connection to another worker's io_context: the descriptor is released from this one
-  // and adopted there, and a TLS session (OpenSSL's SSL object, keys and sequence numbers) is
-  // handed to a new Asio stream there, since Asio's holds timers of the old io_context. No
-  // operation may be pending, and a TLS session must hold no bytes it has not handed over.
-  // Returns false when it cannot move; the caller then closes it.
-  bool rehome(const asio::any_io_executor& ex);
-  // Waits until bytes can be read without holding a read buffer (idle sessions hold none).
-  asio::awaitable<error_code> wait_readable();
-  // Writes several buffers with one gathered write.
-  asio::awaitable<error_code> write_all(const std::vector<asio::const_buffer>& bufs);
-
-  // Bytes moved so far (plaintext, after TLS), for the per-user statistics.
-  uint64_t bytes_read = 0;
-  uint64_t bytes_written = 0;
-
- private:
-  tcp::socket socket_;
-  // References socket_, so a Stream never moves once TLS is on (it lives behind unique_ptr).
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
-};
 
 // A contiguous read buffer: [start_, end_) holds unconsumed bytes. Storage is allocated on first
 // use and can be released while idle so idle sessions cost little memory. It is never zeroed,
@@ -122,6 +73,81 @@ class Buffer {
   std::size_t start_ = 0;
   std::size_t end_ = 0;
   std::size_t capacity_;
+};
+
+// One side of a proxied connection. Starts as plain TCP and may be upgraded to TLS once.
+//
+// TLS is OpenSSL driven directly (net_tls.cc), not Asio's ssl::stream: OpenSSL reads records
+// through a BIO of ours from `tls_in_` (ciphertext read from the socket, in the Buffer's inline
+// area or a cached block, released as soon as OpenSSL has taken it) and writes them to
+// `tls_out_`, which is then written to the socket. With SSL_MODE_RELEASE_BUFFERS an idle TLS
+// connection holds no record buffer at all: Asio's stream kept four of 17 KiB each for life.
+// The SSL object is bound to no io_context, so a connection moves between workers whole.
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  tcp::socket& socket() { return socket_; }
+  bool is_tls() const { return ssl_ != nullptr; }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // TLS handshake on the already-connected socket. For clients of servers, `host` sets SNI (when
+  // it is a name) and, with `verify_name`, the name (or address) the certificate must carry.
+  asio::awaitable<error_code> handshake_server(asio::ssl::context& ctx);
+  asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx, const std::string& host,
+                                               bool verify_name);
+
+  // RFC 5929 tls-server-end-point channel-binding data of this TLS connection: the hash of the
+  // server's certificate (ours when we accepted, the peer's when we connected), with the hash of
+  // its signature algorithm, SHA-256 in place of MD5 and SHA-1. Empty when not TLS or when the
+  // algorithm has no single hash (Ed25519): then SCRAM-SHA-256-PLUS is not offered, as
+  // PostgreSQL does.
+  std::string tls_server_end_point(bool we_are_server);
+
+  // A read of up to `buf`'s size. A buffer of at most Buffer::kSmall bytes (an idle session's
+  // wait) makes a TLS read take its ciphertext into the inline area too.
+  asio::awaitable<std::pair<error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  asio::awaitable<error_code> write_all(asio::const_buffer buf);
+  asio::awaitable<error_code> write_all(std::string_view bytes) {
+    return write_all(asio::const_buffer(bytes.data(), bytes.size()));
+  }
+  // Writes several buffers with one gathered write (one socket write for TLS too).
+  asio::awaitable<error_code> write_all(const std::vector<asio::const_buffer>& bufs);
+  void close();
+  // Moves a connection to another worker's io_context: the descriptor is released from this one
+  // and adopted there; a TLS session goes along as it is. No operation may be pending, and TLS
+  // must hold no bytes not yet handed over. Returns false when it cannot move; the caller then
+  // closes it.
+  bool rehome(const asio::any_io_executor& ex);
+
+  // Bytes moved so far (plaintext, after TLS), for the per-user statistics.
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+
+ private:
+  friend struct TlsBio;
+
+  // TLS (net_tls.cc).
+  bool start_tls(asio::ssl::context& ctx, bool server);
+  asio::awaitable<error_code> handshake();
+  asio::awaitable<std::pair<error_code, std::size_t>> tls_read_some(asio::mutable_buffer buf);
+  asio::awaitable<error_code> tls_write(const asio::const_buffer* bufs, std::size_t count);
+  // Reads ciphertext from the socket into tls_in_ (into its inline area when `small`).
+  asio::awaitable<error_code> fill_tls(bool small);
+  // Writes what OpenSSL produced. A flush already under way (the other relay direction's)
+  // takes the new records too.
+  asio::awaitable<error_code> flush_tls();
+
+  tcp::socket socket_;
+  SSL* ssl_ = nullptr;
+  Buffer tls_in_{kTlsIn};
+  std::string tls_out_;      // records produced, not yet being written
+  std::string tls_writing_;  // records being written now
+  bool tls_flushing_ = false;
+  static constexpr std::size_t kTlsIn = 32 * 1024;
 };
 
 // Reads from `s` into `buf` until a whole typed frame is buffered and returns it (a view into

@@ -111,9 +111,8 @@ void TransactionPooling::note_pins() {
 }
 
 // Idle between transactions: no server, and no read block either. The wait is a read into the
-// Buffer's small inline area, which a short request fills whole: a readiness wait would cost an
-// epoll_ctl re-arm per transaction, and a read on a drained socket costs no system call (the
-// patched Asio read op knows it is drained).
+// Buffer's small inline area, which a short request fills whole (a readiness wait would cost an
+// epoll_ctl re-arm per transaction, and a second call to read the request once it came).
 asio::awaitable<End> TransactionPooling::wait_for_client() {
   entry_.set_state(ClientState::kIdle);
   if (entry_.should_end_now()) {

@@ -4,7 +4,38 @@
 
 namespace pglane::routing {
 
+namespace {
+
+bool word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '$' || static_cast<unsigned char>(c) >= 0x80;
+}
+
+}  // namespace
+
 bool may_commit(std::string_view sql) {
+  // One statement (no ';' but trailing ones) that starts with a word: that word decides, without
+  // lexing the rest. (Text the server cannot parse, an unterminated literal say, commits nothing
+  // either.) Comments, quotes and several statements take the lexer.
+  const size_t semi = sql.find(';');
+  if (semi == std::string_view::npos ||
+      sql.find_first_not_of(" \t\r\n\f;", semi) == std::string_view::npos) {
+    const size_t from = sql.find_first_not_of(" \t\r\n\f");
+    if (from != std::string_view::npos &&
+        ((sql[from] | 0x20) >= 'a' && (sql[from] | 0x20) <= 'z')) {
+      size_t to = from;
+      while (to < sql.size() && word_char(sql[to])) {
+        ++to;
+      }
+      const std::string_view first = sql.substr(from, to - from);
+      if (lex::ieq(first, "commit") || lex::ieq(first, "end")) {
+        return true;
+      }
+      if (!lex::ieq(first, "prepare")) {
+        return false;
+      }
+    }
+  }
   lex::Lexed lexed;
   lex::tokenize(sql, lexed);
   if (!lexed.ok) {

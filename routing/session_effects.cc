@@ -82,16 +82,19 @@ bool is_word(Tokens t, size_t i, std::string_view lower_keyword) {
   return i < t.size() && t[i].type == T::kWord && lex::ieq(t[i].text, lower_keyword);
 }
 
-bool contains_ci(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) {
-    return false;
-  }
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (lex::ieq(hay.substr(i, needle.size()), needle)) {
-      return true;
+// set_config(), pg_advisory_lock() and pg_try_advisory_lock() anywhere in the raw text,
+// case-insensitively. Each name has an underscore at a known place, so only the text around the
+// underscores is compared (found with memchr), not the text at every position.
+void scan_raw_calls(std::string_view sql, SessionEffects& fx) {
+  for (size_t u = sql.find('_'); u != std::string_view::npos; u = sql.find('_', u + 1)) {
+    if (u >= 3 && lex::ieq(sql.substr(u - 3, 10), "set_config")) {
+      fx.may_change_settings = true;
+    }
+    if (u >= 2 && (lex::ieq(sql.substr(u - 2, 16), "pg_advisory_lock") ||
+                   lex::ieq(sql.substr(u - 2, 20), "pg_try_advisory_lock"))) {
+      fx.pin_reason = "session advisory lock";
     }
   }
-  return false;
 }
 
 // The value of a string literal token, or nullopt when it cannot be known lexically: escapes
@@ -493,12 +496,7 @@ void analyze_statement(Tokens t, SessionEffects& fx, int depth) {
 void analyze_into(std::string_view sql, SessionEffects& fx, int depth) {
   // Function calls are also looked for in the raw text, so calls inside strings (function
   // bodies, EXECUTE arguments) count too.
-  if (contains_ci(sql, "set_config")) {
-    fx.may_change_settings = true;
-  }
-  if (contains_ci(sql, "pg_advisory_lock") || contains_ci(sql, "pg_try_advisory_lock")) {
-    fx.pin_reason = "session advisory lock";
-  }
+  scan_raw_calls(sql, fx);
   // An unterminated literal or comment (or a character that is not SQL) stops the lexer; the
   // server rejects such a string whole, so what came before it is all that could run.
   lex::Lexed lexed;

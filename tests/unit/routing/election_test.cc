@@ -168,7 +168,10 @@ TEST(MayCommit, CommitLikeStatements) {
   EXPECT_TRUE(may_commit("COMMIT PREPARED 'x'"));
   EXPECT_TRUE(may_commit("PREPARE TRANSACTION 'x'"));
   EXPECT_TRUE(may_commit("INSERT INTO t VALUES (1); COMMIT"));
-  EXPECT_TRUE(may_commit("SELECT 'unterminated"));  // cannot tell: assume it may
+  // Several statements the lexer cannot follow: assume they may.
+  EXPECT_TRUE(may_commit("INSERT INTO t VALUES (1); SELECT 'unterminated"));
+  EXPECT_TRUE(may_commit("  end ;; "));
+  EXPECT_TRUE(may_commit("SELECT ';'; COMMIT"));
 }
 
 TEST(MayCommit, OtherStatements) {
@@ -178,6 +181,10 @@ TEST(MayCommit, OtherStatements) {
   EXPECT_FALSE(may_commit("INSERT INTO t VALUES (1)"));
   EXPECT_FALSE(may_commit("PREPARE p AS SELECT 1"));
   EXPECT_FALSE(may_commit("SELECT commit FROM t"));
+  EXPECT_FALSE(may_commit("ENDX"));
+  EXPECT_FALSE(may_commit("SELECT ';'"));
+  // One statement the server cannot parse commits nothing.
+  EXPECT_FALSE(may_commit("SELECT 'unterminated"));
 }
 
 }  // namespace

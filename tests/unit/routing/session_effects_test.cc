@@ -254,3 +254,22 @@ TEST(SessionEffects, NamesUnder64BytesAreNotTruncated) {
 
 }  // namespace
 }  // namespace pglane::routing
+
+namespace pglane::routing {
+namespace {
+
+// The raw-text scan for set_config() and session advisory locks looks only around underscores:
+// names at the very start or end of the text, in any case, next to other underscores.
+TEST(SessionEffects, RawCallNamesAreFoundWhereverTheyStand) {
+  EXPECT_TRUE(analyze_session_effects("SET_CONFIG('a.b', 'c', false)").may_change_settings);
+  EXPECT_TRUE(analyze_session_effects("select x_set_config_y").may_change_settings);
+  EXPECT_STREQ(analyze_session_effects("SELECT __PG_TRY_ADVISORY_LOCK(1)").pin_reason,
+               "session advisory lock");
+  EXPECT_STREQ(analyze_session_effects("pg_advisory_lock").pin_reason, "session advisory lock");
+  EXPECT_FALSE(analyze_session_effects("SELECT set_confi").may_change_settings);
+  EXPECT_EQ(analyze_session_effects("SELECT pg_advisory_loc").pin_reason, nullptr);
+  EXPECT_EQ(analyze_session_effects("_").pin_reason, nullptr);
+}
+
+}  // namespace
+}  // namespace pglane::routing
