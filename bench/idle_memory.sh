@@ -13,12 +13,16 @@
 # server connection, so N can be far above PostgreSQL's max_connections. Before the "before"
 # reading, WARM clients log in and out once, so one-time set-up (first server connection,
 # per-thread state, TLS library) is not charged to the idle clients. The "after" reading is
-# taken HOLD seconds after the last login; KiB per connection = (after - before) / N.
+# taken HOLD seconds after the last login; KiB per connection = (after - before) / N. Once they
+# closed, one client reads a BIG_MB MiB result through psql (rows of 1,000 bytes, TLS in the
+# TLS row): pglane's peak RSS during it (sampled every 50 ms) and its RSS 2 s after, which
+# should stay near the idle size (the relay's buffers are bounded; nothing is kept).
 # Results (markdown) go to stdout, progress to stderr.
 #
 # Environment (defaults):
 #   N=5000 WORKERS=2 (pglane threads) CONCURRENCY=200 WARM=16 HOLD=2
 #   CLOSED_WAIT=8 (seconds after the clients close before the last RSS reading)
+#   BIG_MB=100 (size of the one large result; 0 skips it)
 #   PGLANE_BIN=build/proxy/pglane   KEEP_TMP=1 keeps the scratch dir (logs) after the run
 set -euo pipefail
 
@@ -36,9 +40,10 @@ CONCURRENCY=${CONCURRENCY:-200}
 WARM=${WARM:-16}
 HOLD=${HOLD:-2}
 CLOSED_WAIT=${CLOSED_WAIT:-8}
+BIG_MB=${BIG_MB:-100}
 PGLANE_BIN=${PGLANE_BIN:-$root/build/proxy/pglane}
 PYTHON=${PYTHON:-/usr/bin/python3}
-for v in N WORKERS CONCURRENCY WARM HOLD CLOSED_WAIT; do
+for v in N WORKERS CONCURRENCY WARM HOLD CLOSED_WAIT BIG_MB; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 [ "$N" -ge 1 ] || die "N must be at least 1"
@@ -343,13 +348,38 @@ measure() {
   # second of a large drop in sessions).
   sleep "$CLOSED_WAIT"
   closed=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pglane_pid/status")
+  local big_peak=0 big_after=0
+  if [ "$BIG_MB" -gt 0 ]; then
+    read -r big_peak big_after < <(big_result "$use_tls")
+  fi
   stop_pid "$pglane_pid" 10
   pglane_pid=""
   note "  $ok open after ${secs} s of logins, $failed failed; VmRSS $before KiB -> $after KiB," \
     "$closed KiB ${CLOSED_WAIT} s after they closed"
   [ "$ok" -eq "$N" ] || die "$label: only $ok of $N clients stayed connected, see $tmp/pglane.$mode.log"
-  rows+=("$(awk -v l="$label" -v n="$N" -v b="$before" -v a="$after" -v c="$closed" 'BEGIN {
-    printf "| %s | %d | %.1f | %.1f | %.1f | %.1f |", l, n, b / 1024, a / 1024, (a - b) / n, c / 1024 }')")
+  rows+=("$(awk -v l="$label" -v n="$N" -v b="$before" -v a="$after" -v c="$closed" \
+    -v p="$big_peak" -v q="$big_after" 'BEGIN {
+    printf "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |", l, n, b / 1024, a / 1024,
+      (a - b) / n, c / 1024, p / 1024, q / 1024 }')")
+}
+
+# big_result USE_TLS: "PEAK AFTER" (KiB): pglane's VmRSS peak while one psql reads a BIG_MB MiB
+# result through it, and 2 s after.
+big_result() {
+  local sslmode=disable
+  [ "$1" = 1 ] && sslmode=require
+  PGSSLMODE=$sslmode psql -X -q -h 127.0.0.1 -p "$lport" -U idle_user -d "$APP_DB" \
+    -c "select repeat('x', 1000) from generate_series(1, $((BIG_MB * 1024)))" \
+    >/dev/null 2>"$tmp/big.err" &
+  local qpid=$! peak=0 r
+  while kill -0 "$qpid" 2>/dev/null; do
+    r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pglane_pid/status")
+    [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.05
+  done
+  wait "$qpid" || die "the ${BIG_MB} MiB result failed: $(cat "$tmp/big.err")"
+  sleep 2
+  echo "$peak $(awk '/^VmRSS:/ { print $2 }' "/proc/$pglane_pid/status")"
 }
 
 rows=()
@@ -365,6 +395,6 @@ echo "${label% }, $WORKERS worker$([ "$WORKERS" = 1 ] || echo s), transaction po
   "for $HOLD s (they hold no server connection). TLS: to clients only (Python ssl defaults," \
   "no certificate check); plain TCP to the server."
 echo ""
-echo "| mode | N | RSS before (MiB) | RSS after (MiB) | KiB per connection | RSS ${CLOSED_WAIT} s after they closed (MiB) |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| mode | N | RSS before (MiB) | RSS after (MiB) | KiB per connection | RSS ${CLOSED_WAIT} s after they closed (MiB) | peak during one ${BIG_MB} MiB result (MiB) | 2 s after it (MiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"

@@ -21,9 +21,6 @@ namespace pglane::proxy {
 namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
-// Records written are kept for the next write up to this size; a larger string (a big result
-// went out) is freed, so an idle connection holds none.
-constexpr std::size_t kKeepOut = 1024;
 
 }  // namespace
 
@@ -263,10 +260,10 @@ asio::awaitable<error_code> Stream::flush_tls() {
     }
   }
   tls_flushing_ = false;
-  if (tls_writing_.capacity() > kKeepOut) {
-    std::string().swap(tls_writing_);
-  }
-  if (tls_out_.empty() && tls_out_.capacity() > kKeepOut) {
+  // Nothing is kept between writes, so an idle connection holds no record bytes (a malloc per
+  // write costs little beside the encryption).
+  std::string().swap(tls_writing_);
+  if (tls_out_.empty()) {
     std::string().swap(tls_out_);
   }
   co_return ec;

@@ -39,6 +39,10 @@ absl::StatusOr<std::shared_ptr<ssl::context>> make_client_facing_context(
   SSL_CTX_set_min_proto_version(raw, tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(
       raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // No server-side session cache: it kept every client's session (about 1.5 KiB each, up to
+  // 20,480 of them) for five minutes. Resumption still works through TLS 1.3's stateless
+  // tickets, which the client holds.
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
   if (SSL_CTX_use_certificate_chain_file(raw, tls.cert_file.c_str()) != 1) {
     return tls_error(config_path, "tls.cert_file", openssl_error());
   }
