@@ -122,11 +122,17 @@ asio::awaitable<EndpointState*> ServerLease::await_writer(
 asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
                                                const txn::SettingList& startup_settings) {
   failed_sqlstate_.clear();
-  ConnectRequest req = connect_request(endpoint, startup_settings);
+  const conf::Endpoint& target = endpoint ? endpoint->endpoint : cfg_.home_region().writer;
+  const bool analytics = endpoint != nullptr && endpoint->analytics;
+  if (!req_ || !(req_target_ == target) || req_analytics_ != analytics) {
+    req_ = connect_request(endpoint, startup_settings);  // and pool_key_
+    req_target_ = target;
+    req_analytics_ = analytics;
+  }
   AcquireResult got =
       co_await pools().acquire(pool_key_, worker_, live().pool_size.load(std::memory_order_relaxed),
                                LiveSettings::ms(live().queue_timeout_ms),
-                               LiveSettings::ms(live().server_idle_timeout_ms), std::move(req));
+                               LiveSettings::ms(live().server_idle_timeout_ms), *req_);
   if (!got.conn) {
     failed_sqlstate_ = got.server_error.empty() ? got.sqlstate : "";
     if (!got.server_error.empty()) {

@@ -116,6 +116,11 @@ class ServerLease {
   EndpointState* endpoint_ = nullptr;
   std::string pool_key_;
   std::string failed_sqlstate_;
+  // The last connect request and what it was for: built again only when the target changes,
+  // not on every transaction's acquire (pool_key_ goes with it).
+  std::optional<ConnectRequest> req_;
+  conf::Endpoint req_target_;
+  bool req_analytics_ = false;
 };
 
 }  // namespace pglane::proxy

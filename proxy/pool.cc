@@ -163,7 +163,7 @@ void PoolManager::retire(const conf::Endpoint& endpoint) {
 asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
                                                     std::chrono::milliseconds queue_timeout,
                                                     std::chrono::milliseconds idle_timeout,
-                                                    ConnectRequest req) {
+                                                    const ConnectRequest& req) {
   auto ex = co_await asio::this_coro::executor;
   Pool& pool = pool_for(key);
   Shard& mine = pool.shard(worker);
@@ -247,7 +247,8 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
       }
     }
   }
-  co_return co_await open_in_slot(key, std::move(req));
+  ConnectRequest opening = req;  // (a copy: open_in_slot takes its request by value)
+  co_return co_await open_in_slot(key, std::move(opening));
 }
 
 asio::awaitable<AcquireResult> PoolManager::open_in_slot(const std::string& key,

@@ -58,12 +58,13 @@ class PoolManager {
   // The number of workers (worker indexes are below it). Before the first acquire; default 256,
   // the most proxy.workers allows.
   void set_workers(int n);
-  // `worker` is the caller's worker index; `req` says how to open a connection if one is needed.
-  // Idle connections unused for longer than `idle_timeout` (0 = no limit) are closed, not used.
+  // `worker` is the caller's worker index; `req` says how to open a connection if one is needed
+  // (copied only then; it must outlive the call). Idle connections unused for longer than
+  // `idle_timeout` (0 = no limit) are closed, not used.
   asio::awaitable<AcquireResult> acquire(const std::string& key, int worker, int limit,
                                          std::chrono::milliseconds queue_timeout,
                                          std::chrono::milliseconds idle_timeout,
-                                         ConnectRequest req);
+                                         const ConnectRequest& req);
   // Gives back a connection that is idle ('I') and reset. Must run on the conn's worker.
   void release(const std::string& key, int worker, std::unique_ptr<ServerConn> conn);
   // Closes a connection whose state is unknown or broken, freeing its slot.
