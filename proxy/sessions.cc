@@ -48,7 +48,11 @@ void SessionEntry::set_server(const ServerConn* conn) {
     server_pid = 0;
     return;
   }
-  server = conn->endpoint.to_string();
+  if (server_text.empty() || !(server_endpoint == conn->endpoint)) {
+    server_text = conn->endpoint.to_string();  // built once per endpoint, not per transaction
+    server_endpoint = conn->endpoint;
+  }
+  server = server_text;
   server_pid = conn->key.pid;
   server_created = conn->created;
 }

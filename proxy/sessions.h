@@ -17,6 +17,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "conf/config.h"
 #include "proxy/metrics.h"
 
 namespace pglane::proxy {
@@ -46,7 +47,9 @@ struct SessionEntry {
   std::chrono::system_clock::time_point connected_at;
   std::chrono::steady_clock::time_point state_since;
   // The server connection it holds now (copied: the connection may go before the entry learns).
-  std::string server;  // host:port; empty: none
+  std::string server;              // host:port; empty: none
+  std::string server_text;         // the last endpoint's host:port, kept
+  conf::Endpoint server_endpoint;  // what server_text was made from
   int32_t server_pid = 0;
   std::chrono::steady_clock::time_point server_created;
   void set_server(const ServerConn* conn);
