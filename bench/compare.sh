@@ -147,10 +147,7 @@ pgbouncer_pids=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  local p
-  for p in "${pglane_pids[@]}" "${pgbouncer_pids[@]}"; do stop_pid "$p" 10; done
-  "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
-  if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
+  bench_cleanup
   exit "$rc"
 }
 trap cleanup EXIT

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034,SC2004  # the caller declares and reads the globals below
-# Helpers shared by the benchmark scripts: bench/compare.sh and bench/syscalls.sh use all of
-# them, bench/cache.sh the measurement ones (cpu_ticks, pct_ms; it has its own median and ratio,
+# Helpers shared by the benchmark scripts: bench/compare.sh, bench/syscalls.sh and
+# bench/profile.sh use most of them, bench/cache.sh the measurement ones (cpu_ticks, pct_ms; it has its own median and ratio,
 # with other arguments). Source it after scripts/lib.sh; it defines functions only.
 #
 # pgbouncer125_bin, start_pgbouncer and start_pglane work on the caller's globals:
@@ -15,6 +15,31 @@
 #                               statements in transaction pooling (max_prepared_statements), else 0
 #   targets=() pgbouncer_pids=() pglane_pids=()   targets started in order; processes to stop
 #   pglane_pid                  the last pglane started
+
+# --- set-up and clean-up ------------------------------------------------------------------------
+
+# bench_sandbox SCALE: the sandbox in $tmp/sandbox (primary only, no Redis), its sandbox.env
+# sourced (APP_* and PG_* globals), PGPASSWORD and PGSSLMODE=disable exported, and pgbench's
+# tables loaded at scale SCALE. Dies when pgbench -i fails.
+bench_sandbox() {
+  note "starting the sandbox"
+  "$root/scripts/sandbox.sh" up "$tmp/sandbox" --replicas 0 --no-redis >&2
+  # shellcheck source=/dev/null
+  . "$tmp/sandbox/sandbox.env"
+  export PGPASSWORD=$APP_PASSWORD PGSSLMODE=disable
+  note "pgbench -i -s $1"
+  pgbench -i -q -s "$1" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" "$APP_DB" \
+    >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
+}
+
+# bench_cleanup: stops every proxy started (pglane_pids, pgbouncer_pids) and the sandbox, and
+# removes $tmp unless KEEP_TMP=1. For the callers' EXIT traps.
+bench_cleanup() {
+  local p
+  for p in "${pglane_pids[@]}" "${pgbouncer_pids[@]}"; do stop_pid "$p" 10; done
+  "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
+  if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
+}
 
 # --- measurement -----------------------------------------------------------------------------
 

@@ -104,10 +104,7 @@ cleanup() {
     kill -INT "$strace_pid" 2>/dev/null || true
     wait "$strace_pid" 2>/dev/null || true
   fi
-  local p
-  for p in "${pglane_pids[@]}" "${pgbouncer_pids[@]}"; do stop_pid "$p" 10; done
-  "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
-  if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
+  bench_cleanup
   exit "$rc"
 }
 trap cleanup EXIT
@@ -115,15 +112,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- servers -------------------------------------------------------------------------------
-note "starting the sandbox"
-"$root/scripts/sandbox.sh" up "$tmp/sandbox" --replicas 0 --no-redis >&2
-# shellcheck source=/dev/null
-. "$tmp/sandbox/sandbox.env"
-export PGPASSWORD=$APP_PASSWORD PGSSLMODE=disable
-
-note "pgbench -i -s $SCALE"
-pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$APP_USER" "$APP_DB" \
-  >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
+bench_sandbox "$SCALE"
 
 declare -A port=() pid=() label=() prepared_ok=()
 targets=()
