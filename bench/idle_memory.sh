@@ -9,14 +9,15 @@
 # "disable") and "TLS" (tls.mode = "prefer" with the sandbox certificate; every client asks for
 # TLS). A Python client (standard library only) logs in N clients as idle_user (trust in the
 # users file; pglane logs in to the server as pglane_app for it), opening at most CONCURRENCY
-# at a time, and keeps them all open and idle. In transaction pooling an idle client holds no
-# server connection, so N can be far above PostgreSQL's max_connections. Before the "before"
-# reading, WARM clients log in and out once, so one-time set-up (first server connection,
-# per-thread state, TLS library) is not charged to the idle clients. The "after" reading is
-# taken HOLD seconds after the last login; KiB per connection = (after - before) / N. Once they
-# closed, one client reads a BIG_MB MiB result through psql (rows of 1,000 bytes, TLS in the
-# TLS row): pglane's peak RSS during it (sampled every 50 ms) and its RSS 2 s after, which
-# should stay near the idle size (the relay's buffers are bounded; nothing is kept).
+# at a time; each runs one query, then they all stay open and idle. In transaction pooling an
+# idle client holds no server connection, so N can be far above PostgreSQL's max_connections.
+# Before the "before" reading, WARM clients log in and out once, so one-time set-up (first
+# server connection, per-thread state, TLS library) is not charged to the idle clients. The
+# "after" reading is taken HOLD seconds after the last login; KiB per connection =
+# (after - before) / N. Once they closed, one client reads a BIG_MB MiB result through psql
+# (rows of 1,000 bytes, TLS in the TLS row): pglane's peak RSS during it (sampled every 50 ms)
+# and its RSS 2 s after, which should stay near the idle size (the relay's buffers are
+# bounded; nothing is kept).
 # Results (markdown) go to stdout, progress to stderr.
 #
 # Environment (defaults):
@@ -82,8 +83,10 @@ trap 'exit 143' TERM
 # --- the client --------------------------------------------------------------------------------
 # idle_clients.py HOST PORT N USER DB TLS PID CONCURRENCY WARM HOLD: logs in WARM clients and
 # closes them, reads PID's VmRSS, logs in N clients (non-blocking sockets, at most CONCURRENCY
-# logins in flight), waits HOLD seconds, checks that they are all still open, reads VmRSS again,
-# prints "connected FAILED BEFORE_KIB AFTER_KIB SECONDS" and closes them.
+# logins in flight), each running one query (SELECT 1) after its login, so that the idle
+# sessions are ones that ran a transaction, waits HOLD seconds, checks that they are all still
+# open, reads VmRSS again, prints "connected FAILED BEFORE_KIB AFTER_KIB SECONDS" and closes
+# them.
 cat >"$tmp/idle_clients.py" <<'PY'
 import errno, selectors, socket, ssl, struct, sys, time
 
@@ -93,6 +96,7 @@ port, n, use_tls, concurrency, warm, hold = int(port), int(n), use_tls == "1", i
 PARAMS = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in (("user", user), ("database", db))) + b"\0"
 STARTUP = struct.pack("!ii", 8 + len(PARAMS), 196608) + PARAMS  # StartupMessage, protocol 3.0
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+QUERY = b"Q" + struct.pack("!i", 4 + 9) + b"SELECT 1\0"  # one transaction before idling
 CTX = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 CTX.check_hostname = False
 CTX.verify_mode = ssl.CERT_NONE
@@ -171,7 +175,7 @@ def login(count, deadline):
             if err:
                 return fail(c, "connect: " + errno.errorcode.get(err, str(err)))
             return send_next(c, SSL_REQUEST if use_tls else STARTUP, "sslrequest" if use_tls else "startup")
-        if c.phase in ("sslrequest", "startup"):
+        if c.phase in ("sslrequest", "startup", "query"):
             try:
                 sent = c.sock.send(c.out)
             except (ssl.SSLWantWriteError, BlockingIOError):
@@ -180,7 +184,7 @@ def login(count, deadline):
                 return want(c, selectors.EVENT_READ)
             c.out = c.out[sent:]
             if not c.out:
-                c.phase = "sslanswer" if c.phase == "sslrequest" else "auth"
+                c.phase = {"sslrequest": "sslanswer", "startup": "auth", "query": "result"}[c.phase]
                 want(c, selectors.EVENT_READ)
             return
         if c.phase == "sslanswer":
@@ -216,6 +220,8 @@ def login(count, deadline):
                 return fail(c, "ErrorResponse: " + fields.get(b"M", b"?").decode(errors="replace"))
             if kind == b"R" and struct.unpack("!i", body[:4])[0] != 0:
                 return fail(c, f"asked for authentication type {struct.unpack('!i', body[:4])[0]}")
+            if kind == b"Z" and c.phase == "auth":
+                return send_next(c, QUERY, "query")  # logged in: one query, then idle
             if kind == b"Z":
                 sel.unregister(c.sock)
                 in_flight -= 1

@@ -90,8 +90,8 @@ asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buff
 bool Stream::rehome(const asio::any_io_executor& ex) {
   // Ciphertext read and not yet taken, records not yet written, or decrypted bytes waiting in
   // OpenSSL would be lost or reordered by a move; an idle connection has none.
-  if (ssl_ != nullptr &&
-      (!tls_in_.empty() || !tls_out_.empty() || tls_flushing_ || SSL_has_pending(ssl_) != 0)) {
+  if (ssl_ != nullptr && (tls_failed_ || !tls_in_.empty() || !tls_out_.empty() || tls_flushing_ ||
+                          SSL_has_pending(ssl_) != 0)) {
     return false;
   }
   error_code ec;
@@ -128,22 +128,25 @@ namespace {
 class BlockCache {
  public:
   ~BlockCache() {
-    for (Slot& s : slots_) {
-      delete[] s.block;
+    for (std::size_t i = 0; i < used_; ++i) {
+      delete[] slots_[i].block;
     }
+    used_ = 0;
+    gone_ = true;  // a Buffer freed later on this thread (at its exit) deletes its block itself
   }
   char* take(std::size_t size) {
     for (std::size_t i = 0; i < used_; ++i) {
       if (slots_[i].size == size) {
         char* b = slots_[i].block;
         slots_[i] = slots_[--used_];
+        slots_[used_] = Slot{};
         return b;
       }
     }
     return new char[size];  // uninitialised: only bytes read into it are ever looked at
   }
   void give(char* block, std::size_t size) {
-    if (used_ == kSlots) {
+    if (used_ == kSlots || gone_) {
       delete[] block;
       return;
     }
@@ -156,8 +159,9 @@ class BlockCache {
     char* block = nullptr;
     std::size_t size = 0;
   };
-  Slot slots_[kSlots];
+  Slot slots_[kSlots];  // [0, used_) hold blocks; the rest are empty
   std::size_t used_ = 0;
+  bool gone_ = false;
 };
 
 BlockCache& block_cache() {
@@ -205,6 +209,9 @@ asio::mutable_buffer Buffer::prepare(std::size_t min_free) {
 }
 
 asio::mutable_buffer Buffer::prepare_small() {
+  if (empty()) {
+    free_storage();  // an empty block (left by a cancelled read, say) is not held while idle
+  }
   if (storage_ != nullptr) {
     return prepare();
   }

@@ -122,6 +122,11 @@ class Stream {
   // must hold no bytes not yet handed over. Returns false when it cannot move; the caller then
   // closes it.
   bool rehome(const asio::any_io_executor& ex);
+  // TLS: ciphertext read and not yet decrypted, or decrypted bytes not yet read (an idle
+  // connection has none; a server's FATAL notice might be there).
+  bool tls_holds_bytes() const {
+    return ssl_ != nullptr && (!tls_in_.empty() || SSL_has_pending(ssl_) != 0);
+  }
 
   // Bytes moved so far (plaintext, after TLS), for the per-user statistics.
   uint64_t bytes_read = 0;
@@ -147,6 +152,7 @@ class Stream {
   std::string tls_out_;      // records produced, not yet being written
   std::string tls_writing_;  // records being written now
   bool tls_flushing_ = false;
+  error_code tls_failed_;  // a write failed or stopped half done: the TLS stream is unusable
   static constexpr std::size_t kTlsIn = 32 * 1024;
 };
 

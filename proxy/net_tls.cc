@@ -10,7 +10,9 @@
 #include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -103,6 +105,7 @@ Stream::~Stream() {
 }
 
 bool Stream::start_tls(asio::ssl::context& ctx, bool server) {
+  ERR_clear_error();  // a failure below reports its own error, not an older one
   ssl_ = SSL_new(ctx.native_handle());
   if (ssl_ == nullptr) {
     return false;
@@ -177,10 +180,12 @@ asio::awaitable<error_code> Stream::handshake() {
 }
 
 asio::awaitable<error_code> Stream::fill_tls(bool small) {
-  const asio::mutable_buffer space =
-      small && tls_in_.empty() ? tls_in_.prepare_small() : tls_in_.prepare();
+  const asio::mutable_buffer space = small ? tls_in_.prepare_small() : tls_in_.prepare();
   auto [ec, n] = co_await socket_.async_read_some(space, kUse);
   tls_in_.commit(n);
+  if (ec) {
+    tls_in_.release_if_empty();  // a cancelled read leaves no block behind
+  }
   co_return ec;
 }
 
@@ -189,40 +194,50 @@ asio::awaitable<std::pair<error_code, std::size_t>> Stream::tls_read_some(
   // An idle session's read takes its first ciphertext into the inline area (a short request's
   // record fits); a record longer than that is read on into a block, not 256 bytes at a time.
   bool small = buf.size() <= Buffer::kSmall;
+  bool want_read = false;  // OpenSSL asked for more ciphertext than tls_in_ had
   for (;;) {
-    if (tls_in_.empty() && SSL_has_pending(ssl_) == 0) {
-      // Nothing OpenSSL could decrypt: read the socket first (no SSL_read that can only ask).
+    if (tls_failed_) {
+      co_return std::pair{tls_failed_, std::size_t{0}};
+    }
+    // Records an earlier read made (a TLS 1.3 KeyUpdate answer) go out before anything else
+    // waits, and only while no decrypted bytes are in hand: a cancelled flush loses none.
+    if (!tls_out_.empty()) {
+      if (error_code ec = co_await flush_tls()) {
+        co_return std::pair{ec, std::size_t{0}};
+      }
+    }
+    if (want_read || (tls_in_.empty() && SSL_has_pending(ssl_) == 0)) {
+      // Nothing (more) OpenSSL could decrypt: read the socket first (no SSL_read that can only
+      // ask).
       if (error_code ec = co_await fill_tls(small)) {
         co_return std::pair{ec, std::size_t{0}};
       }
       small = false;
+      want_read = false;
+      continue;  // (flush first if a write made records meanwhile)
     }
     ERR_clear_error();
     std::size_t n = 0;
     const int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
     const int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
-    if (!tls_out_.empty()) {
-      // Reading made records to send (a TLS 1.3 KeyUpdate answer, an alert).
-      if (error_code ec = co_await flush_tls()) {
-        co_return std::pair{ec, std::size_t{0}};
-      }
-    }
     if (err == SSL_ERROR_NONE) {
+      // Returned at once, with no co_await between: the bytes are the caller's now. Records this
+      // read made wait for the next read or write.
       tls_in_.release_if_empty();
       bytes_read += n;
       co_return std::pair{error_code{}, n};
     }
     if (err != SSL_ERROR_WANT_READ) {
-      co_return std::pair{tls_error(err), std::size_t{0}};
+      co_return std::pair{tls_error(err), std::size_t{0}};  // (the error queue read at once)
     }
-    if (error_code ec = co_await fill_tls(small)) {
-      co_return std::pair{ec, std::size_t{0}};
-    }
-    small = false;
+    want_read = true;  // OpenSSL took what tls_in_ had (it keeps a partial record itself)
   }
 }
 
 asio::awaitable<error_code> Stream::tls_write(const asio::const_buffer* bufs, std::size_t count) {
+  if (tls_failed_) {
+    co_return tls_failed_;
+  }
   std::size_t total = 0;
   for (std::size_t i = 0; i < count; ++i) {
     const char* data = static_cast<const char*>(bufs[i].data());
@@ -245,28 +260,46 @@ asio::awaitable<error_code> Stream::tls_write(const asio::const_buffer* bufs, st
 }
 
 asio::awaitable<error_code> Stream::flush_tls() {
+  // One flusher at a time. Another coroutine's flush writes our records after its own; we wait
+  // for it, so that our return means they went out (or the stream failed). Rare: only a read's
+  // own records (a KeyUpdate answer) meet a write.
   if (tls_flushing_) {
-    co_return error_code{};  // the flush under way writes these records after its own
+    auto ex = co_await asio::this_coro::executor;
+    while (tls_flushing_) {
+      co_await asio::post(ex, kUse);
+    }
   }
+  if (tls_failed_) {
+    co_return tls_failed_;
+  }
+  // A flush that ends half done (an error, or its coroutine cancelled mid-write) leaves a partial
+  // record on the wire: the stream fails for good, and the flag never stays set.
+  struct Flushing {
+    Stream& s;
+    bool done = false;
+    ~Flushing() {
+      s.tls_flushing_ = false;
+      if (!done && !s.tls_failed_) {
+        s.tls_failed_ = asio::error::operation_aborted;
+      }
+    }
+  } flushing{*this};
   tls_flushing_ = true;
-  error_code ec;
   while (!tls_out_.empty()) {
     tls_writing_.swap(tls_out_);  // records made meanwhile go to the emptied tls_out_
     auto [wec, n] = co_await asio::async_write(socket_, asio::buffer(tls_writing_), kUse);
     tls_writing_.clear();
     if (wec) {
-      ec = wec;
-      break;
+      tls_failed_ = wec;
+      co_return wec;
     }
   }
-  tls_flushing_ = false;
+  flushing.done = true;
   // Nothing is kept between writes, so an idle connection holds no record bytes (a malloc per
   // write costs little beside the encryption).
   std::string().swap(tls_writing_);
-  if (tls_out_.empty()) {
-    std::string().swap(tls_out_);
-  }
-  co_return ec;
+  std::string().swap(tls_out_);
+  co_return error_code{};
 }
 
 }  // namespace pglane::proxy

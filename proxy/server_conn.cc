@@ -48,8 +48,8 @@ std::string_view ServerConn::param(std::string_view name) const {
 }
 
 bool ServerConn::looks_dead() {
-  if (!in.empty()) {
-    return true;
+  if (!in.empty() || stream.tls_holds_bytes()) {
+    return true;  // bytes from an idle server: a FATAL notice, or worse
   }
   pollfd pfd{stream.socket().native_handle(), POLLIN, 0};
   int r = ::poll(&pfd, 1, 0);

@@ -43,6 +43,10 @@ absl::StatusOr<std::shared_ptr<ssl::context>> make_client_facing_context(
   // 20,480 of them) for five minutes. Resumption still works through TLS 1.3's stateless
   // tickets, which the client holds.
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  // A resumed session (a ticket) is checked against this context; with client certificates
+  // verified, OpenSSL refuses to resume without one ("session id context uninitialized").
+  static constexpr unsigned char kSessionContext[] = "pglane";
+  SSL_CTX_set_session_id_context(raw, kSessionContext, sizeof(kSessionContext) - 1);
   if (SSL_CTX_use_certificate_chain_file(raw, tls.cert_file.c_str()) != 1) {
     return tls_error(config_path, "tls.cert_file", openssl_error());
   }
