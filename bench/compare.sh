@@ -137,22 +137,9 @@ if [ "$POOL_MODE" = session ] && [ "$CLIENTS" -gt "$POOL_SIZE" ]; then
   POOL_SIZE=$CLIENTS
 fi
 
-tmp=$(mktemp -d /tmp/pglane-bench.XXXXXX)
-chmod 755 "$tmp"  # the postgres user (PgBouncer, PostgreSQL) must reach its subdirectories
+bench_scratch pglane-bench
 report="$tmp/report.md"
 pglane_pid=""
-pglane_pids=()
-pgbouncer_pids=()
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  bench_cleanup
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # out TEXT...: one line of the report (stdout and the copy --write uses).
 out() {

@@ -32,13 +32,32 @@ bench_sandbox() {
     >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
 }
 
-# bench_cleanup: stops every proxy started (pglane_pids, pgbouncer_pids) and the sandbox, and
-# removes $tmp unless KEEP_TMP=1. For the callers' EXIT traps.
-bench_cleanup() {
+# bench_scratch NAME: $tmp, a new scratch dir /tmp/NAME.XXXXXX (mode 755: the postgres user,
+# running PgBouncer and PostgreSQL, must reach its subdirectories), no proxies listed yet, and
+# traps that clean up on every exit (bench_exit). A caller with more to stop first (a tracer)
+# defines bench_on_exit.
+bench_scratch() {
+  tmp=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$tmp"
+  pglane_pids=()
+  pgbouncer_pids=()
+  trap bench_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# bench_exit: the EXIT trap: bench_on_exit when defined, then every proxy started (pglane_pids,
+# pgbouncer_pids) and the sandbox stopped, and $tmp removed unless KEEP_TMP=1. Keeps the exit
+# status.
+bench_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if declare -F bench_on_exit >/dev/null; then bench_on_exit; fi
   local p
   for p in "${pglane_pids[@]}" "${pgbouncer_pids[@]}"; do stop_pid "$p" 10; done
   "$root/scripts/sandbox.sh" down "$tmp/sandbox" >/dev/null 2>&1 || true
   if [ "${KEEP_TMP:-0}" = 1 ]; then note "logs kept in $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
 }
 
 # --- measurement -----------------------------------------------------------------------------

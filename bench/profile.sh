@@ -47,19 +47,7 @@ command -v pgbench >/dev/null || die "pgbench not found (run scripts/bootstrap.s
 ulimit -n 65536 2>/dev/null || true
 nofile=$(ulimit -n)
 
-tmp=$(mktemp -d /tmp/pglane-profile.XXXXXX)
-chmod 755 "$tmp"
-pglane_pids=()
-pgbouncer_pids=()
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  bench_cleanup
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_scratch pglane-profile
 
 bench_sandbox "$SCALE"
 

@@ -91,25 +91,15 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 
-tmp=$(mktemp -d /tmp/pglane-syscalls.XXXXXX)
-chmod 755 "$tmp"  # the postgres user (PgBouncer, PostgreSQL) must reach its subdirectories
-pglane_pids=()
-pgbouncer_pids=()
 strace_pid=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+# bench_exit's hook: a tracer still attached is detached before the proxies stop.
+bench_on_exit() {
   if [ -n "$strace_pid" ]; then
     kill -INT "$strace_pid" 2>/dev/null || true
     wait "$strace_pid" 2>/dev/null || true
   fi
-  bench_cleanup
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_scratch pglane-syscalls
 
 # --- servers -------------------------------------------------------------------------------
 bench_sandbox "$SCALE"

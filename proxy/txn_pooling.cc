@@ -122,8 +122,7 @@ asio::awaitable<End> TransactionPooling::wait_for_client() {
   if (!cin.empty()) {
     co_return End::kRunning;
   }
-  cin.release_if_empty();
-  std::pair<error_code, size_t> got;
+  std::pair<error_code, size_t> got;  // (prepare_small gives an empty block back first)
   if (cfg_.proxy.client_idle_timeout_ms > 0) {
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer timer(ex, std::chrono::milliseconds(cfg_.proxy.client_idle_timeout_ms));
