@@ -1,9 +1,12 @@
 // Statement analysis costs: the fast path on a cache miss (it does not use the cache), the
-// analyser's cache hit path, and the libpg_query fallback. Run: build/bench/analysis_bench
+// analyser's cache hit path, the libpg_query fallback, and the session-effects scan every
+// pooled statement gets (byte-level for plain statements, else lexed). Run:
+// build/bench/analysis_bench
 #include <benchmark/benchmark.h>
 
 #include "routing/analyzer.h"
 #include "routing/route.h"
+#include "routing/session_effects.h"
 #include "routing/statement.h"
 
 namespace {
@@ -54,6 +57,25 @@ void BM_Analyzer(benchmark::State& state, const char* sql) {
 }
 BENCHMARK_CAPTURE(BM_Analyzer, pgbench_select, kPgbenchSelect);
 BENCHMARK_CAPTURE(BM_Analyzer, cte_cache_hit, kCte);
+
+void BM_SessionEffects(benchmark::State& state, const char* sql) {
+  for (auto _ : state) {
+    auto fx = analyze_session_effects(sql);
+    benchmark::DoNotOptimize(fx);
+  }
+}
+BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_select, kPgbenchSelect);
+BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_update, kPgbenchUpdate);
+BENCHMARK_CAPTURE(BM_SessionEffects, three_table_join, kJoin);
+
+void BM_SessionEffectsLexed(benchmark::State& state, const char* sql) {
+  for (auto _ : state) {
+    auto fx = analyze_session_effects_lexed(sql);
+    benchmark::DoNotOptimize(fx);
+  }
+}
+BENCHMARK_CAPTURE(BM_SessionEffectsLexed, pgbench_select, kPgbenchSelect);
+BENCHMARK_CAPTURE(BM_SessionEffectsLexed, pgbench_update, kPgbenchUpdate);
 
 // Analysis plus the route decision, as a session does it per statement.
 void BM_AnalyzeAndDecide(benchmark::State& state) {

@@ -1,6 +1,7 @@
 #include "routing/session_effects.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <span>
 
@@ -540,9 +541,129 @@ void analyze_into(std::string_view sql, SessionEffects& fx, int depth) {
   }
 }
 
+// Byte classes for plain_statement.
+enum class B : unsigned char { kOther, kLetter, kDigit, kSpace, kPunct, kSemi, kCommentStart };
+
+constexpr std::array<B, 256> kByteClass = [] {
+  std::array<B, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) {
+    t[c] = B::kLetter;
+    t[c - 'a' + 'A'] = B::kLetter;
+  }
+  t['_'] = B::kLetter;
+  for (int c = '0'; c <= '9'; ++c) {
+    t[c] = B::kDigit;
+  }
+  for (unsigned char c : {' ', '\t', '\n', '\r', '\f', '\v'}) {
+    t[c] = B::kSpace;
+  }
+  for (unsigned char c : {',', '.', '=', '<', '>', '+', '*', ':'}) {
+    t[c] = B::kPunct;
+  }
+  t[';'] = B::kSemi;
+  t['-'] = B::kCommentStart;
+  t['/'] = B::kCommentStart;
+  return t;
+}();
+
+// A word that, written anywhere, could give a plain statement effects: SET / RESET (a custom
+// setting named in an UPDATE's SET counts, see scan_custom_settings), or a temporary table.
+bool effect_word(std::string_view w) {
+  switch (w.size()) {
+    case 3:
+      return lex::ieq(w, "set");
+    case 4:
+      return lex::ieq(w, "temp");
+    case 5:
+      return lex::ieq(w, "reset");
+    case 7:
+      return lex::ieq(w, "pg_temp");
+    case 9:
+      return lex::ieq(w, "temporary");
+    default:
+      return false;
+  }
+}
+
+// One SELECT / INSERT / UPDATE / DELETE / VALUES / TABLE statement written only with ASCII
+// words, numbers, whitespace and , . = < > + - * / : (and trailing semicolons), without SET,
+// RESET or temporary-table words. Such text lexes cleanly and has no call (no parenthesis), no
+// literal and no comment, so analyze_into would find nothing but what scan_raw_calls finds in
+// the raw text. Decided in one pass over the bytes, without tokens: `SELECT abalance FROM
+// pgbench_accounts WHERE aid = 42` is the common case of a pooled transaction.
+bool plain_statement(std::string_view sql) {
+  const size_t n = sql.size();
+  auto cls = [&](size_t i) { return kByteClass[static_cast<unsigned char>(sql[i])]; };
+  size_t i = 0;
+  std::string_view first;
+  bool ended = false;  // a semicolon was seen: only whitespace and semicolons may follow
+  while (i < n) {
+    switch (cls(i)) {
+      case B::kLetter: {
+        const size_t from = i;
+        while (i < n && (cls(i) == B::kLetter || cls(i) == B::kDigit)) {
+          ++i;
+        }
+        const std::string_view word = sql.substr(from, i - from);
+        if (ended || effect_word(word)) {
+          return false;
+        }
+        if (first.empty()) {
+          first = word;
+        }
+        continue;
+      }
+      case B::kDigit:
+        while (i < n && cls(i) == B::kDigit) {
+          ++i;
+        }
+        if (ended || first.empty() || (i < n && cls(i) == B::kLetter)) {
+          return false;  // 123abc, 1e5, 1_000: the lexer's to judge
+        }
+        continue;
+      case B::kSpace:
+        break;
+      case B::kSemi:
+        ended = true;
+        break;
+      case B::kCommentStart:
+        if (ended || (i + 1 < n && (sql[i + 1] == '-' || sql[i + 1] == '*'))) {
+          return false;  // a comment
+        }
+        break;
+      case B::kPunct:
+        if (ended) {
+          return false;
+        }
+        break;
+      case B::kOther:
+        return false;  // ( ' " $, non-ASCII and the rest: the lexer's to judge
+    }
+    ++i;
+  }
+  switch (first.size()) {
+    case 5:
+      return lex::ieq(first, "table");
+    case 6:
+      return lex::ieq(first, "select") || lex::ieq(first, "insert") || lex::ieq(first, "update") ||
+             lex::ieq(first, "delete") || lex::ieq(first, "values");
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 SessionEffects analyze_session_effects(std::string_view sql) {
+  if (plain_statement(sql)) {
+    SessionEffects fx;
+    scan_raw_calls(sql, fx);  // set_config or pg_advisory_lock written without a call
+    return fx;
+  }
+  return analyze_session_effects_lexed(sql);
+}
+
+SessionEffects analyze_session_effects_lexed(std::string_view sql) {
   SessionEffects fx;
   analyze_into(sql, fx, 0);
   if (!fx.is_single_deallocate) {

@@ -42,9 +42,15 @@ struct SessionEffects {
   std::string deallocate_name;
   // Non-null when the session must stay on its server connection: a short reason for logs.
   const char* pin_reason = nullptr;
+
+  bool operator==(const SessionEffects&) const = default;
 };
 
 SessionEffects analyze_session_effects(std::string_view sql);
+// The same answer, always through the lexer: analyze_session_effects decides a plain one-statement
+// SELECT, INSERT, UPDATE or DELETE from its bytes alone, and the unit tests and the fuzz target
+// check that both agree.
+SessionEffects analyze_session_effects_lexed(std::string_view sql);
 
 // Whether `lower_name` is one of PostgreSQL 15's own functions (pg_catalog, information_schema).
 bool is_builtin_function(std::string_view lower_name);

@@ -183,6 +183,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  ? sql.size()
                  : std::string_view(sql).find('\0'));
   const SessionEffects fx = pglane::routing::analyze_session_effects(sql);
+  // The byte-level fast path answers exactly as the lexer would.
+  FUZZ_CHECK(fx == pglane::routing::analyze_session_effects_lexed(sql));
 
   // Shape of the answer itself.
   FUZZ_CHECK(!fx.discard_all || fx.may_change_settings);

@@ -273,3 +273,65 @@ TEST(SessionEffects, RawCallNamesAreFoundWhereverTheyStand) {
 
 }  // namespace
 }  // namespace pglane::routing
+
+namespace pglane::routing {
+namespace {
+
+// analyze_session_effects answers plain statements from their bytes; whatever it answers must be
+// what the lexer-based scan answers, both for texts it takes and for the near misses it leaves
+// to the lexer.
+TEST(SessionEffects, ByteLevelFastPathAgreesWithTheLexer) {
+  for (const char* sql : {
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+           "  select * from t where a >= 1 and b <> 2 ;; ",
+           "UPDATE pgbench_accounts SET abalance = abalance + -17 WHERE aid = 3",
+           "UPDATE t SET a.b = 1",  // a composite field: the lexer's scan names it
+           "update t set x = 1",
+           "DELETE FROM t WHERE a = 1",
+           "INSERT INTO t SELECT * FROM u",
+           "VALUES 1",
+           "TABLE t",
+           "SELECT * INTO TEMP t FROM u",
+           "SELECT * INTO temporary t FROM u",
+           "SELECT * INTO pg_temp.t FROM u",
+           "select x.temp from t",
+           "SELECT set_config FROM t",
+           "SELECT pg_advisory_lock FROM t",
+           "SELECT 1; SELECT 2",
+           "SELECT 1; SET a.b = 1",
+           "SELECT 1 -- comment",
+           "SELECT 1 /* c */",
+           "SELECT 1 / 2",
+           "SELECT 123abc",
+           "SELECT 1e5",
+           "SELECT 1_000",
+           "SELECT 1.5::numeric",
+           "SELECT a::int FROM t",
+           "SELECT f(1)",
+           "SELECT 'x'",
+           "SELECT \"a\" FROM t",
+           "SELECT $1",
+           "SELECT a FROM t WHERE b = 1 RESET",
+           "RESET a.b",
+           "SET a.b = 1",
+           "SHOW x",
+           "LISTEN x",
+           "SELECT\tá FROM t",
+           "SELECT a\\b",
+           "",
+           ";",
+           "1",
+           "SELECT 1 ; 2",
+       }) {
+    EXPECT_EQ(analyze_session_effects(sql), analyze_session_effects_lexed(sql)) << sql;
+  }
+  EXPECT_EQ(analyze_session_effects("UPDATE t SET a.b = 1").custom_settings,
+            std::vector<std::string>{"a.b"});
+  EXPECT_STREQ(analyze_session_effects("SELECT * INTO TEMP t FROM u").pin_reason,
+               "temporary table");
+  EXPECT_TRUE(analyze_session_effects("SELECT set_config FROM t").may_change_settings);
+}
+
+}  // namespace
+}  // namespace pglane::routing
