@@ -26,7 +26,9 @@ asio::awaitable<error_code> Client::write(std::string_view bytes) {
 asio::awaitable<error_code> Client::write(const std::vector<asio::const_buffer>& bufs) {
   while (busy_) {
     free_.expires_at(asio::steady_timer::time_point::max());
+    ++waiting_;
     co_await free_.async_wait(asio::as_tuple(asio::use_awaitable));
+    --waiting_;
   }
   if (broken_) {
     co_return asio::error::broken_pipe;
@@ -39,7 +41,9 @@ asio::awaitable<error_code> Client::write(const std::vector<asio::const_buffer>&
     bool finished = false;
     ~Done() {
       c.busy_ = false;
-      c.free_.cancel();
+      if (c.waiting_ > 0) {
+        c.free_.cancel();  // (a timer's cancel takes the reactor's lock: only when needed)
+      }
       if (!finished) {
         c.broken_ = true;
       }

@@ -34,7 +34,8 @@ class Client {
  private:
   bool busy_ = false;
   bool broken_ = false;
-  asio::steady_timer free_;  // wakes writers waiting for busy_
+  int waiting_ = 0;          // writers waiting for busy_
+  asio::steady_timer free_;  // wakes them
 };
 
 }  // namespace pglane::proxy

@@ -5,8 +5,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
@@ -69,22 +74,81 @@ asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::muta
   co_return std::pair{ec, n};
 }
 
-asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
-  if (ssl_ != nullptr) {
-    co_return co_await tls_write(&buf, 1);
+std::size_t send_now(tcp::socket& socket, const asio::const_buffer* bufs, std::size_t count,
+                     error_code& ec) {
+  iovec iov[16];
+  const std::size_t n = std::min<std::size_t>(count, std::size(iov));
+  for (std::size_t i = 0; i < n; ++i) {
+    iov[i].iov_base = const_cast<void*>(bufs[i].data());
+    iov[i].iov_len = bufs[i].size();
   }
-  auto [ec, n] = co_await asio::async_write(socket_, buf, kUse);
-  bytes_written += n;
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  for (;;) {
+    const ssize_t r = ::sendmsg(socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r >= 0) {
+      ec = {};
+      return static_cast<std::size_t>(r);
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      ec = {};
+    } else {
+      ec = error_code(errno, asio::error::get_system_category());
+    }
+    return 0;
+  }
+}
+
+asio::awaitable<error_code> write_rest(tcp::socket& socket, const asio::const_buffer* bufs,
+                                       std::size_t count, std::size_t skip, std::size_t& written) {
+  std::vector<asio::const_buffer> rest;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (skip >= bufs[i].size()) {
+      skip -= bufs[i].size();
+      continue;
+    }
+    rest.push_back(bufs[i] + skip);
+    skip = 0;
+  }
+  auto [ec, n] = co_await asio::async_write(socket, rest, kUse);
+  written += n;
   co_return ec;
 }
 
+asio::awaitable<error_code> Stream::write_all(asio::const_buffer buf) {
+  return write_plain_or_tls(buf, nullptr, 1);  // not a coroutine: the copy lives in the frame
+}
+
 asio::awaitable<error_code> Stream::write_all(const std::vector<asio::const_buffer>& bufs) {
-  if (ssl_ != nullptr) {
-    co_return co_await tls_write(bufs.data(), bufs.size());
+  return write_plain_or_tls({}, bufs.data(), bufs.size());
+}
+
+asio::awaitable<error_code> Stream::write_plain_or_tls(asio::const_buffer one,
+                                                       const asio::const_buffer* bufs,
+                                                       std::size_t count) {
+  if (bufs == nullptr) {
+    bufs = &one;
   }
-  auto [ec, n] = co_await asio::async_write(socket_, bufs, kUse);
+  if (ssl_ != nullptr) {
+    co_return co_await tls_write(bufs, count);
+  }
+  // A reply usually fits the socket's send buffer: written now, with no asynchronous operation
+  // (and no trip through the scheduler) at all.
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    total += bufs[i].size();
+  }
+  error_code ec;
+  const std::size_t n = send_now(socket_, bufs, count, ec);
   bytes_written += n;
-  co_return ec;
+  if (ec || n == total) {
+    co_return ec;
+  }
+  co_return co_await write_rest(socket_, bufs, count, n, bytes_written);
 }
 
 bool Stream::rehome(const asio::any_io_executor& ex) {

@@ -135,6 +135,10 @@ class Stream {
  private:
   friend struct TlsBio;
 
+  // The writes: `count` buffers at `bufs`, or (bufs null) the one buffer `one`.
+  asio::awaitable<error_code> write_plain_or_tls(asio::const_buffer one,
+                                                 const asio::const_buffer* bufs, std::size_t count);
+
   // TLS (net_tls.cc).
   bool start_tls(asio::ssl::context& ctx, bool server);
   asio::awaitable<error_code> handshake();
@@ -155,6 +159,16 @@ class Stream {
   error_code tls_failed_;  // a write failed or stopped half done: the TLS stream is unusable
   static constexpr std::size_t kTlsIn = 32 * 1024;
 };
+
+// Writes as much of `bufs` (the first 16 of them) as the socket takes now, without waiting
+// (sendmsg with MSG_DONTWAIT); returns the bytes written. ec is set only for an error other than
+// a full send buffer.
+std::size_t send_now(tcp::socket& socket, const asio::const_buffer* bufs, std::size_t count,
+                     error_code& ec);
+// Writes what send_now left: `bufs` from byte `skip` on, with asio::async_write; adds the bytes
+// written to `written`.
+asio::awaitable<error_code> write_rest(tcp::socket& socket, const asio::const_buffer* bufs,
+                                       std::size_t count, std::size_t skip, std::size_t& written);
 
 // Reads from `s` into `buf` until a whole typed frame is buffered and returns it (a view into
 // `buf`, valid until the next consume/prepare). ec is set on I/O errors.

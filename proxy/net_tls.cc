@@ -287,7 +287,13 @@ asio::awaitable<error_code> Stream::flush_tls() {
   tls_flushing_ = true;
   while (!tls_out_.empty()) {
     tls_writing_.swap(tls_out_);  // records made meanwhile go to the emptied tls_out_
-    auto [wec, n] = co_await asio::async_write(socket_, asio::buffer(tls_writing_), kUse);
+    const asio::const_buffer records = asio::buffer(tls_writing_);
+    error_code wec;
+    const std::size_t now = send_now(socket_, &records, 1, wec);  // usually all of it
+    if (!wec && now < records.size()) {
+      std::size_t later = 0;
+      wec = co_await write_rest(socket_, &records, 1, now, later);
+    }
     tls_writing_.clear();
     if (wec) {
       tls_failed_ = wec;

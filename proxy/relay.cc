@@ -60,6 +60,7 @@ asio::awaitable<End> Relay::run(ServerConn& server, RelayPolicy& policy,
   server_ = &server;
   policy_ = &policy;
   detach_wanted_ = false;
+  awaiting_drain_ = false;
   if (!drained_) {
     drained_ = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
   }
@@ -192,7 +193,9 @@ asio::awaitable<End> Relay::client_to_server() {
       // decides whether to move.
       while (policy_->owes_replies() || s2c_writing_ || s2c_remaining_ > 0) {
         drained_->expires_at(asio::steady_timer::time_point::max());
+        awaiting_drain_ = true;
         co_await drained_->async_wait(kUse);
+        awaiting_drain_ = false;
       }
       if (policy_->after_reroute_wait(server_->status == 'I' && detachable())) {
         co_return End::kDetach;
@@ -285,8 +288,8 @@ asio::awaitable<End> Relay::server_to_client() {
       }
     }
     in.consume(pos);
-    if (!policy_->owes_replies()) {
-      drained_->cancel();  // the client side may be waiting to move to another server
+    if (awaiting_drain_ && !policy_->owes_replies()) {
+      drained_->cancel();  // the client side is waiting to move to another server
     }
     if (idle_after && detachable()) {
       if (c2s_writing_) {

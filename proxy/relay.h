@@ -137,6 +137,7 @@ class Relay {
   bool detach_wanted_ = false;  // the server side saw the end of a transaction during a write
   std::chrono::steady_clock::time_point last_client_activity_;
   std::unique_ptr<asio::steady_timer> drained_;  // server side wakes client side: replies in
+  bool awaiting_drain_ = false;                  // the client side waits on drained_
   uint64_t queries_ = 0;
 };
 
