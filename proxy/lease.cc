@@ -129,10 +129,14 @@ asio::awaitable<End> ServerLease::acquire_from(EndpointState* endpoint,
     req_target_ = target;
     req_analytics_ = analytics;
   }
-  AcquireResult got =
-      co_await pools().acquire(pool_key_, worker_, live().pool_size.load(std::memory_order_relaxed),
-                               LiveSettings::ms(live().queue_timeout_ms),
-                               LiveSettings::ms(live().server_idle_timeout_ms), *req_);
+  AcquireResult got;
+  got.conn = pools().take_idle(pool_key_, worker_, LiveSettings::ms(live().server_idle_timeout_ms));
+  if (!got.conn) {
+    got = co_await pools().acquire(pool_key_, worker_,
+                                   live().pool_size.load(std::memory_order_relaxed),
+                                   LiveSettings::ms(live().queue_timeout_ms),
+                                   LiveSettings::ms(live().server_idle_timeout_ms), *req_);
+  }
   if (!got.conn) {
     failed_sqlstate_ = got.server_error.empty() ? got.sqlstate : "";
     if (!got.server_error.empty()) {

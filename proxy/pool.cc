@@ -160,11 +160,8 @@ void PoolManager::retire(const conf::Endpoint& endpoint) {
   }
 }
 
-asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
-                                                    std::chrono::milliseconds queue_timeout,
-                                                    std::chrono::milliseconds idle_timeout,
-                                                    const ConnectRequest& req) {
-  auto ex = co_await asio::this_coro::executor;
+std::unique_ptr<ServerConn> PoolManager::take_idle(const std::string& key, int worker,
+                                                   std::chrono::milliseconds idle_timeout) {
   Pool& pool = pool_for(key);
   Shard& mine = pool.shard(worker);
   // This worker's idle connections: its shard's lock only (mu_ just to free a dead one's slot,
@@ -175,13 +172,26 @@ asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int 
     // (The liveness poll stays, one system call per take: a connection that died while idle
     // must not meet a client's statement, and Asio has no cheaper way to watch idle sockets.)
     if (!expired && !retired(*conn) && !conn->looks_dead()) {
-      co_return granted(std::move(conn));
+      return conn;
     }
     // Idle too long (pool.server_idle_timeout_ms), retired, or dead while idle (server
     // restarted, its own idle timeout): replace it.
     conn.reset();
     std::lock_guard lock(mu_);
     free_slot_locked(pool);
+  }
+  return nullptr;
+}
+
+asio::awaitable<AcquireResult> PoolManager::acquire(const std::string& key, int worker, int limit,
+                                                    std::chrono::milliseconds queue_timeout,
+                                                    std::chrono::milliseconds idle_timeout,
+                                                    const ConnectRequest& req) {
+  auto ex = co_await asio::this_coro::executor;
+  Pool& pool = pool_for(key);
+  Shard& mine = pool.shard(worker);
+  if (auto conn = take_idle(key, worker, idle_timeout)) {
+    co_return granted(std::move(conn));
   }
   std::shared_ptr<Waiter> waiter;
   {

@@ -61,6 +61,10 @@ class PoolManager {
   // `worker` is the caller's worker index; `req` says how to open a connection if one is needed
   // (copied only then; it must outlive the call). Idle connections unused for longer than
   // `idle_timeout` (0 = no limit) are closed, not used.
+  // This worker's idle connection for `key`, if it has a live one (acquire's first step, without
+  // a coroutine: most takes end here).
+  std::unique_ptr<ServerConn> take_idle(const std::string& key, int worker,
+                                        std::chrono::milliseconds idle_timeout);
   asio::awaitable<AcquireResult> acquire(const std::string& key, int worker, int limit,
                                          std::chrono::milliseconds queue_timeout,
                                          std::chrono::milliseconds idle_timeout,
