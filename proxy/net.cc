@@ -65,13 +65,11 @@ std::string Stream::tls_server_end_point(bool we_are_server) {
   return out;
 }
 
-asio::awaitable<std::pair<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buf) {
+asio::awaitable<Stream::ReadResult> Stream::read_some(asio::mutable_buffer buf) {
   if (ssl_ != nullptr) {
-    co_return co_await tls_read_some(buf);
+    return tls_read_some(buf);
   }
-  auto [ec, n] = co_await socket_.async_read_some(buf, kUse);
-  bytes_read += n;
-  co_return std::pair{ec, n};
+  return socket_.async_read_some(buf, kUse);
 }
 
 std::size_t send_now(tcp::socket& socket, const asio::const_buffer* bufs, std::size_t count,
@@ -304,6 +302,7 @@ asio::awaitable<protocol::Decoded<protocol::Frame>> read_frame(Stream& s, Buffer
       ec = rec;
       co_return d;
     }
+    s.count_read(n);
     buf.commit(n);
   }
 }
@@ -329,6 +328,7 @@ asio::awaitable<protocol::Decoded<protocol::StartupFrame>> read_startup(Stream& 
       ec = rec;
       co_return d;
     }
+    s.count_read(n);
     buf.commit(n);
   }
 }

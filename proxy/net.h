@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -107,9 +108,13 @@ class Stream {
   // PostgreSQL does.
   std::string tls_server_end_point(bool we_are_server);
 
+  using ReadResult = std::tuple<error_code, std::size_t>;
   // A read of up to `buf`'s size. A buffer of at most Buffer::kSmall bytes (an idle session's
-  // wait) makes a TLS read take its ciphertext into the inline area too.
-  asio::awaitable<std::pair<error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  // wait) makes a TLS read take its ciphertext into the inline area too. Not a coroutine: a
+  // plaintext read is the socket's own operation, with no frame of ours around it. The caller
+  // counts what it got (count_read) where the byte statistics need it.
+  asio::awaitable<ReadResult> read_some(asio::mutable_buffer buf);
+  void count_read(std::size_t n) { bytes_read += n; }
   asio::awaitable<error_code> write_all(asio::const_buffer buf);
   asio::awaitable<error_code> write_all(std::string_view bytes) {
     return write_all(asio::const_buffer(bytes.data(), bytes.size()));
@@ -142,7 +147,7 @@ class Stream {
   // TLS (net_tls.cc).
   bool start_tls(asio::ssl::context& ctx, bool server);
   asio::awaitable<error_code> handshake();
-  asio::awaitable<std::pair<error_code, std::size_t>> tls_read_some(asio::mutable_buffer buf);
+  asio::awaitable<ReadResult> tls_read_some(asio::mutable_buffer buf);
   asio::awaitable<error_code> tls_write(const asio::const_buffer* bufs, std::size_t count);
   // Reads ciphertext from the socket into tls_in_ (into its inline area when `small`).
   asio::awaitable<error_code> fill_tls(bool small);

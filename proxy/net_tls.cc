@@ -189,28 +189,27 @@ asio::awaitable<error_code> Stream::fill_tls(bool small) {
   co_return ec;
 }
 
-asio::awaitable<std::pair<error_code, std::size_t>> Stream::tls_read_some(
-    asio::mutable_buffer buf) {
+asio::awaitable<Stream::ReadResult> Stream::tls_read_some(asio::mutable_buffer buf) {
   // An idle session's read takes its first ciphertext into the inline area (a short request's
   // record fits); a record longer than that is read on into a block, not 256 bytes at a time.
   bool small = buf.size() <= Buffer::kSmall;
   bool want_read = false;  // OpenSSL asked for more ciphertext than tls_in_ had
   for (;;) {
     if (tls_failed_) {
-      co_return std::pair{tls_failed_, std::size_t{0}};
+      co_return ReadResult{tls_failed_, std::size_t{0}};
     }
     // Records an earlier read made (a TLS 1.3 KeyUpdate answer) go out before anything else
     // waits, and only while no decrypted bytes are in hand: a cancelled flush loses none.
     if (!tls_out_.empty()) {
       if (error_code ec = co_await flush_tls()) {
-        co_return std::pair{ec, std::size_t{0}};
+        co_return ReadResult{ec, std::size_t{0}};
       }
     }
     if (want_read || (tls_in_.empty() && SSL_has_pending(ssl_) == 0)) {
       // Nothing (more) OpenSSL could decrypt: read the socket first (no SSL_read that can only
       // ask).
       if (error_code ec = co_await fill_tls(small)) {
-        co_return std::pair{ec, std::size_t{0}};
+        co_return ReadResult{ec, std::size_t{0}};
       }
       small = false;
       want_read = false;
@@ -224,11 +223,10 @@ asio::awaitable<std::pair<error_code, std::size_t>> Stream::tls_read_some(
       // Returned at once, with no co_await between: the bytes are the caller's now. Records this
       // read made wait for the next read or write.
       tls_in_.release_if_empty();
-      bytes_read += n;
-      co_return std::pair{error_code{}, n};
+      co_return ReadResult{error_code{}, n};
     }
     if (err != SSL_ERROR_WANT_READ) {
-      co_return std::pair{tls_error(err), std::size_t{0}};  // (the error queue read at once)
+      co_return ReadResult{tls_error(err), std::size_t{0}};  // (the error queue read at once)
     }
     want_read = true;  // OpenSSL took what tls_in_ had (it keeps a partial record itself)
   }

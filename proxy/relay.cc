@@ -95,6 +95,7 @@ asio::awaitable<End> Relay::client_to_server() {
       if (ec) {
         co_return End::kClientGone;
       }
+      client_.stream.count_read(n);
       cin.commit(n);
       last_client_activity_ = std::chrono::steady_clock::now();
     }

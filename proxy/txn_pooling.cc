@@ -122,7 +122,7 @@ asio::awaitable<End> TransactionPooling::wait_for_client() {
   if (!cin.empty()) {
     co_return End::kRunning;
   }
-  std::pair<error_code, size_t> got;  // (prepare_small gives an empty block back first)
+  Stream::ReadResult got;  // (prepare_small gives an empty block back first)
   if (cfg_.proxy.client_idle_timeout_ms > 0) {
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer timer(ex, std::chrono::milliseconds(cfg_.proxy.client_idle_timeout_ms));
@@ -138,10 +138,11 @@ asio::awaitable<End> TransactionPooling::wait_for_client() {
   if (entry_.should_end_now()) {
     co_return End::kShutdown;  // woken by the request (the read was cancelled)
   }
-  if (got.first) {
+  if (std::get<0>(got)) {
     co_return End::kClientGone;
   }
-  cin.commit(got.second);
+  client_.stream.count_read(std::get<1>(got));
+  cin.commit(std::get<1>(got));
   auto h = p::decode_header(cin.data(), cfg_.proxy.max_message_size);
   if (h.status == p::DecodeStatus::kMessage && h.frame.type == 'X') {
     co_return End::kClientTerminated;
@@ -168,6 +169,7 @@ asio::awaitable<End> TransactionPooling::answer_known_prepare(bool& answered) {
     if (ec) {
       co_return End::kClientGone;
     }
+    client_.stream.count_read(n);
     client_.in.commit(n);
   }
 }
@@ -241,6 +243,7 @@ asio::awaitable<End> TransactionPooling::route_unit(Target& target, bool& writes
     if (ec) {
       co_return End::kClientGone;
     }
+    client_.stream.count_read(n);
     client_.in.commit(n);
     unit = classify(client_.in.data());
   }
