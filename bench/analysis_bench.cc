@@ -58,24 +58,21 @@ void BM_Analyzer(benchmark::State& state, const char* sql) {
 BENCHMARK_CAPTURE(BM_Analyzer, pgbench_select, kPgbenchSelect);
 BENCHMARK_CAPTURE(BM_Analyzer, cte_cache_hit, kCte);
 
-void BM_SessionEffects(benchmark::State& state, const char* sql) {
+// `scan`: analyze_session_effects (byte-level for plain statements) or the lexed reference.
+void BM_SessionEffects(benchmark::State& state, SessionEffects (*scan)(std::string_view),
+                       const char* sql) {
   for (auto _ : state) {
-    auto fx = analyze_session_effects(sql);
+    auto fx = scan(sql);
     benchmark::DoNotOptimize(fx);
   }
 }
-BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_select, kPgbenchSelect);
-BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_update, kPgbenchUpdate);
-BENCHMARK_CAPTURE(BM_SessionEffects, three_table_join, kJoin);
-
-void BM_SessionEffectsLexed(benchmark::State& state, const char* sql) {
-  for (auto _ : state) {
-    auto fx = analyze_session_effects_lexed(sql);
-    benchmark::DoNotOptimize(fx);
-  }
-}
-BENCHMARK_CAPTURE(BM_SessionEffectsLexed, pgbench_select, kPgbenchSelect);
-BENCHMARK_CAPTURE(BM_SessionEffectsLexed, pgbench_update, kPgbenchUpdate);
+BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_select, analyze_session_effects, kPgbenchSelect);
+BENCHMARK_CAPTURE(BM_SessionEffects, pgbench_update, analyze_session_effects, kPgbenchUpdate);
+BENCHMARK_CAPTURE(BM_SessionEffects, three_table_join, analyze_session_effects, kJoin);
+BENCHMARK_CAPTURE(BM_SessionEffects, lexed_pgbench_select, analyze_session_effects_lexed,
+                  kPgbenchSelect);
+BENCHMARK_CAPTURE(BM_SessionEffects, lexed_pgbench_update, analyze_session_effects_lexed,
+                  kPgbenchUpdate);
 
 // Analysis plus the route decision, as a session does it per statement.
 void BM_AnalyzeAndDecide(benchmark::State& state) {
