@@ -26,9 +26,12 @@ asio::awaitable<error_code> Client::write(std::string_view bytes) {
 asio::awaitable<error_code> Client::write(const std::vector<asio::const_buffer>& bufs) {
   while (busy_) {
     free_.expires_at(asio::steady_timer::time_point::max());
-    ++waiting_;
+    struct Waiting {  // (a cancelled coroutine throws at its next co_await: undone by RAII)
+      int& count;
+      explicit Waiting(int& c) : count(c) { ++count; }
+      ~Waiting() { --count; }
+    } waiting{waiting_};
     co_await free_.async_wait(asio::as_tuple(asio::use_awaitable));
-    --waiting_;
   }
   if (broken_) {
     co_return asio::error::broken_pipe;

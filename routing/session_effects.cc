@@ -617,8 +617,8 @@ bool plain_statement(std::string_view sql) {
         while (i < n && cls(i) == B::kDigit) {
           ++i;
         }
-        if (ended || first.empty() || (i < n && cls(i) == B::kLetter)) {
-          return false;  // 123abc, 1e5, 1_000: the lexer's to judge
+        if (ended || first.empty() || (i < n && (cls(i) == B::kLetter || sql[i] == '.'))) {
+          return false;  // 123abc, 1e5, 1_000, 1.5, 1.a: the lexer's to judge
         }
         continue;
       case B::kSpace:
@@ -632,8 +632,8 @@ bool plain_statement(std::string_view sql) {
         }
         break;
       case B::kPunct:
-        if (ended) {
-          return false;
+        if (ended || (sql[i] == '.' && i + 1 < n && cls(i + 1) == B::kDigit)) {
+          return false;  // .5 starts a number
         }
         break;
       case B::kOther:
